@@ -1,0 +1,185 @@
+"""One pydantic config that flows from YAML / CLI flags through Ray Tune to the exported best config.
+
+Every section forbids unknown keys, so a typo in a YAML file or a Tune parameter fails at load time
+with the field's dotted path instead of being silently ignored.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from dsgkd.errors import UserError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Section):
+    """Where the notes come from and how to split them."""
+
+    path: str | None = Field(None, description="labelled notes (CSV / Parquet / JSONL / datasets dir)")
+    val_path: str | None = None
+    test_path: str | None = None
+    text_col: str = "text"
+    label_col: str = "label"
+    group_col: str | None = Field(None, description="patient id: split group-wise so no patient is in two splits")
+    encoding: str = "utf-8"
+    classes: list[str] | None = Field(
+        None, description="declared label values, negative first (default: 0/1)")
+    val_frac: float = Field(0.15, gt=0, lt=0.5)
+    test_frac: float = Field(0.15, gt=0, lt=0.5)
+    split_seed: int = 0
+    transfer_path: str | None = Field(
+        None, description="unlabeled notes on which the KD terms (not the CE) are also computed")
+    transfer_text_col: str | None = Field(None, description="text column of the transfer file (default: text_col)")
+    max_transfer: int = Field(2000, ge=0, description="cap on transfer notes used per epoch")
+
+
+class TeacherConfig(_Section):
+    ref: str = "kmbert-tiny"
+    finetune: bool = Field(False, description="fine-tune the teacher once on the task (cached) for logit KD")
+    random_init: bool = Field(False, description="knowledge-free control: same architecture, random weights")
+    finetune_epochs: int = Field(3, ge=1)
+
+
+class StudentConfig(_Section):
+    ref: str = "xlmr-tiny"
+
+
+class DistillConfig(_Section):
+    """DSG-KD loss weights and choices (DESIGN §3). alpha = beta = gamma = 0 is the KD-off control."""
+
+    alpha: float = Field(0.6, ge=0, description="hidden-state KD weight")
+    beta: float = Field(0.2, ge=0, description="word-level attention KD weight")
+    gamma: float = Field(0.0, ge=0, description="logit KD weight (needs teacher.finetune)")
+    temperature: float = Field(1.0, gt=0)
+    layer_map: str | list[tuple[int, int]] = "all"
+    hidden_loss: Literal["mse", "cosine"] = "mse"
+    projection: Literal["auto", "linear"] = Field(
+        "auto", description="auto: a learned linear map only when widths differ; linear: always")
+    selector: Literal["latin", "all"] = "latin"
+    max_terms: int = Field(32, ge=1)
+
+    @property
+    def kd_on(self) -> bool:
+        return self.alpha > 0 or self.beta > 0 or self.gamma > 0
+
+    def control(self) -> "DistillConfig":
+        """The KD-off control: identical settings with every KD weight at zero."""
+        return self.model_copy(update={"alpha": 0.0, "beta": 0.0, "gamma": 0.0})
+
+
+class TrainConfig(_Section):
+    epochs: int = Field(5, ge=1)
+    batch_size: int = Field(16, ge=1)
+    max_length: int = Field(128, ge=8)
+    lr_encoder: float = Field(1e-4, gt=0)
+    lr_head: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_ratio: float = Field(0.25, ge=0, lt=1)
+    grad_clip: float = Field(1.0, gt=0)
+    patience: int = Field(3, ge=1, description="epochs without validation improvement before stopping")
+    select_metric: Literal["auroc", "auprc", "f1", "brier", "loss"] = "auroc"
+    bucket: bool = Field(True, description="length-bucketed batches with dynamic padding")
+    seed: int = 0
+    device: str = Field("auto", description="auto | cpu | cuda")
+
+
+class EvalConfig(_Section):
+    threshold: Literal["f1", "prevalence"] = "f1"
+    n_bootstrap: int = Field(1000, ge=10)
+
+
+class Provenance(_Section):
+    """Where an exported config came from (filled by `dsgkd export`)."""
+
+    run: str | None = None
+    trial_id: str | None = None
+    metric: str | None = None
+    value: float | None = None
+    epoch: int | None = None
+    dsgkd_version: str | None = None
+    data_fingerprint: str | None = None
+
+
+class RunConfig(_Section):
+    data: DataConfig = DataConfig()
+    teacher: TeacherConfig = TeacherConfig()
+    student: StudentConfig = StudentConfig()
+    distill: DistillConfig = DistillConfig()
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
+    provenance: Provenance | None = None
+
+    @model_validator(mode="after")
+    def _logit_kd_needs_head(self) -> "RunConfig":
+        if self.distill.gamma > 0 and not self.teacher.finetune:
+            raise ValueError("distill.gamma > 0 needs teacher.finetune: true (logit KD needs a teacher with a task head)")
+        return self
+
+    # ------------------------------------------------------------------ YAML
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike) -> "RunConfig":
+        return cls.from_dict(read_yaml(path), source=str(path))
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], source: str = "config") -> "RunConfig":
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as e:
+            raise UserError(f"{source}: {describe_validation_error(e)}") from None
+
+    def to_yaml(self, path: str | os.PathLike) -> None:
+        Path(path).write_text(self.dump_yaml(), encoding="utf-8")
+
+    def dump_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json", exclude_none=True), sort_keys=False,
+                              allow_unicode=True)
+
+    def with_overrides(self, dotted: dict[str, Any], source: str = "flags") -> "RunConfig":
+        """Apply `{"distill.alpha": 0.3, ...}` (CLI flags, Tune parameters) and re-validate."""
+        raw = self.model_dump(mode="json")
+        for key, value in dotted.items():
+            node = raw
+            *parents, leaf = key.split(".")
+            for part in parents:
+                if not isinstance(node.get(part), dict):
+                    node[part] = {}
+                node = node[part]
+            node[leaf] = value
+        return RunConfig.from_dict(raw, source=source)
+
+
+def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"{p}: no such file")
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise UserError(f"{p}:{where} not valid YAML ({getattr(e, 'problem', None) or e})") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{p}: not UTF-8 text") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise UserError(f"{p}: expected a mapping at the top level, got {type(raw).__name__}")
+    return raw
+
+
+def describe_validation_error(e: ValidationError) -> str:
+    """First error of a pydantic ValidationError as `field.path: message` on one line."""
+    err = e.errors()[0]
+    loc = ".".join(str(x) for x in err["loc"] if not str(x).startswith("function-after"))
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key"
+    more = f" (+{len(e.errors()) - 1} more)" if len(e.errors()) > 1 else ""
+    return f"{loc or 'config'}: {msg}{more}"
