@@ -1,0 +1,1 @@
+"""Labelled notes in (emr), synthetic notes and corpora out (synthetic)."""
