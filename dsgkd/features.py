@@ -1,0 +1,107 @@
+"""Notes → token ids and term spans for both tokenizers, computed once; batches with dynamic padding.
+
+Each note is tokenised once per side with offsets, its terms found once (`align.find_terms`) and mapped
+to token spans on both sides. The term list depends only on the text, so term w of a note means the
+same word for teacher and student, and for a teacher cache built without knowing the student.
+"""
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+import torch
+
+from dsgkd.align import char_to_token_spans, find_terms
+
+
+def encode_side(tokenizer, texts: Sequence[str], terms: Sequence[list[tuple[int, int]]], max_length: int) -> dict:
+    """Token ids, per-term token spans ((0, 0) where absent) and a kept-mask for one tokenizer."""
+    enc = tokenizer(list(texts), truncation=True, max_length=max_length, return_offsets_mapping=True)
+    spans, ok = [], []
+    for offsets, note_terms in zip(enc["offset_mapping"], terms):
+        mapped = char_to_token_spans(offsets, note_terms)
+        spans.append([s if s is not None else (0, 0) for s in mapped])
+        ok.append([s is not None for s in mapped])
+    return {"ids": enc["input_ids"], "spans": spans, "ok": ok}
+
+
+def encode_notes(texts: Sequence[str], labels: Sequence[int] | None, student_tok, teacher_tok, *,
+                 selector: str, max_terms: int, max_length: int) -> list[dict]:
+    """One dict per note with `s_*` / `t_*` fields for each side given (None skips that side)."""
+    terms = [find_terms(t, selector, max_terms) for t in texts]
+    sides = {prefix: encode_side(tok, texts, terms, max_length)
+             for prefix, tok in (("s", student_tok), ("t", teacher_tok)) if tok is not None}
+    out = []
+    for i in range(len(texts)):
+        ex = {"idx": i, "label": -1 if labels is None else int(labels[i]), "n_terms": len(terms[i])}
+        for prefix, enc in sides.items():
+            ex.update({f"{prefix}_ids": enc["ids"][i], f"{prefix}_spans": enc["spans"][i],
+                       f"{prefix}_ok": enc["ok"][i]})
+        out.append(ex)
+    return out
+
+
+def make_batches(lengths: Sequence[int], batch_size: int, *, shuffle: bool, seed: int = 0,
+                 bucket: bool = True, rank: int = 0, world: int = 1) -> list[list[int]]:
+    """Index batches; with `bucket`, notes of similar length share a batch so padding stays small.
+
+    Shuffled notes are sorted by length inside pools of 50 batches, cut into batches, and the batches
+    shuffled again, which keeps the order random across epochs but the padding local. With several
+    ranks every rank gets the same number of batches (wrapping around), as DDP needs.
+    """
+    rng = random.Random(seed)
+    order = list(range(len(lengths)))
+    if shuffle:
+        rng.shuffle(order)
+    if bucket:
+        pool = batch_size * 50
+        order = [i for k in range(0, len(order), pool)
+                 for i in sorted(order[k:k + pool], key=lambda j: lengths[j])]
+    batches = [order[k:k + batch_size] for k in range(0, len(order), batch_size)]
+    if shuffle:
+        rng.shuffle(batches)
+    if world > 1:
+        per_rank = -(-len(batches) // world)
+        batches = [batches[k % len(batches)] for k in range(per_rank * world)]
+        batches = batches[rank::world]
+    return batches
+
+
+def _pad(rows: list[list[int]], pad_id: int, to: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    width = to or max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, :len(r)] = torch.tensor(r, dtype=torch.long)
+        mask[i, :len(r)] = 1
+    return ids, mask
+
+
+def _spans(rows: list[list[tuple[int, int]]], width: int) -> torch.Tensor:
+    out = torch.zeros((len(rows), width, 2), dtype=torch.long)
+    for i, r in enumerate(rows):
+        if r:
+            out[i, :len(r)] = torch.tensor(r, dtype=torch.long)
+    return out
+
+
+def collate(examples: list[dict], s_pad: int | None, t_pad: int | None = None,
+            pad_to: int | None = None) -> dict:
+    """Pad a batch to its longest note (or `pad_to`) per side given a pad id; terms padded to the most
+    terms in the batch, kept only where every side present kept them."""
+    w = max(1, max(ex["n_terms"] for ex in examples))
+    batch = {"idx": torch.tensor([ex["idx"] for ex in examples]),
+             "labels": torch.tensor([ex["label"] for ex in examples])}
+    ok = torch.ones((len(examples), w), dtype=torch.bool)
+    for prefix, pad in (("s", s_pad), ("t", t_pad)):
+        if pad is None:
+            continue
+        ids, mask = _pad([ex[f"{prefix}_ids"] for ex in examples], pad, pad_to)
+        batch.update({f"{prefix}_ids": ids, f"{prefix}_mask": mask,
+                      f"{prefix}_spans": _spans([ex[f"{prefix}_spans"] for ex in examples], w)})
+        side_ok = torch.zeros((len(examples), w), dtype=torch.bool)
+        for i, ex in enumerate(examples):
+            side_ok[i, :len(ex[f"{prefix}_ok"])] = torch.tensor(ex[f"{prefix}_ok"], dtype=torch.bool)
+        ok &= side_ok
+    batch["term_mask"] = ok
+    return batch

@@ -1,0 +1,149 @@
+"""`dsgkd train`: one run, or several seeds of DSG-KD against its KD-off control, written atomically.
+
+A run directory is either complete (config.yaml, metrics.json, predictions.csv, student/) or absent:
+everything is written into a hidden staging directory beside it and renamed at the end, and bad input
+is detected by `prepare` before the staging directory exists.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from dsgkd import __version__
+from dsgkd.config import RunConfig
+from dsgkd.engine import fit, pick_device, predict
+from dsgkd.errors import UserError
+from dsgkd.features import encode_notes
+from dsgkd.metrics import evaluate_with_ci, mean_std, paired_bootstrap
+from dsgkd.prepare import prepare
+
+REPORTED = ("auroc", "auprc", "f1", "brier")
+
+
+@contextlib.contextmanager
+def staged_output(out: Path, *, overwrite: bool = False):
+    """Yield a staging directory that becomes `out` only if the block succeeds."""
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+        raise UserError(f"{out}: already exists and is not empty (pass --overwrite to replace it)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        yield stage
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    if out.exists():
+        shutil.rmtree(out) if out.is_dir() else out.unlink()
+    stage.rename(out)
+
+
+def test_predictions(result, cfg: RunConfig) -> tuple[np.ndarray, np.ndarray]:
+    test = result.prepared.splits.test
+    examples = encode_notes(list(test["text"]), list(test["label"]), result.tokenizer, None,
+                            selector=cfg.distill.selector, max_terms=cfg.distill.max_terms,
+                            max_length=cfg.train.max_length)
+    probs, _ = predict(result.model, examples, result.tokenizer.pad_token_id, cfg.train.batch_size,
+                       pick_device("cpu"))
+    return np.array(test["label"]), probs
+
+
+def train_one(cfg: RunConfig, out: Path, *, prepared=None, log=print) -> dict:
+    """Fit, pick the threshold on validation, evaluate once on test, and write the run to `out`."""
+    started = time.time()
+    result = fit(cfg, prepared=prepared,
+                 on_epoch=lambda r: log(_epoch_line(r.epoch, r.metrics, cfg.train.select_metric)))
+    y, p = test_predictions(result, cfg)
+    splits = result.prepared.splits
+    metrics = {
+        "dsgkd_version": __version__, "seed": cfg.train.seed, "best_epoch": result.best_epoch,
+        "threshold": result.threshold, "threshold_rule": cfg.eval.threshold,
+        "val": {k.removeprefix("val_"): v for k, v in result.metrics.items() if k.startswith("val_")},
+        "test": evaluate_with_ci(y, p, result.threshold, n_boot=cfg.eval.n_bootstrap, seed=cfg.train.seed),
+        "data": {"fingerprint": splits.fingerprint, "n_train": len(splits.train), "n_val": len(splits.val),
+                 "n_test": len(splits.test), "dropped_empty": splits.dropped_empty,
+                 "n_transfer": len(result.prepared.transfer_texts)},
+        "history": result.history, "train_seconds": round(time.time() - started, 1),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    cfg.to_yaml(out / "config.yaml")
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    pd.DataFrame({"label": y, "prob": p}).to_csv(out / "predictions.csv", index_label="row")
+    result.model.save_pretrained(out / "student")
+    result.tokenizer.save_pretrained(out / "student")
+    return metrics
+
+
+def run_train(cfg: RunConfig, out: str | Path, *, overwrite: bool = False, log=print) -> dict:
+    prepared = prepare(cfg)  # every input error surfaces here, before `out` exists
+    with staged_output(Path(out), overwrite=overwrite) as stage:
+        metrics = train_one(cfg, stage, prepared=prepared, log=log)
+    t = metrics["test"]
+    log("test " + "  ".join(f"{m} {t[m]['value']:.4f} [{t[m]['ci_low']:.4f}, {t[m]['ci_high']:.4f}]"
+                            for m in REPORTED))
+    return metrics
+
+
+def run_seeds(cfg: RunConfig, out: str | Path, seeds: list[int], *, overwrite: bool = False, log=print) -> dict:
+    """DSG-KD and its KD-off control (alpha = beta = gamma = 0, everything else equal) for each seed."""
+    if not cfg.distill.kd_on:
+        raise UserError("--seeds compares DSG-KD with its KD-off control: set alpha, beta or gamma > 0")
+    arms = {"dsgkd": cfg, "control": cfg.model_copy(update={"distill": cfg.distill.control()})}
+    first = prepare(cfg.with_overrides({"train.seed": seeds[0]}))
+    runs: dict[str, list[dict]] = {arm: [] for arm in arms}
+    probs: dict[str, list[np.ndarray]] = {arm: [] for arm in arms}
+    with staged_output(Path(out), overwrite=overwrite) as stage:
+        cfg.to_yaml(stage / "config.yaml")
+        for seed in seeds:
+            for arm, arm_cfg in arms.items():
+                log(f"== seed {seed} · {arm}")
+                seeded = arm_cfg.with_overrides({"train.seed": seed})
+                prepared = first if (arm == "dsgkd" and seed == seeds[0]) else None
+                m = train_one(seeded, stage / f"seed_{seed}" / arm, prepared=prepared, log=log)
+                runs[arm].append(m)
+                probs[arm].append(pd.read_csv(stage / f"seed_{seed}" / arm / "predictions.csv")["prob"].to_numpy())
+        y = pd.read_csv(stage / f"seed_{seeds[0]}" / "dsgkd" / "predictions.csv")["label"].to_numpy()
+        summary = summarise(runs, probs, y, seeds, cfg)
+        (stage / "summary.json").write_text(json.dumps(summary, indent=1))
+        (stage / "summary.md").write_text(summary_table(summary))
+    log(summary_table(summary))
+    return summary
+
+
+def summarise(runs: dict, probs: dict, y: np.ndarray, seeds: list[int], cfg: RunConfig) -> dict:
+    """Mean ± std over seeds per arm, and a paired bootstrap of DSG-KD vs control on the same test notes
+    (seed-averaged probabilities, so the test reflects the method rather than one seed's luck)."""
+    table = {arm: {m: dict(zip(("mean", "std"), mean_std([r["test"][m]["value"] for r in rs]))) for m in REPORTED}
+             for arm, rs in runs.items()}
+    paired = paired_bootstrap(y, np.mean(probs["dsgkd"], axis=0), np.mean(probs["control"], axis=0),
+                              "auroc", n_boot=cfg.eval.n_bootstrap, seed=seeds[0])
+    return {"seeds": seeds, "test": table, "paired_auroc_dsgkd_minus_control": paired,
+            "per_seed": {arm: [r["test"]["auroc"]["value"] for r in rs] for arm, rs in runs.items()}}
+
+
+def summary_table(s: dict) -> str:
+    rows = ["| arm | " + " | ".join(f"test {m}" for m in REPORTED) + " |",
+            "|---|" + "---|" * len(REPORTED)]
+    for arm, metrics in s["test"].items():
+        rows.append(f"| {arm} | " + " | ".join(f"{metrics[m]['mean']:.4f} ± {metrics[m]['std']:.4f}"
+                                              for m in REPORTED) + " |")
+    pb = s["paired_auroc_dsgkd_minus_control"]
+    rows.append("")
+    rows.append(f"seeds {s['seeds']}; paired bootstrap, test AUROC DSG-KD − control: {pb['diff']:+.4f} "
+                f"[{pb['ci_low']:+.4f}, {pb['ci_high']:+.4f}], p = {pb['p_value']:.3f}")
+    return "\n".join(rows) + "\n"
+
+
+def _epoch_line(epoch: int, m: dict, select: str) -> str:
+    parts = [f"epoch {epoch}", f"train_loss {m.get('train_loss', float('nan')):.4f}"]
+    parts += [f"{k} {m[k]:.4f}" for k in ("train_hidden", "train_attention", "train_logit") if k in m]
+    parts += [f"val_loss {m['val_loss']:.4f}", f"val_auroc {m['val_auroc']:.4f}", f"val_f1 {m['val_f1']:.4f}",
+              f"best_epoch {m['best_epoch']} (by val_{select})"]
+    return "  ".join(parts)

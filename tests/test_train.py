@@ -1,0 +1,167 @@
+"""`dsgkd train` end to end on the offline stand-ins, its failure modes, determinism and resume."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from dsgkd.cli import main
+from dsgkd.config import RunConfig
+from dsgkd.engine import fit
+from dsgkd.prepare import build_cache, prepare
+from dsgkd.teacher import CachedTeacher, LiveTeacher
+from dsgkd.features import collate
+
+PAIRS = [("kmbert-tiny", "xlmr-tiny"), ("kmbert-tiny", "kobert-tiny"),
+         ("biobert-tiny", "xlmr-tiny"), ("biobert-tiny", "kobert-tiny")]
+FAST = ["--epochs", "1", "--batch-size", "16", "--max-length", "64", "--n-bootstrap", "50"]
+
+
+def train_args(notes, out, *extra):
+    return ["train", "--data", str(notes), "--text-col", "ER_DHX", "--label-col", "LABEL", *FAST,
+            "--out", str(out), *extra]
+
+
+def small_cfg(notes, **over) -> RunConfig:
+    cfg = RunConfig().with_overrides({"data.path": str(notes), "data.text_col": "ER_DHX", "data.label_col": "LABEL",
+                                      "train.epochs": 2, "train.batch_size": 16, "train.max_length": 64,
+                                      "eval.n_bootstrap": 50})
+    return cfg.with_overrides(over) if over else cfg
+
+
+@pytest.mark.parametrize("teacher, student", PAIRS)
+def test_train_each_seed_pair_and_reload_the_student(notes_csv, tmp_path, teacher, student, capsys):
+    out = tmp_path / "run"
+    assert main(train_args(notes_csv, out, "--teacher", teacher, "--student", student,
+                           "--layer-map", "uniform")) == 0
+    assert "test auroc" in capsys.readouterr().out
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["test"]) >= {"auroc", "auprc", "f1", "brier", "ece"}
+    assert metrics["test"]["auroc"]["ci_low"] <= metrics["test"]["auroc"]["value"] <= metrics["test"]["auroc"]["ci_high"]
+    assert RunConfig.from_yaml(out / "config.yaml").student.ref == student
+    preds = pd.read_csv(out / "predictions.csv")
+    model = AutoModelForSequenceClassification.from_pretrained(out / "student").eval()
+    tok = AutoTokenizer.from_pretrained(out / "student")
+    cfg = RunConfig.from_yaml(out / "config.yaml")
+    test_texts = prepare(cfg).splits.test["text"][:8]
+    enc = tok(test_texts, truncation=True, max_length=64, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        probs = model(**enc).logits.softmax(-1)[:, 1].numpy()
+    np.testing.assert_allclose(probs, preds["prob"].to_numpy()[:8], atol=1e-5)
+
+
+def test_same_seed_twice_gives_identical_metrics(notes_csv, tmp_path):
+    args = ("--teacher", "kmbert-tiny", "--student", "kobert-tiny", "--layer-map", "skip", "--seed", "3")
+    for name in ("a", "b"):
+        assert main(train_args(notes_csv, tmp_path / name, *args)) == 0
+    a, b = (json.loads((tmp_path / n / "metrics.json").read_text()) for n in "ab")
+    a.pop("train_seconds"), b.pop("train_seconds")
+    assert a == b
+
+
+def test_local_hf_directory_as_teacher_and_student(notes_csv, tmp_path, local_bert_dir):
+    out = tmp_path / "run"
+    assert main(train_args(notes_csv, out, "--teacher", str(local_bert_dir), "--student", str(local_bert_dir),
+                           "--layer-map", "all")) == 0
+    assert (out / "student" / "config.json").is_file()
+
+
+def test_seeds_compare_against_the_kd_off_control(notes_csv, tmp_path, capsys):
+    out = tmp_path / "seeds"
+    assert main(train_args(notes_csv, out, "--teacher", "kmbert-tiny", "--student", "kobert-tiny",
+                           "--layer-map", "uniform", "--seeds", "0,1")) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["test"]) == {"dsgkd", "control"}
+    assert 0 <= summary["paired_auroc_dsgkd_minus_control"]["p_value"] <= 1
+    control = RunConfig.from_yaml(out / "seed_1" / "control" / "config.yaml")
+    kd = RunConfig.from_yaml(out / "seed_1" / "dsgkd" / "config.yaml")
+    assert (control.distill.alpha, control.distill.beta, control.distill.gamma) == (0, 0, 0)
+    assert control.train == kd.train and control.student == kd.student
+    assert "paired bootstrap" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--temperature", "-1"], "distill.temperature"),
+    (["--alpha", "-0.5"], "distill.alpha"),
+    (["--epochs", "0"], "train.epochs"),
+    (["--layer-map", "0:0,9:1"], "out of range"),
+    (["--layer-map", "all"], "equal depths"),
+    (["--max-length", "5000"], "max_length"),
+    (["--student", "nobody/no-such-model"], "nobody/no-such-model"),
+    (["--gamma", "0.5"], "teacher.finetune"),
+])
+def test_bad_settings_exit_2_with_one_line_and_no_output(notes_csv, tmp_path, capsys, extra, needle):
+    out = tmp_path / "run"
+    args = train_args(notes_csv, out, "--teacher", "kmbert-tiny", "--student", "kobert-tiny", *extra)
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert not out.exists() and not list(tmp_path.glob(".run*"))
+
+
+def _write(path, text, encoding="utf-8"):
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+@pytest.mark.parametrize("make, needle", [
+    (lambda d: d / "missing.csv", "missing.csv"),
+    (lambda d: _write(d / "empty.csv", "ER_DHX,LABEL\n"), "no rows"),
+    (lambda d: _write(d / "cols.csv", "TEXT,LABEL\nfever,1\n"), "ER_DHX"),
+    (lambda d: _write(d / "labels.csv", "ER_DHX,LABEL\nfever,1\ncough,2\n"), "row 2"),
+    (lambda d: _write(d / "one.csv", "ER_DHX,LABEL\n" + "fever,1\n" * 20), "class"),
+    (lambda d: _write(d / "kr.csv", "ER_DHX,LABEL\n" + "열 fever,1\n기침 cough,0\n" * 10, "cp949"), "--encoding"),
+])
+def test_bad_data_exits_2_naming_the_problem(tmp_path, capsys, make, needle):
+    data = make(tmp_path)
+    out = tmp_path / "run"
+    assert main(train_args(data, out, "--teacher", "kmbert-tiny", "--student", "kobert-tiny")) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1
+    assert not out.exists()
+
+
+def test_cached_teacher_gives_the_live_teacher_signal(notes_csv, tmp_path):
+    cfg = small_cfg(notes_csv, **{"teacher.ref": "biobert-tiny", "student.ref": "xlmr-tiny",
+                                  "distill.layer_map": "uniform"})
+    p = prepare(cfg)
+    cache = build_cache(cfg, p.teacher_layers, tmp_path / "cache")
+    live = LiveTeacher(p.teacher, p.teacher_layers, p.teacher_attn_layers, logits=False)
+    cached = CachedTeacher(cache, p.teacher_layers, p.teacher_attn_layers, logits=False)
+    batch = collate(p.train_examples[5:13], p.student_tok.pad_token_id, p.teacher_tok.pad_token_id)
+    a, b = live(batch, "train"), cached(batch, "train")
+    m = batch["term_mask"]
+    assert m.any()
+    torch.testing.assert_close(a.pooled[:, m], b.pooled[:, m], atol=2e-2, rtol=1e-2)  # cache stores fp16
+    pair = (m[:, None, :, None] & m[:, None, None, :]).expand_as(a.grid[0])
+    torch.testing.assert_close(a.grid[:, pair], b.grid[:, pair], atol=2e-3, rtol=1e-2)
+
+
+def test_resume_from_a_checkpoint_continues_identically(notes_csv, tmp_path):
+    cfg = small_cfg(notes_csv, **{"teacher.ref": "kmbert-tiny", "student.ref": "xlmr-tiny",
+                                  "distill.layer_map": "all", "train.epochs": 3, "train.patience": 5})
+    full = fit(cfg)
+    ckpt = tmp_path / "ckpt"
+
+    def stop_after_first(report):
+        if report.epoch == 1:
+            report.save(ckpt)
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(cfg, on_epoch=stop_after_first)
+    resumed = fit(cfg, resume_from=ckpt)
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
+    for a, b in zip(full.history, resumed.history):
+        assert a["val_auroc"] == pytest.approx(b["val_auroc"], abs=1e-6)
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
+
+
+def test_nan_loss_stops_with_the_reason(notes_csv):
+    cfg = small_cfg(notes_csv, **{"teacher.ref": "kmbert-tiny", "student.ref": "kobert-tiny",
+                                  "distill.layer_map": "uniform", "train.lr_encoder": 1e30, "train.lr_head": 1e30})
+    from dsgkd.engine import NonFiniteLossError
+    with pytest.raises(NonFiniteLossError, match="non-finite loss"):
+        fit(cfg)
