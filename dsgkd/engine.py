@@ -190,6 +190,22 @@ def make_optimizer(model: Distiller, cfg: RunConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW([{"params": ps, "lr": lr, "weight_decay": wd} for (lr, wd), ps in groups.items()])
 
 
+def train_step(trainable: nn.Module, batch: dict, signal, opt, sched, grad_clip: float,
+               device: torch.device, where: tuple[int, int] = (0, 0)) -> dict[str, float]:
+    """One optimiser step on a collated batch; returns the loss and its parts as floats."""
+    teacher_out = signal(batch, "train") if signal is not None else None
+    with _autocast(device):
+        loss, parts, _ = trainable(batch, teacher_out)
+    if not torch.isfinite(loss):
+        raise NonFiniteLossError(f"non-finite loss ({loss.item()}) at epoch {where[0]} step {where[1]}")
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    nn.utils.clip_grad_norm_(trainable.parameters(), grad_clip)
+    opt.step()
+    sched.step()
+    return {k: float(v.detach()) for k, v in {"loss": loss, **parts}.items()}
+
+
 def fit(cfg: RunConfig, *, on_epoch: Callable[[EpochReport], None] | None = None,
         resume_from: str | Path | None = None, teacher_cache: str | Path | None = None,
         device: torch.device | None = None, prepared: Prepared | None = None) -> FitResult:
@@ -228,18 +244,9 @@ def fit(cfg: RunConfig, *, on_epoch: Callable[[EpochReport], None] | None = None
                                bucket=t.bucket, rank=rank, world=world)
         for step, idx in enumerate(batches, 1):
             batch = _to(collate([p.train_examples[i] for i in idx], s_pad, t_pad), device)
-            teacher_out = signal(batch, "train") if signal is not None else None
-            with _autocast(device):
-                loss, parts, _ = trainable(batch, teacher_out)
-            if not torch.isfinite(loss):
-                raise NonFiniteLossError(f"non-finite loss ({loss.item()}) at epoch {epoch} step {step}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-            opt.step()
-            sched.step()
-            for k, v in {"loss": loss, **parts}.items():
-                totals[k] = totals.get(k, 0.0) + float(v.detach())
+            parts = train_step(trainable, batch, signal, opt, sched, t.grad_clip, device, where=(epoch, step))
+            for k, v in parts.items():
+                totals[k] = totals.get(k, 0.0) + v
         probs, val_loss = predict(model.student, p.val_examples, s_pad, t.batch_size, device)
         metrics = {"epoch": epoch, **{f"train_{k}": v / max(len(batches), 1) for k, v in totals.items()},
                    **validation_metrics(val_labels, probs, val_loss, cfg.eval.threshold)}
