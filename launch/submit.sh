@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# Submit a `dsgkd search` to the Ray cluster of cluster.yaml as a Ray job. See launch/README.md.
+set -euo pipefail
+
+usage() {
+    cat <<'EOF'
+usage: launch/submit.sh SPACE [dsgkd search args ...]
+       launch/submit.sh --help
+
+Submits `dsgkd search --space SPACE --out RUN --address auto [args]` with
+`ray job submit --working-dir <repository root>`: the job runs on the head node of the cluster
+started by `ray up cluster.yaml`, with the code of this checkout.
+
+  SPACE   a search-space YAML inside this repository, e.g. search_spaces/pairs.yaml
+  args    passed on to `dsgkd search`, e.g. --num-samples 64, --resume,
+          --set data.path=/mnt/shared/data/ped.csv (the data must be on the shared storage)
+
+Environment:
+  RAY_ADDRESS           Jobs API of the cluster (default http://127.0.0.1:8265, i.e. the tunnel
+                        that `ray dashboard cluster.yaml` keeps open; the dashboard is never public)
+  RAY_AUTH_MODE         default token: the request carries "Authorization: Bearer <token>"
+  RAY_AUTH_TOKEN        the cluster's token, or
+  RAY_AUTH_TOKEN_PATH   a file holding it; default ~/.ray/auth_token (the file `ray up` copied to
+                        the nodes; fetch it with: ray rsync-down cluster.yaml '~/.ray/auth_token' FILE)
+  DSGKD_SHARED          shared storage mounted on every node (default /mnt/shared)
+  DSGKD_RUN             RUN directory (default $DSGKD_SHARED/runs/<SPACE name>); --out in args wins
+  DSGKD_OPTUNA_STORAGE  Optuna RDB URL (default: SQLite on the head's own disk,
+                        sqlite:////home/ubuntu/dsgkd-optuna/<RUN name>.db; or a postgresql:// URL);
+                        --optuna-storage in args wins. Keep the same one for --resume.
+  DSGKD_SUBMISSION_ID   job id (default dsgkd-<RUN name>-<UTC time>)
+  DSGKD_WAIT=1          stream the job's logs until it ends (default: submit and return)
+  DSGKD_DRY_RUN=1       print the `ray job submit` command instead of running it
+
+Then: ray job logs -f <id> | ray job status <id> | ray job stop <id>   (same RAY_ADDRESS and token)
+EOF
+}
+
+die() { echo "submit.sh: $*" >&2; exit 2; }
+
+if [[ $# -lt 1 ]]; then usage >&2; exit 2; fi
+case "$1" in
+    -h|--help) usage; exit 0 ;;
+    -*) die "the first argument is the search-space YAML (see --help), not '$1'" ;;
+esac
+
+space_arg=$1
+shift
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+[[ -f $space_arg ]] || die "no such search space: $space_arg"
+space_abs="$(cd "$(dirname "$space_arg")" && pwd -P)/$(basename "$space_arg")"
+case "$space_abs" in
+    "$repo"/*) space="${space_abs#"$repo"/}" ;;  # relative to the working dir the job runs in
+    *) die "$space_arg is outside $repo: the job only sees files of the uploaded working dir" ;;
+esac
+
+name=$(basename "$space")
+name=${name%.*}
+
+# Caller's own --out / --optuna-storage win over the defaults.
+has_out=0 has_storage=0 out_value=
+prev=
+for a in "$@"; do
+    case "$a" in
+        --out=*) has_out=1; out_value=${a#--out=} ;;
+        --out) has_out=1 ;;
+        --optuna-storage|--optuna-storage=*) has_storage=1 ;;
+    esac
+    if [[ $prev == --out ]]; then out_value=$a; fi
+    prev=$a
+done
+
+shared=${DSGKD_SHARED:-/mnt/shared}
+shared=${shared%/}
+extra=()
+if [[ $has_out == 1 ]]; then
+    run=$out_value
+else
+    run=${DSGKD_RUN:-$shared/runs/$name}
+    extra+=(--out "$run")
+fi
+[[ -n $run ]] || die "--out needs a value"
+case "$run" in
+    /*) ;;
+    *://*) die "RUN=$run: dsgkd search writes RUN with local file paths; use the shared mount ($shared/...)" ;;
+    *) die "RUN=$run is relative: it would land in the job's temporary working dir on the head; use $shared/..." ;;
+esac
+run_name=$(basename "${run%/}")
+if [[ $has_storage == 0 ]]; then
+    extra+=(--optuna-storage "${DSGKD_OPTUNA_STORAGE:-sqlite:////home/ubuntu/dsgkd-optuna/$run_name.db}")
+fi
+
+# Token authentication. The client only sends the token when RAY_AUTH_MODE=token; the token is read
+# from RAY_AUTH_TOKEN, else the file RAY_AUTH_TOKEN_PATH, else ~/.ray/auth_token.
+export RAY_ADDRESS=${RAY_ADDRESS:-http://127.0.0.1:8265}
+export RAY_AUTH_MODE=${RAY_AUTH_MODE:-token}
+if [[ $RAY_AUTH_MODE == token ]]; then
+    if [[ -n ${RAY_AUTH_TOKEN:-} ]]; then
+        :
+    elif [[ -n ${RAY_AUTH_TOKEN_PATH:-} ]]; then
+        [[ -s $RAY_AUTH_TOKEN_PATH ]] || die "RAY_AUTH_TOKEN_PATH=$RAY_AUTH_TOKEN_PATH is missing or empty"
+    elif [[ ! -s $HOME/.ray/auth_token ]]; then
+        die "no Ray auth token: the cluster runs with RAY_AUTH_MODE=token. Use the token cluster.yaml put
+on the nodes: on the machine that ran 'ray up' it is ~/.ray/auth_token; elsewhere
+  ray rsync-down cluster.yaml '~/.ray/auth_token' ~/.ray/auth_token && chmod 600 ~/.ray/auth_token
+or set RAY_AUTH_TOKEN / RAY_AUTH_TOKEN_PATH (see --help)"
+    fi
+fi
+
+submission_id=${DSGKD_SUBMISSION_ID:-dsgkd-$run_name-$(date -u +%Y%m%dT%H%M%SZ)}
+
+# Job environment: the tiny stand-ins and their tokenizers must be built once and shared (a rebuilt
+# WordPiece vocabulary can differ), so DSGKD_CACHE lives on the shared storage.
+runtime_env='{"env_vars": {"DSGKD_CACHE": "'"$shared"'/cache/dsgkd", "TOKENIZERS_PARALLELISM": "false"}, '
+# Anchored patterns (gitignore syntax, relative to the repository root): an unanchored "data/" would
+# also drop the package's own dsgkd/data/. Ray applies .gitignore and leaves .git out by itself too.
+runtime_env+='"excludes": ["/runs/", "/data/", "/out/", "/.cache/", "*.egg-info/"]}'
+
+cmd=(ray job submit
+     --address "$RAY_ADDRESS"
+     --submission-id "$submission_id"
+     --working-dir "$repo"
+     --runtime-env-json "$runtime_env")
+if [[ ${DSGKD_WAIT:-0} != 1 ]]; then cmd+=(--no-wait); fi
+cmd+=(-- dsgkd search --space "$space" ${extra[@]+"${extra[@]}"} --address auto "$@")
+
+if [[ ${DSGKD_DRY_RUN:-0} == 1 ]]; then
+    printf '%q ' "${cmd[@]}"
+    echo
+    exit 0
+fi
+
+command -v ray >/dev/null || die "the ray CLI is not on PATH (pip install 'ray[default]==2.60.0')"
+"${cmd[@]}"
+if [[ ${DSGKD_WAIT:-0} != 1 ]]; then
+    cat <<EOF
+
+submitted $submission_id   RUN=$run
+  follow:  ray job logs -f $submission_id
+  status:  ray job status $submission_id
+  stop:    ray job stop $submission_id
+EOF
+fi
