@@ -196,7 +196,10 @@ def train_step(trainable: nn.Module, batch: dict, signal, opt, sched, grad_clip:
     teacher_out = signal(batch, "train") if signal is not None else None
     with _autocast(device):
         loss, parts, _ = trainable(batch, teacher_out)
-    if not torch.isfinite(loss):
+    finite = torch.isfinite(loss.detach()).float()
+    if dist.is_available() and dist.is_initialized():  # every rank must stop at the same step, or DDP hangs
+        dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+    if not finite.item():
         raise NonFiniteLossError(f"non-finite loss ({loss.item()}) at epoch {where[0]} step {where[1]}")
     opt.zero_grad(set_to_none=True)
     loss.backward()
