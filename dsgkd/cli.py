@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
@@ -70,6 +71,7 @@ def add_train_parser(sub) -> None:
     s.add_argument("--seeds", help="comma-separated seeds: runs DSG-KD and the KD-off control per seed")
     p.add_argument("--out", required=True, help="output directory (must be new or empty)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+    p.set_defaults(func=cmd_train)
 
 
 def cmd_train(args) -> int:
@@ -100,6 +102,7 @@ def add_synth_parser(sub) -> None:
     p.add_argument("--out", required=True, help="notes file (.csv, .parquet or .jsonl); columns PT_ID, ER_DHX, LABEL")
     p.add_argument("--corpus", help="also write an unlabeled domain corpus here (.csv with column ER_DHX)")
     p.add_argument("--corpus-n", type=int, default=20000)
+    p.set_defaults(func=cmd_synth)
 
 
 def cmd_synth(args) -> int:
@@ -125,10 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     add_synth_parser(sub)
     add_train_parser(sub)
+    for module, adder in (("dsgkd.search", "add_search_parser"), ("dsgkd.analysis", "add_analyze_parser"),
+                          ("dsgkd.export", "add_export_parser"), ("dsgkd.demo", "add_demo_parser")):
+        getattr(importlib.import_module(module), adder)(sub)
     return parser
-
-
-HANDLERS = {"synth": cmd_synth, "train": cmd_train}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     transformers.logging.set_verbosity_error()  # load reports about fresh classifier heads are expected here
     transformers.logging.disable_progress_bar()
     try:
-        return HANDLERS[args.command](args)
+        return args.func(args)
     except UserError as e:
         print(f"dsgkd {args.command}: error: {e}", file=sys.stderr)
         return 2
