@@ -1,0 +1,117 @@
+"""The figures of `dsgkd analyze`: PNG for reports (matplotlib, Agg), HTML for exploring (plotly, offline)."""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+from dsgkd.analysis import FINISHED, Run, Trial
+
+def write_plots(run: Run, study, imp, out: Path, *, top: int = 5) -> list[str]:
+    """Each figure as name.png (matplotlib, Agg) and name.html (plotly; plotly.min.js written once beside
+    them, so the pages work offline without 3 MB each). Returns notes on figures that could not be drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import optuna.visualization as ov
+    import optuna.visualization.matplotlib as om
+    import plotly.graph_objects as go
+
+    out.mkdir(parents=True, exist_ok=True)
+    notes, m = [], run.metric
+
+    def save(name: str, draw_png, draw_html) -> None:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ax = draw_png()
+                fig = getattr(ax, "figure", None) or ax.flat[0].figure
+                fig.savefig(out / f"{name}.png", dpi=110, bbox_inches="tight")
+                plt.close(fig)
+                draw_html().write_html(out / f"{name}.html", include_plotlyjs="directory")
+        except (ValueError, RuntimeError, IndexError) as e:
+            plt.close("all")
+            notes.append(f"plot {name} not drawn: {str(e).splitlines()[0]}")
+
+    params = sorted({k for t in study.trials for k in t.params})
+    if study.trials:
+        title = f"{m} at each finished trial's best epoch, in start order"
+        save("history", lambda: _titled(om.plot_optimization_history(study, target_name=m), title),
+             lambda: ov.plot_optimization_history(study, target_name=m).update_layout(title=title))
+        if params:
+            save("parallel", lambda: om.plot_parallel_coordinate(study, target_name=m),
+                 lambda: ov.plot_parallel_coordinate(study, target_name=m))
+            save("metric_vs_params", lambda: _tilted(plt, om.plot_slice(study, params=params, target_name=m)),
+                 lambda: ov.plot_slice(study, params=params, target_name=m))
+    else:
+        notes.append("no finished trial: history, parallel, slice and box plots left out")
+    if len(imp):
+        ev = imp["evaluator"].iloc[0]
+        save("importance", lambda: _barh(plt, imp, f"parameter importance ({ev}, {m})"),
+             lambda: go.Figure(go.Bar(x=imp["importance"][::-1], y=imp["param"][::-1], orientation="h"),
+                               layout={"title": f"parameter importance ({ev}, {m})"}))
+    kd = {p.key: [t.value for t in run.trials if t.pair == p.key and t.finished and t.kd_on] for p in run.space.pairs}
+    off = {k: [t.value for t in run.trials if t.pair == k and t.finished and not t.kd_on] for k in kd}
+    kd = {k: v for k, v in kd.items() if v or off[k]}
+    if kd:
+        title = f"{m} at best epoch per pair: DSG-KD trials (box), KD-off control (x)"
+        save("pairs_box", lambda: _box(plt, kd, off, m, title),
+             lambda: go.Figure([go.Box(y=v, name=k, boxpoints="all", showlegend=False) for k, v in kd.items()]
+                               + [go.Scatter(x=[k] * len(v), y=v, mode="markers", name=f"KD-off {k}",
+                                             marker={"symbol": "x", "size": 11, "color": "red"})
+                                  for k, v in off.items() if v and k in kd],
+                               layout={"title": title, "yaxis_title": m}))
+    shown = [t for t in run.ranked() if t.value is not None][:top]
+    if shown:
+        save("curves", lambda: _curves(plt, shown, m),
+             lambda: go.Figure([go.Scatter(x=t.progress["epoch"], y=t.progress[m], mode="lines+markers",
+                                           name=_label(t)) for t in shown],
+                               layout={"title": f"{m} per epoch, top {len(shown)} trials",
+                                       "xaxis_title": "epoch", "yaxis_title": m}))
+    return notes
+
+
+def _label(t: Trial) -> str:
+    tail = "" if t.status == FINISHED else f" [{t.status.lower()}]"
+    return f"{t.trial_id} {t.pair}{'' if t.kd_on else ' KD-off'}{tail}"
+
+
+def _titled(ax, title: str):
+    ax.set_title(title, fontsize=10)
+    return ax
+
+
+def _tilted(plt, axes):
+    for ax in getattr(axes, "flat", [axes]):
+        plt.setp(ax.get_xticklabels(), rotation=25, ha="right")
+    return axes
+
+
+def _barh(plt, imp, title: str):
+    fig, ax = plt.subplots(figsize=(6, 0.5 + 0.4 * len(imp)))
+    ax.barh(list(imp["param"])[::-1], list(imp["importance"])[::-1])
+    ax.set(title=title, xlabel="importance")
+    return ax
+
+
+def _box(plt, kd: dict[str, list[float]], off: dict[str, list[float]], m: str, title: str):
+    fig, ax = plt.subplots(figsize=(2.5 + 1.6 * len(kd), 4))
+    ax.boxplot([v or [float("nan")] for v in kd.values()], tick_labels=list(kd))
+    for i, key in enumerate(kd, 1):
+        ax.scatter([i] * len(kd[key]), kd[key], s=14, alpha=0.7)
+        ax.scatter([i] * len(off[key]), off[key], marker="x", s=50, color="red")
+    ax.set_title(title, fontsize=9)
+    ax.set(ylabel=m)
+    ax.tick_params(axis="x", rotation=15)
+    return ax
+
+
+def _curves(plt, trials: list[Trial], m: str):
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for t in trials:
+        line, = ax.plot(t.progress["epoch"], t.progress[m], marker=".", label=_label(t))
+        ax.plot([t.epoch], [t.value], marker="*", markersize=11, color=line.get_color())
+    ax.set(title=f"{m} per epoch, top {len(trials)} trials (star: best epoch)", xlabel="epoch", ylabel=m)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.legend(fontsize=7)
+    return ax
