@@ -1,0 +1,81 @@
+"""Ray Train around `dsgkd.engine.fit`: the same training loop, run as a group of DDP workers.
+
+The engine stays Ray-free (DESIGN §2): once Ray Train's TorchConfig has initialised `torch.distributed`
+(gloo on CPU, nccl on GPU), `fit` shards the batches across ranks, wraps the student in DDP and all-gathers
+validation predictions, so every rank holds the same metrics; on a GPU it runs the forward passes under
+bf16 autocast. This module only adds what Ray Train owns: the worker group, per-epoch reports (a barrier
+every rank must reach), rank-0 checkpoints on shared storage, resuming from `ray.train.get_checkpoint()`,
+and worker-level retries (`ray.train.FailureConfig`).
+"""
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import ray.train
+import ray.train.torch
+
+from dsgkd import engine
+from dsgkd.config import RunConfig
+
+
+def train_loop_per_worker(loop_config: dict[str, Any]) -> str | None:
+    """One Train worker. Returns the reason when the loss turned non-finite, else None.
+
+    A NaN is deterministic, so raising it would only make Ray Train restart the worker group from the last
+    checkpoint and hit the same NaN again. Every rank catches it at the same step (the engine all-reduces
+    the check), rank 0's return value reaches the trial driver, and the driver fails the trial with it.
+    """
+    cfg = RunConfig.model_validate(loop_config["config"])
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    device = ray.train.torch.get_device()
+
+    def on_epoch(report: engine.EpochReport) -> None:
+        metrics = {**report.metrics, "is_best": report.is_best, "workers": world}
+        with tempfile.TemporaryDirectory() as tmp:
+            checkpoint = None
+            if rank == 0:
+                report.save(tmp)
+                checkpoint = ray.train.Checkpoint.from_directory(tmp)
+            ray.train.report(metrics, checkpoint=checkpoint)
+
+    with contextlib.ExitStack() as stack:
+        previous = ray.train.get_checkpoint()  # set after a worker restart or a resumed trial
+        resume_from = stack.enter_context(previous.as_directory()) if previous else None
+        try:
+            engine.fit(cfg, on_epoch=on_epoch, resume_from=resume_from,
+                       teacher_cache=loop_config["teacher_cache"], device=device)
+        except engine.NonFiniteLossError as e:
+            return str(e)
+    return None
+
+
+def make_trainer(cfg: RunConfig, *, name: str, storage_path: str | Path, workers: int = 1,
+                 cpus_per_worker: float = 1, gpus_per_worker: float = 0,
+                 teacher_cache: str | Path | None = None, max_failures: int = 1,
+                 callbacks: Sequence[Any] = ()) -> ray.train.torch.TorchTrainer:
+    """A TorchTrainer for one config. A fixed `name` on the same storage makes a restarted run resume."""
+    use_gpu = gpus_per_worker > 0
+    resources = {"CPU": cpus_per_worker, **({"GPU": gpus_per_worker} if use_gpu else {})}
+    return ray.train.torch.TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"config": cfg.model_dump(mode="json"),
+                           "teacher_cache": str(teacher_cache) if teacher_cache else None},
+        torch_config=ray.train.torch.TorchConfig(backend="nccl" if use_gpu else "gloo"),
+        scaling_config=ray.train.ScalingConfig(num_workers=workers, use_gpu=use_gpu,
+                                               resources_per_worker=resources),
+        run_config=ray.train.RunConfig(
+            name=name,
+            storage_path=str(storage_path),
+            failure_config=ray.train.FailureConfig(max_failures=max_failures),
+            # Only the latest checkpoint: the engine writes the best epoch's weights into every one
+            # (best.safetensors, with best_epoch in state.json), and a base-size model with its AdamW
+            # state per epoch per trial would fill the disk.
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1),
+            callbacks=list(callbacks),
+        ),
+    )

@@ -1,0 +1,374 @@
+"""Search-space YAML: what `dsgkd search` samples, validated before Ray starts.
+
+A space is a `base` RunConfig of fixed settings, the teacher/student `pairs`, `params` (dotted RunConfig
+keys mapped to Optuna distributions), the layer-map strategies to try, and the budget / ASHA / metric
+settings. Every dotted key and every value a distribution can produce is checked against the same
+RunConfig models a single run uses, so a typo or an impossible range is an exit-2 error with the file and
+field path, never a trial that fails an hour into a search.
+
+Optuna needs one fixed choice set per parameter name, but which layer maps are valid depends on the pair's
+depths. So the define-by-run function samples ``pair`` first and then ``layer_map/<pair>``, a name per
+pair whose choices are only the strategies valid for that pair; `SearchSpace.trial_to_overrides` folds
+that back into ``distill.layer_map``.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from dsgkd.config import RunConfig, describe_validation_error, read_yaml
+from dsgkd.errors import UserError
+from dsgkd.layers import resolve_layer_map
+
+LOWER_IS_BETTER = {"val_loss", "val_brier"}
+PAPER_DEFAULTS = {"distill.alpha": 0.6, "distill.beta": 0.2, "distill.gamma": 0.0}
+KD_OFF = {"distill.alpha": 0.0, "distill.beta": 0.0, "distill.gamma": 0.0}
+# Chosen per pair (pairs, layer_maps), so searching them as plain params would bypass the depth checks.
+RESERVED = {"teacher.ref": "pairs", "student.ref": "pairs", "distill.layer_map": "layer_maps"}
+Scalar = Union[bool, int, float, str, None]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FloatDist(_Strict):
+    type: Literal["float"]
+    low: float
+    high: float
+    log: bool = False
+    step: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> "FloatDist":
+        if self.low > self.high:
+            raise ValueError(f"low {self.low} > high {self.high}")
+        if self.log and (self.low <= 0 or self.step is not None):
+            raise ValueError("log: true needs low > 0 and no step")
+        return self
+
+    def values(self) -> list[Any]:
+        return [self.low, self.high]
+
+    def contains(self, v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and self.low <= v <= self.high
+
+    def suggest(self, trial, name: str) -> Any:
+        return trial.suggest_float(name, self.low, self.high, log=self.log, step=self.step)
+
+
+class IntDist(_Strict):
+    type: Literal["int"]
+    low: int
+    high: int
+    log: bool = False
+    step: int = Field(1, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> "IntDist":
+        if self.low > self.high:
+            raise ValueError(f"low {self.low} > high {self.high}")
+        if self.log and (self.low < 1 or self.step != 1):
+            raise ValueError("log: true needs low >= 1 and step 1")
+        return self
+
+    def values(self) -> list[Any]:
+        return [self.low, self.high]
+
+    def contains(self, v: Any) -> bool:
+        return (isinstance(v, int) and not isinstance(v, bool) and self.low <= v <= self.high
+                and (v - self.low) % self.step == 0)
+
+    def suggest(self, trial, name: str) -> Any:
+        return trial.suggest_int(name, self.low, self.high, log=self.log, step=self.step)
+
+
+class CategoricalDist(_Strict):
+    type: Literal["categorical"]
+    choices: list[Scalar] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> "CategoricalDist":
+        if len({repr(c) for c in self.choices}) != len(self.choices):
+            raise ValueError("repeated choices")
+        return self
+
+    def values(self) -> list[Any]:
+        return list(self.choices)
+
+    def contains(self, v: Any) -> bool:
+        return any(v == c and isinstance(v, bool) == isinstance(c, bool) for c in self.choices)
+
+    def suggest(self, trial, name: str) -> Any:
+        return trial.suggest_categorical(name, self.choices)
+
+
+Distribution = Annotated[Union[FloatDist, IntDist, CategoricalDist], Field(discriminator="type")]
+
+
+class Pair(_Strict):
+    teacher: str
+    student: str
+    name: str | None = Field(None, description="label in results (default: last path parts, 'kmbert-tiny>xlmr-tiny')")
+
+    @property
+    def key(self) -> str:
+        return self.name or f"{_short(self.teacher)}>{_short(self.student)}"
+
+
+class Budget(_Strict):
+    num_samples: int = Field(8, ge=1, description="trials, the seeded ones included")
+    workers_per_trial: int = Field(1, ge=1, description="Ray Train (DDP) workers of one trial")
+    cpus_per_worker: float = Field(1, gt=0)
+    gpus_per_worker: float = Field(0, ge=0)
+    max_concurrent: int | None = Field(
+        None, ge=1, description="override the concurrency computed from the cluster (autoscaling clusters)")
+    trial_retries: int = Field(1, ge=0, description="Tune-level retries of a failed trial")
+    worker_retries: int = Field(1, ge=0, description="Train-level restarts of a trial's worker group")
+
+
+class Asha(_Strict):
+    grace_period: int = Field(1, ge=1, description="epochs before a trial can be stopped")
+    reduction_factor: float = Field(2, gt=1)
+    max_t: int | None = Field(None, ge=1, description="default: base.train.epochs")
+
+
+class SearchSpace(_Strict):
+    base: RunConfig = RunConfig()
+    pairs: list[Pair] = Field(min_length=1)
+    params: dict[str, Distribution] = {}
+    layer_maps: list[str] = Field(["all"], min_length=1)
+    budget: Budget = Budget()
+    asha: Asha = Asha()
+    metric: Literal["val_auroc", "val_auprc", "val_f1", "val_brier", "val_loss"] = Field(
+        description="what ASHA and Optuna rank by; default val_<base.train.select_metric>")
+    mode: Literal["max", "min"]
+    seed: int = 0
+    include_paper_defaults: bool = Field(True, description="trial 0: alpha 0.6, beta 0.2, no logit KD, all layers")
+    include_control: bool = Field(False, description="one KD-off trial (alpha = beta = gamma = 0) per pair")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults(cls, data: Any) -> Any:
+        """metric from the engine's select_metric (each trial keeps the best epoch by it), mode from metric."""
+        if not isinstance(data, dict):
+            return data
+        base, select = data.get("base"), "auroc"
+        if isinstance(base, RunConfig):
+            select = base.train.select_metric
+        elif isinstance(base, dict) and isinstance(base.get("train"), dict):
+            select = base["train"].get("select_metric", select)
+        metric = data.get("metric") or f"val_{select}"
+        if metric != f"val_{select}":
+            raise ValueError(f"metric {metric} but base.train.select_metric {select}: each trial keeps its best "
+                             f"epoch by select_metric, so set base.train.select_metric: {metric.removeprefix('val_')}")
+        mode = "min" if metric in LOWER_IS_BETTER else "max"
+        if data.get("mode") not in (None, mode):
+            raise ValueError(f"mode {data['mode']}: {metric} is better when {'lower' if mode == 'min' else 'higher'}")
+        return {**data, "metric": metric, "mode": mode}
+
+    @model_validator(mode="after")
+    def _check(self) -> "SearchSpace":
+        names = [p.key for p in self.pairs]
+        for name in names:
+            if "/" in name or not name:
+                raise ValueError(f"pairs: name {name!r} must be non-empty and contain no '/'; set pairs[].name")
+        if len(set(names)) != len(names):
+            raise ValueError(f"pairs: repeated pair {sorted(n for n in names if names.count(n) > 1)[0]!r}")
+        for key, dist in self.params.items():
+            if key in RESERVED:
+                raise ValueError(f"params.{key}: chosen by `{RESERVED[key]}`, not params")
+            _check_setting(key)
+            for v in dist.values():
+                try:
+                    self.base.with_overrides({key: v}, source=f"params.{key}={v!r}")
+                except UserError as e:
+                    raise ValueError(str(e)) from None
+        if self.asha.grace_period > self.max_t:
+            raise ValueError(f"asha.grace_period {self.asha.grace_period} > max_t {self.max_t}")
+        if self.include_paper_defaults:
+            self._require_point("include_paper_defaults", PAPER_DEFAULTS)
+        if self.include_control:
+            self._require_point("include_control", KD_OFF)
+        return self
+
+    def _require_point(self, flag: str, values: dict[str, float]) -> None:
+        """A seeded point must lie inside the space: Optuna rejects an enqueued value outside a log range."""
+        for key, v in values.items():
+            dist = self.params.get(key)
+            inside = dist.contains(v) if dist else setting(self.base, key) == v
+            if not inside:
+                where = f"params.{key}" if dist else f"base.{key} (not searched)"
+                raise ValueError(f"{flag}: {key}={v} lies outside {where}; widen it or set {flag}: false")
+
+    @property
+    def max_t(self) -> int:
+        return self.asha.max_t or self.base.train.epochs
+
+    def pair(self, name: str) -> Pair:
+        return next(p for p in self.pairs if p.key == name)
+
+    def trial_to_overrides(self, config: dict[str, Any]) -> dict[str, Any]:
+        """Tune's config for one trial (nested or '/'-flat) → dotted RunConfig overrides."""
+        flat = dict(_flatten(config))
+        pair = self.pair(flat["pair"])
+        out = {"teacher.ref": pair.teacher, "student.ref": pair.student,
+               "distill.layer_map": flat[f"layer_map/{pair.key}"]}
+        out.update({k: flat[k] for k in self.params if k in flat})
+        return out
+
+    def trial_config(self, config: dict[str, Any]) -> RunConfig:
+        return self.base.with_overrides(self.trial_to_overrides(config), source="trial")
+
+    def dump_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json", exclude_none=True), sort_keys=False,
+                              allow_unicode=True)
+
+
+@dataclass(frozen=True)
+class PairPlan:
+    """One pair resolved against its depths: the layer maps it can use and the teacher states they read."""
+
+    name: str
+    teacher_layers: int
+    student_layers: int
+    layer_maps: list[str]
+
+    @property
+    def teacher_states(self) -> list[int]:
+        return sorted({t for spec in self.layer_maps
+                       for t, _ in resolve_layer_map(spec, self.teacher_layers, self.student_layers)})
+
+
+class DefineByRun:
+    """Optuna define-by-run space: pair, then that pair's layer maps, then `params` under their dotted keys.
+
+    A class, not a closure, because OptunaSearch pickles its space into Tune's experiment checkpoint.
+    """
+
+    def __init__(self, space: SearchSpace, plans: dict[str, PairPlan]):
+        self.params = space.params
+        self.maps = {name: plan.layer_maps for name, plan in plans.items()}
+
+    def __call__(self, trial) -> None:
+        pair = trial.suggest_categorical("pair", list(self.maps))
+        trial.suggest_categorical(f"layer_map/{pair}", self.maps[pair])
+        for key, dist in self.params.items():
+            dist.suggest(trial, key)
+
+
+def load_space(path: str | os.PathLike) -> SearchSpace:
+    return space_from_dict(read_yaml(path), source=str(path))
+
+
+def space_from_dict(raw: dict[str, Any], source: str = "space") -> SearchSpace:
+    try:
+        return SearchSpace.model_validate(raw)
+    except ValidationError as e:
+        err = e.errors()[0]
+        if err["loc"]:
+            raise UserError(f"{source}: {describe_validation_error(e)}") from None
+        raise UserError(f"{source}: {err['msg'].removeprefix('Value error, ')}") from None
+
+
+def resolve_pairs(space: SearchSpace, depth: Callable[[str], int]) -> dict[str, PairPlan]:
+    """Each pair's valid layer maps; UserError when a pair has none or a strategy fits no pair."""
+    plans, reasons = {}, {}
+    for pair in space.pairs:
+        n_t, n_s = depth(pair.teacher), depth(pair.student)
+        valid = []
+        for spec in space.layer_maps:
+            try:
+                resolve_layer_map(spec, n_t, n_s)
+                valid.append(spec)
+            except UserError as e:
+                reasons.setdefault(spec, str(e))
+        if not valid:
+            raise UserError(f"pairs: no layer map in {space.layer_maps} is valid for {pair.key} "
+                            f"(teacher {n_t} layers, student {n_s}): {reasons[space.layer_maps[0]]}")
+        plans[pair.key] = PairPlan(pair.key, n_t, n_s, valid)
+    for spec in space.layer_maps:
+        if not any(spec in plan.layer_maps for plan in plans.values()):
+            raise UserError(f"layer_maps: {spec!r} is valid for no pair ({reasons[spec]})")
+    return plans
+
+
+def seeded_points(space: SearchSpace, plans: dict[str, PairPlan]) -> list[dict[str, Any]]:
+    """Trials evaluated before sampling: the paper's defaults first, then one KD-off control per pair.
+
+    Other searched settings take the base value when the distribution holds it, else Optuna samples them.
+    """
+    base = {k: setting(space.base, k) for k, d in space.params.items() if d.contains(setting(space.base, k))}
+    points = []
+    if space.include_paper_defaults:
+        plan = next((p for p in plans.values() if "all" in p.layer_maps), next(iter(plans.values())))
+        point = {"pair": plan.name, **base, **{k: v for k, v in PAPER_DEFAULTS.items() if k in space.params}}
+        if "all" in plan.layer_maps:
+            point[f"layer_map/{plan.name}"] = "all"
+        points.append(point)
+    if space.include_control:
+        points += [{"pair": name, **base, **{k: v for k, v in KD_OFF.items() if k in space.params}}
+                   for name in plans]
+    return [{k: _as_declared(space.params.get(k), v) for k, v in p.items()} for p in points]
+
+
+def categorical_variants(space: SearchSpace) -> list[tuple[str, RunConfig]]:
+    """(pair, config) for every pair × combination of categorical choices: what the teacher cache can be asked for.
+
+    Numeric parameters are left at their base values: they are weights and rates, not teacher inputs.
+    """
+    cats = {k: d.choices for k, d in space.params.items() if isinstance(d, CategoricalDist)}
+    out = []
+    for pair in space.pairs:
+        for combo in itertools.product(*cats.values()):
+            over = {"teacher.ref": pair.teacher, "student.ref": pair.student, **dict(zip(cats, combo))}
+            try:
+                out.append((pair.key, space.base.with_overrides(over)))
+            except UserError:
+                continue  # a combination no trial can run (e.g. logit KD without a fine-tuned teacher)
+    return out
+
+
+def _as_declared(dist, v):
+    """Match a seeded value's type to the distribution's (Optuna compares categorical choices by type)."""
+    if isinstance(dist, CategoricalDist):
+        return next((c for c in dist.choices if c == v and isinstance(c, bool) == isinstance(v, bool)), v)
+    return float(v) if isinstance(dist, FloatDist) else v
+
+
+def _check_setting(key: str) -> None:
+    model: Any = RunConfig
+    for part in key.split("."):
+        field = model.model_fields.get(part) if model is not None else None
+        if field is None:
+            raise ValueError(f"params.{key}: unknown RunConfig setting")
+        ann = field.annotation
+        model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+    if model is not None:
+        raise ValueError(f"params.{key}: a section, not a setting")
+
+
+def setting(cfg: RunConfig, key: str) -> Any:
+    """The value of a dotted RunConfig key, e.g. setting(cfg, "distill.alpha")."""
+    node: Any = cfg
+    for part in key.split("."):
+        node = getattr(node, part)
+    return node
+
+
+def _flatten(d: dict[str, Any], prefix: str = ""):
+    for k, v in d.items():
+        if isinstance(v, dict):
+            yield from _flatten(v, f"{prefix}{k}/")
+        else:
+            yield f"{prefix}{k}", v
+
+
+def _short(ref: str) -> str:
+    return ref.rstrip("/").rsplit("/", 1)[-1]

@@ -1,0 +1,217 @@
+"""Real local Ray searches on the offline stand-ins: OptunaSearch + ASHA over Ray Train DDP trials, the
+Optuna study on disk, the shared teacher cache, a diverging trial, and SIGKILL + --resume.
+
+One Ray instance serves the whole module (starting Ray costs ~5 s, each trial ~15 s before its first
+step on a 2-core machine), so the searches are few and small.
+"""
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import ray
+import yaml
+
+from dsgkd.errors import UserError
+from dsgkd.layers import is_valid
+from dsgkd.search import local_ray, search
+from dsgkd.space import space_from_dict
+from dsgkd.teacher import FORWARD_LOG_ENV
+
+ROOT = Path(__file__).resolve().parents[1]
+DEPTHS = {"kmbert-tiny": 4, "xlmr-tiny": 4, "kobert-tiny": 2}
+DIVERGE = 1.0e39  # alpha × hidden loss overflows float32: the loss is inf at the first step on every rank
+CLI = [sys.executable, "-m", "dsgkd.cli"]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """A local Ray for this module; teacher forward passes of every process are logged to one file."""
+    log = tmp_path_factory.mktemp("forwards") / "teacher_forwards.log"
+    os.environ[FORWARD_LOG_ENV] = str(log)  # Ray's workers inherit the environment of the raylet
+    with local_ray(num_cpus=2) as address:
+        yield {"address": address, "forward_log": log}
+    os.environ.pop(FORWARD_LOG_ENV, None)
+
+
+@pytest.fixture(scope="module")
+def notes(notes_csv):
+    return notes_csv
+
+
+def base(notes, epochs=3):
+    return {"data": {"path": str(notes), "text_col": "ER_DHX", "label_col": "LABEL", "group_col": "PT_ID"},
+            "train": {"epochs": epochs, "batch_size": 16, "max_length": 64, "patience": epochs}}
+
+
+@pytest.fixture(scope="module")
+def ddp_search(cluster, notes, tmp_path_factory):
+    """4 trials, 2 gloo DDP workers each: the paper's defaults first, then Optuna's picks over two pairs;
+    alpha DIVERGE makes a trial's loss infinite."""
+    space = space_from_dict({
+        "base": base(notes),
+        "pairs": [{"teacher": "kmbert-tiny", "student": "xlmr-tiny"},
+                  {"teacher": "kmbert-tiny", "student": "kobert-tiny"}],
+        "params": {"distill.temperature": {"type": "float", "low": 1.0, "high": 4.0, "log": True},
+                   "distill.alpha": {"type": "categorical", "choices": [0.6, 0.3, DIVERGE]},
+                   "distill.beta": {"type": "float", "low": 0.0, "high": 0.5}},
+        "layer_maps": ["all", "uniform", "last_k:2", "first_last"],
+        "budget": {"num_samples": 4, "workers_per_trial": 2, "trial_retries": 1},
+        "asha": {"grace_period": 2, "reduction_factor": 2},
+        "seed": 3,
+    })
+    run = tmp_path_factory.mktemp("runs") / "ddp"
+    started = time.time()
+    grid = search(space, run)
+    return {"grid": grid, "run": run, "space": space, "seconds": time.time() - started}
+
+
+def test_layout_and_study_on_disk(ddp_search):
+    run, space = ddp_search["run"], ddp_search["space"]
+    for name in ("space.yaml", "optuna.db", "tune", "train", "teacher_cache/index.json"):
+        assert (run / name).exists(), name
+    study = optuna.load_study(study_name=run.name, storage=f"sqlite:///{run / 'optuna.db'}")
+    trials = sorted(study.trials, key=lambda t: t.number)
+    assert len(trials) == 4
+    first = trials[0].params  # the paper's defaults
+    assert first["distill.alpha"] == 0.6 and first["distill.beta"] == 0.2
+    assert first["layer_map/kmbert-tiny>xlmr-tiny"] == "all"
+    for t in trials:
+        pair = t.params["pair"]
+        assert {"distill.temperature", "distill.alpha", "distill.beta", f"layer_map/{pair}"} <= set(t.params)
+        teacher, student = pair.split(">")
+        assert is_valid(t.params[f"layer_map/{pair}"], DEPTHS[teacher], DEPTHS[student])
+    assert yaml.safe_load((run / "space.yaml").read_text())["budget"]["num_samples"] == space.budget.num_samples
+
+
+def test_ddp_trials_report_every_epoch(ddp_search):
+    grid = ddp_search["grid"]
+    ok = [r for r in grid if r.error is None]
+    assert len(ok) >= 3
+    for r in ok:
+        df = r.metrics_dataframe
+        assert set(df["workers"]) == {2}
+        assert list(df["epoch"]) == list(range(1, len(df) + 1))
+        assert df["val_auroc"].notna().all()
+        last = Path(df["checkpoint_path"].iloc[-1])  # the one kept: it holds the best epoch's weights
+        assert (last / "best.safetensors").is_file()
+        assert json.loads((last / "state.json").read_text())["best_epoch"] == df["best_epoch"].iloc[-1]
+        assert df["val_auroc"].iloc[df["best_epoch"].iloc[-1] - 1] == df["val_auroc"].max()
+    assert max(len(r.metrics_dataframe) for r in ok) == 3  # the best trial ran to max_t
+
+
+def test_diverging_trial_fails_with_its_reason(ddp_search):
+    grid = ddp_search["grid"]
+    for r in grid:
+        alpha = r.config["distill.alpha"]
+        if alpha == DIVERGE:
+            assert r.error is not None and "non-finite loss (inf) at epoch 1 step 1" in str(r.error)
+        else:
+            assert r.error is None
+    assert any(r.config["distill.alpha"] == DIVERGE for r in grid), "pick a seed that samples the diverging alpha"
+
+
+def test_teacher_runs_once_per_search_with_the_cache(ddp_search, cluster):
+    run = ddp_search["run"]
+    index = json.loads((run / "teacher_cache" / "index.json").read_text())
+    assert len(index) == 1  # one teacher, one data set: one cache for both pairs
+    meta = json.loads((run / "teacher_cache" / next(iter(index.values())) / "meta.json").read_text())
+    lines = cluster["forward_log"].read_text().split()
+    passed = sum(int(n) for n in lines[1::2])
+    assert passed == meta["n_notes"]["train"]  # every KD note through the teacher once, no trial ran it
+
+
+def test_bad_space_exits_before_ray(tmp_path, notes):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("pairs: [{teacher: kmbert-tiny, student: xlmr-tiny}]\nbudget: {num_sample: 3}\n")
+    proc = subprocess.run([*CLI, "search", "--space", str(bad), "--out", str(tmp_path / "run")],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 and "budget.num_sample: unknown key" in proc.stderr
+    assert "Ray" not in proc.stdout + proc.stderr and not (tmp_path / "run").exists()
+
+
+def test_bad_space_raises_before_ray_in_process(tmp_path, notes):
+    was_up = ray.is_initialized()
+    raw = {"base": base(notes), "pairs": [{"teacher": "kmbert-tiny", "student": "kobert-tiny"}], "layer_maps": ["all"]}
+    with pytest.raises(UserError, match="no layer map"):
+        search(space_from_dict(raw), tmp_path / "run")
+    assert ray.is_initialized() == was_up and not (tmp_path / "run").exists()
+
+
+def _trial_status(run: Path) -> dict[str, str]:
+    """Trial id → status as Tune last saved it (what a restore starts from)."""
+    status = {}
+    for f in sorted(glob.glob(str(run / "tune" / "experiment_state-*.json"))):
+        try:
+            data = json.loads(Path(f).read_text())
+        except (OSError, json.JSONDecodeError):  # being rewritten
+            continue
+        status.update({t["trial_id"]: t["status"] for t in (json.loads(row[0]) for row in data["trial_data"])})
+    return status
+
+
+def test_sigkill_then_resume_keeps_finished_trials(cluster, notes, tmp_path):
+    raw = {"base": base(notes), "pairs": [{"teacher": "kmbert-tiny", "student": "xlmr-tiny"}],
+           "params": {"distill.alpha": {"type": "float", "low": 0.0, "high": 1.0}},
+           "layer_maps": ["all", "last_k:2"], "budget": {"num_samples": 3, "max_concurrent": 1},
+           "asha": {"grace_period": 3}}
+    space_file, run = tmp_path / "space.yaml", tmp_path / "resumable"
+    space_file.write_text(yaml.safe_dump(raw))
+    log = tmp_path / "search.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([*CLI, "search", "--space", str(space_file), "--out", str(run),
+                                 "--address", cluster["address"]], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.time() + 400
+    while "TERMINATED" not in _trial_status(run).values() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.5)
+    assert proc.poll() is None, "the search ended before it could be killed:\n" + log.read_text()[-3000:]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    finished = {t for t, s in _trial_status(run).items() if s == "TERMINATED"}
+    assert finished and len(finished) < 3
+
+    grid = search(None, run, resume=True)
+    assert len(grid) == 3 and all(r.error is None for r in grid)
+    assert finished <= {r.metrics["trial_id"] for r in grid}
+    for r in grid:  # epochs reported once each: finished trials kept, the in-flight one resumed, none restarted
+        epochs = list(r.metrics_dataframe["epoch"])
+        assert epochs == sorted(set(epochs)) and epochs[-1] == 3
+    study = optuna.load_study(study_name=run.name, storage=f"sqlite:///{run / 'optuna.db'}")
+    assert len(study.trials) == 3
+
+
+def test_asha_rungs_are_rebuilt_from_recorded_results(tmp_path):
+    from types import SimpleNamespace
+
+    import pyarrow.fs
+
+    from dsgkd.search import ResumableASHA
+
+    def trial(trial_id, rows):
+        (tmp_path / trial_id).mkdir()
+        (tmp_path / trial_id / "result.json").write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"epo')
+        storage = SimpleNamespace(storage_filesystem=pyarrow.fs.LocalFileSystem(), trial_dir_name=trial_id,
+                                  trial_fs_path=str(tmp_path / trial_id))
+        return SimpleNamespace(trial_id=trial_id, storage=storage)
+
+    def scheduler():
+        s = ResumableASHA(time_attr="epoch", max_t=4, grace_period=1, reduction_factor=2, stop_last_trials=False)
+        s.set_search_properties("val_auroc", "max")
+        return s
+
+    restored = scheduler()  # the finished trial's epochs are replayed into the rungs on restore
+    restored.on_trial_add(None, trial("done", [{"epoch": 1, "val_auroc": 0.9}, {"epoch": 2, "val_auroc": 0.92}]))
+    weak = trial("weak", [])
+    restored.on_trial_add(None, weak)
+    assert restored.on_trial_result(None, weak, {"epoch": 1, "val_auroc": 0.5}) == "STOP"
+
+    fresh = scheduler()  # without a replay the weak trial would sail through the first rung
+    fresh.on_trial_add(None, weak)
+    assert fresh.on_trial_result(None, weak, {"epoch": 1, "val_auroc": 0.5}) == "CONTINUE"
