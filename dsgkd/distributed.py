@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import ray.train
 import ray.train.torch
+import transformers
 
 from dsgkd import engine
 from dsgkd.config import RunConfig
@@ -29,6 +31,9 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> str | None:
     checkpoint and hit the same NaN again. Every rank catches it at the same step (the engine all-reduces
     the check), rank 0's return value reaches the trial driver, and the driver fails the trial with it.
     """
+    entered = time.time()
+    transformers.logging.set_verbosity_error()  # a fresh classifier head's load report, per worker, is noise
+    transformers.logging.disable_progress_bar()
     cfg = RunConfig.model_validate(loop_config["config"])
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
@@ -36,6 +41,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> str | None:
 
     def on_epoch(report: engine.EpochReport) -> None:
         metrics = {**report.metrics, "is_best": report.is_best, "workers": world}
+        if loop_config.get("trial_started_at"):  # Ray's share: trial start -> this worker running our code
+            metrics["ray_startup_s"] = entered - loop_config["trial_started_at"]
         with tempfile.TemporaryDirectory() as tmp:
             checkpoint = None
             if rank == 0:
@@ -57,6 +64,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> str | None:
 def make_trainer(cfg: RunConfig, *, name: str, storage_path: str | Path, workers: int = 1,
                  cpus_per_worker: float = 1, gpus_per_worker: float = 0,
                  teacher_cache: str | Path | None = None, max_failures: int = 1,
+                 trial_started_at: float | None = None,
                  callbacks: Sequence[Any] = ()) -> ray.train.torch.TorchTrainer:
     """A TorchTrainer for one config. A fixed `name` on the same storage makes a restarted run resume."""
     use_gpu = gpus_per_worker > 0
@@ -64,7 +72,8 @@ def make_trainer(cfg: RunConfig, *, name: str, storage_path: str | Path, workers
     return ray.train.torch.TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"config": cfg.model_dump(mode="json"),
-                           "teacher_cache": str(teacher_cache) if teacher_cache else None},
+                           "teacher_cache": str(teacher_cache) if teacher_cache else None,
+                           "trial_started_at": trial_started_at},
         torch_config=ray.train.torch.TorchConfig(backend="nccl" if use_gpu else "gloo"),
         scaling_config=ray.train.ScalingConfig(num_workers=workers, use_gpu=use_gpu,
                                                resources_per_worker=resources),

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -240,18 +241,14 @@ def _concurrency(space: SearchSpace) -> int:
 
 def model_depth(ref: str) -> int:
     """Encoder depth from the model's config alone (a stand-in's from its spec, before it is built)."""
-    from transformers import AutoConfig
-
+    from dsgkd.models.load import load_config
     from dsgkd.models.registry import resolve
     from dsgkd.models.tiny import TINY_SPECS
 
     r = resolve(ref)
     if r.kind == "tiny":
         return TINY_SPECS[r.ref].layers
-    try:
-        return int(AutoConfig.from_pretrained(r.source).num_hidden_layers)
-    except (OSError, ValueError) as e:
-        raise UserError(f"model {ref!r}: cannot read its config: {str(e).splitlines()[0]}") from None
+    return int(load_config(ref).num_hidden_layers)
 
 
 def cache_group(cfg: RunConfig) -> str:
@@ -311,6 +308,7 @@ def _cache_dir(cfg: RunConfig, run_dir: Path) -> Path | None:
 def _trainable(space: SearchSpace, run_dir: Path, use_cache: bool):
     def trial_driver(config: dict[str, Any]) -> None:
         """One Tune trial: fit a TorchTrainer for this config; fail the trial when the loss diverged."""
+        started = time.time()
         trial_id = tune.get_context().get_trial_id()
         name = f"train-{trial_id}"  # no timestamp: a restarted trial finds its Train run and resumes
         marker = run_dir / "train" / name / "nonfinite.txt"
@@ -324,7 +322,7 @@ def _trainable(space: SearchSpace, run_dir: Path, use_cache: bool):
         result = distributed.make_trainer(
             cfg, name=name, storage_path=run_dir / "train", workers=b.workers_per_trial,
             cpus_per_worker=b.cpus_per_worker, gpus_per_worker=b.gpus_per_worker, teacher_cache=cache,
-            max_failures=b.worker_retries,
+            max_failures=b.worker_retries, trial_started_at=started,
             callbacks=[TuneReportCallback()]).fit()
         if result.return_value:
             marker.write_text(result.return_value, encoding="utf-8")

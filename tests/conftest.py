@@ -41,7 +41,7 @@ def local_bert_dir(tmp_path_factory):
         vocab_size=800, special_tokens=specials))
     tok.post_processor = TemplateProcessing(single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
                                             special_tokens=[(s, tok.token_to_id(s)) for s in ("[CLS]", "[SEP]")])
-    fast = BertTokenizerFast(tokenizer_object=tok, model_max_length=128)
+    fast = BertTokenizerFast(tokenizer_object=tok, model_max_length=128, do_lower_case=False)
     fast.save_pretrained(out)
     cfg = BertConfig(vocab_size=tok.get_vocab_size(), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                      intermediate_size=64, max_position_embeddings=128)
