@@ -31,7 +31,7 @@ import pandas as pd
 
 from dsgkd.config import RunConfig
 from dsgkd.errors import UserError
-from dsgkd.space import CategoricalDist, FloatDist, IntDist, SearchSpace, load_space
+from dsgkd.space import CategoricalDist, FloatDist, IntDist, SearchSpace, flatten_params, load_space
 
 FINISHED = "TERMINATED"
 EVALUATORS = {"fanova": "FanovaImportanceEvaluator", "ped-anova": "PedAnovaImportanceEvaluator",
@@ -136,7 +136,7 @@ def _saved_statuses(tune_dir: Path) -> dict[str, str]:
 
 
 def _trial(t, order: int, status: str, space: SearchSpace) -> Trial:
-    params = dict(_flatten(t.config))
+    params = dict(flatten_params(t.config))
     try:
         cfg = space.trial_config(t.config)
     except (UserError, KeyError, StopIteration):
@@ -221,14 +221,6 @@ def _match_optuna(trials: list[Trial], study) -> None:
 
 def _key(params: dict[str, Any]) -> tuple:
     return tuple(sorted((k, repr(v)) for k, v in params.items()))
-
-
-def _flatten(d: dict[str, Any], prefix: str = ""):
-    for k, v in d.items():
-        if isinstance(v, dict):
-            yield from _flatten(v, f"{prefix}{k}/")
-        else:
-            yield f"{prefix}{k}", v
 
 
 # ------------------------------------------------------------------------------------------- tables

@@ -216,7 +216,7 @@ class SearchSpace(_Strict):
 
     def trial_to_overrides(self, config: dict[str, Any]) -> dict[str, Any]:
         """Tune's config for one trial (nested or '/'-flat) → dotted RunConfig overrides."""
-        flat = dict(_flatten(config))
+        flat = dict(flatten_params(config))
         pair = self.pair(flat["pair"])
         out = {"teacher.ref": pair.teacher, "student.ref": pair.student,
                "distill.layer_map": flat[f"layer_map/{pair.key}"]}
@@ -362,10 +362,11 @@ def setting(cfg: RunConfig, key: str) -> Any:
     return node
 
 
-def _flatten(d: dict[str, Any], prefix: str = ""):
+def flatten_params(d: dict[str, Any], prefix: str = ""):
+    """Tune's nested config (`{"layer_map": {"a>b": ...}}`) as the flat names Optuna records (`layer_map/a>b`)."""
     for k, v in d.items():
         if isinstance(v, dict):
-            yield from _flatten(v, f"{prefix}{k}/")
+            yield from flatten_params(v, f"{prefix}{k}/")
         else:
             yield f"{prefix}{k}", v
 
