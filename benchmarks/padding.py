@@ -24,7 +24,7 @@ from dsgkd.prepare import prepare
 
 def samples_per_second(p, cfg, *, bucket: bool, pad_to: int | None, steps: int) -> tuple[float, float]:
     torch.manual_seed(0)
-    model = Distiller(p.student, cfg, p.layer_pairs, encoder_width(p.teacher))
+    model = Distiller(p.student, cfg, p.layer_pairs, encoder_width(p.teacher_config))
     opt = make_optimizer(model, cfg)
     sched = get_constant_schedule(opt)
     signal = make_teacher_signal(p, None, torch.device("cpu"))

@@ -214,10 +214,10 @@ def fit(cfg: RunConfig, *, on_epoch: Callable[[EpochReport], None] | None = None
         device: torch.device | None = None, prepared: Prepared | None = None) -> FitResult:
     """Train the student with DSG-KD (or the KD-off control) and keep the best validation epoch."""
     t = cfg.train
-    p = prepared or prepare(cfg)
+    p = prepared or prepare(cfg, teacher_weights=teacher_cache is None)
     device = device or pick_device(t.device)
     rank, world = rank_world()
-    teacher_w = encoder_width(p.teacher) if p.teacher is not None else None
+    teacher_w = encoder_width(p.teacher_config) if p.teacher_config is not None else None
     torch.manual_seed(t.seed)  # the projection's init must not depend on what prepare consumed
     model = Distiller(p.student, cfg, p.layer_pairs, teacher_w).to(device)
     signal = make_teacher_signal(p, teacher_cache, device)

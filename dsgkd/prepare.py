@@ -20,7 +20,7 @@ from dsgkd.data.emr import Splits, load_splits, load_unlabeled
 from dsgkd.errors import UserError
 from dsgkd.features import encode_notes
 from dsgkd.layers import resolve_layer_map
-from dsgkd.models.load import encoder_depth, load_classifier, max_positions
+from dsgkd.models.load import encoder_depth, load_classifier, load_config, load_tokenizer, max_positions
 from dsgkd.models.registry import resolve
 from dsgkd.models.tiny import cache_root
 from dsgkd.teacher import cache_key, write_cache
@@ -34,7 +34,8 @@ class Prepared:
     student_tok: object
     student: torch.nn.Module
     teacher_tok: object | None = None
-    teacher: torch.nn.Module | None = None
+    teacher: torch.nn.Module | None = None       # None when the teacher signal comes from a cache
+    teacher_config: object | None = None         # the teacher's shape, known with or without its weights
     layer_pairs: list[tuple[int, int]] = field(default_factory=list)
     train_examples: list[dict] = field(default_factory=list)   # labelled train notes, then transfer notes
     val_examples: list[dict] = field(default_factory=list)
@@ -70,8 +71,12 @@ def check_max_length(cfg: RunConfig, tok, model, role: str, ref: str) -> None:
         raise UserError(f"train.max_length {cfg.train.max_length} exceeds {role} '{ref}' limit of {limit} tokens")
 
 
-def prepare(cfg: RunConfig, *, splits: Splits | None = None) -> Prepared:
-    """Load and validate data, models and the layer map; encode the notes for both tokenizers once."""
+def prepare(cfg: RunConfig, *, splits: Splits | None = None, teacher_weights: bool = True) -> Prepared:
+    """Load and validate data, models and the layer map; encode the notes for both tokenizers once.
+
+    `teacher_weights=False` is for runs that read the teacher signal from a cache: only the teacher's
+    tokenizer and config are loaded, not a frozen copy of its weights in every trial.
+    """
     splits = splits or load_splits(cfg.data)
     transfer = load_transfer(cfg)
     torch.manual_seed(cfg.train.seed)  # the student's fresh classifier head is drawn here
@@ -79,9 +84,14 @@ def prepare(cfg: RunConfig, *, splits: Splits | None = None) -> Prepared:
     check_max_length(cfg, s_tok, student, "student", cfg.student.ref)
     p = Prepared(cfg, splits, transfer, s_tok, student)
     if cfg.distill.kd_on:
-        p.teacher_tok, p.teacher = load_teacher(cfg, splits, attention=cfg.distill.beta > 0)
-        check_max_length(cfg, p.teacher_tok, p.teacher, "teacher", cfg.teacher.ref)
-        p.layer_pairs = resolve_layer_map(cfg.distill.layer_map, encoder_depth(p.teacher), encoder_depth(student))
+        if teacher_weights:
+            p.teacher_tok, p.teacher = load_teacher(cfg, splits, attention=cfg.distill.beta > 0)
+            p.teacher_config = p.teacher.config
+        else:
+            p.teacher_tok, p.teacher_config = load_tokenizer(cfg.teacher.ref), load_config(cfg.teacher.ref)
+        check_max_length(cfg, p.teacher_tok, p.teacher_config, "teacher", cfg.teacher.ref)
+        p.layer_pairs = resolve_layer_map(cfg.distill.layer_map, encoder_depth(p.teacher_config),
+                                          encoder_depth(student))
     d, t = cfg.distill, cfg.train
     labels = list(splits.train["label"]) + [-1] * len(transfer)
     p.train_examples = encode_notes(train_texts(splits, transfer), labels, s_tok, p.teacher_tok,

@@ -137,6 +137,11 @@ def test_cached_teacher_gives_the_live_teacher_signal(notes_csv, tmp_path):
     torch.testing.assert_close(a.pooled[:, m], b.pooled[:, m], atol=2e-2, rtol=1e-2)  # cache stores fp16
     pair = (m[:, None, :, None] & m[:, None, None, :]).expand_as(a.grid[0])
     torch.testing.assert_close(a.grid[:, pair], b.grid[:, pair], atol=2e-3, rtol=1e-2)
+    # a run reading the cache loads the teacher's tokenizer and shape, not its weights
+    light = prepare(cfg, teacher_weights=False)
+    assert light.teacher is None and light.layer_pairs == p.layer_pairs
+    result = fit(cfg.with_overrides({"train.epochs": 1}), teacher_cache=cache)
+    assert result.history[0]["train_hidden"] > 0 and result.history[0]["train_attention"] > 0
 
 
 def test_resume_from_a_checkpoint_continues_identically(notes_csv, tmp_path):

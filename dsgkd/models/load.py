@@ -111,20 +111,28 @@ def load_classifier(ref: str, num_labels: int = 2, *, random_init: bool = False,
     return tokenizer, model
 
 
-def encoder_depth(model: transformers.PreTrainedModel) -> int:
-    return int(model.config.num_hidden_layers)
+ModelOrConfig = transformers.PreTrainedModel | transformers.PretrainedConfig
 
 
-def encoder_width(model: transformers.PreTrainedModel) -> int:
-    return int(model.config.hidden_size)
+def _cfg(model: ModelOrConfig) -> transformers.PretrainedConfig:
+    """Shape questions need only the config, so a cached teacher's shape is known without its weights."""
+    return getattr(model, "config", model)
 
 
-def max_positions(tokenizer: PreTrainedTokenizerFast, model: transformers.PreTrainedModel) -> int:
+def encoder_depth(model: ModelOrConfig) -> int:
+    return int(_cfg(model).num_hidden_layers)
+
+
+def encoder_width(model: ModelOrConfig) -> int:
+    return int(_cfg(model).hidden_size)
+
+
+def max_positions(tokenizer: PreTrainedTokenizerFast, model: ModelOrConfig) -> int:
     """The longest input (special tokens included) both the tokenizer and the position table accept."""
     limits = []
     if 0 < (tokenizer.model_max_length or 0) < _SANE_MAX_LENGTH:
         limits.append(int(tokenizer.model_max_length))
-    config = model.config
+    config = _cfg(model)
     n_pos = getattr(config, "max_position_embeddings", None)
     if n_pos:
         offset = (config.pad_token_id or 0) + 1 if config.model_type in _OFFSET_POSITION_FAMILIES else 0
