@@ -105,6 +105,7 @@ class Provenance(_Section):
     epoch: int | None = None
     dsgkd_version: str | None = None
     data_fingerprint: str | None = None
+    seed: int | None = None
 
 
 class RunConfig(_Section):

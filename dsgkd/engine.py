@@ -278,21 +278,20 @@ def fit(cfg: RunConfig, *, on_epoch: Callable[[EpochReport], None] | None = None
 
 
 def save_checkpoint(directory: Path, model: nn.Module, opt, sched, state: dict, best_weights: dict) -> None:
+    """Current weights as safetensors; the best epoch's state dict, optimiser and schedule as tensor-only
+    torch files (read back with weights_only=True), so no second copy of the model is built to save them."""
     directory.mkdir(parents=True, exist_ok=True)
     save_model(model, str(directory / "model.safetensors"))
-    best_model = copy.deepcopy(model).cpu()
-    best_model.load_state_dict(best_weights)
-    save_model(best_model, str(directory / "best.safetensors"))
-    torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict()}, directory / "optim.pt")
+    torch.save({"best": best_weights, "optimizer": opt.state_dict(), "scheduler": sched.state_dict()},
+               directory / "optim.pt")
     (directory / "state.json").write_text(json.dumps(state))
 
 
 def load_checkpoint(directory: Path, model: nn.Module, opt, sched) -> tuple[dict, dict]:
     """Restore model, optimiser and schedule; returns the loop state and the best epoch's weights."""
-    best_model = copy.deepcopy(model)
-    load_model(best_model, str(directory / "best.safetensors"), device=str(next(model.parameters()).device))
-    load_model(model, str(directory / "model.safetensors"), device=str(next(model.parameters()).device))
-    optim = torch.load(directory / "optim.pt", weights_only=True)
-    opt.load_state_dict(optim["optimizer"])
-    sched.load_state_dict(optim["scheduler"])
-    return json.loads((directory / "state.json").read_text()), best_model.state_dict()
+    device = next(model.parameters()).device
+    load_model(model, str(directory / "model.safetensors"), device=str(device))
+    saved = torch.load(directory / "optim.pt", weights_only=True, map_location=device)
+    opt.load_state_dict(saved["optimizer"])
+    sched.load_state_dict(saved["scheduler"])
+    return json.loads((directory / "state.json").read_text()), saved["best"]

@@ -46,7 +46,7 @@ def export_best(run_dir: str | Path, out: str | Path | None = None, *, allow_con
     cfg = best.cfg.with_overrides({
         "provenance.run": str(run.path), "provenance.trial_id": best.trial_id, "provenance.metric": run.metric,
         "provenance.value": best.value, "provenance.epoch": best.epoch, "provenance.dsgkd_version": __version__,
-        "provenance.data_fingerprint": data_fingerprint(best.cfg)}, source=f"trial {best.trial_id}")
+        "provenance.data_fingerprint": data_fingerprint(best.cfg), "provenance.seed": best.cfg.train.seed}, source=f"trial {best.trial_id}")
     target = Path(out) if out else run.path / "best.yaml"
     text = cfg.dump_yaml()
     if RunConfig.from_dict(yaml.safe_load(text), source=str(target)) != cfg:
@@ -111,7 +111,7 @@ def add_export_parser(subparsers) -> argparse.ArgumentParser:
         "export", help="the best trial of a search as a RunConfig YAML for `dsgkd train --config`",
         description="Pick the best finished DSG-KD trial of RUN by its best epoch's validation metric and write its "
                     "full RunConfig with provenance (run, trial id, metric, value, epoch, dsgkd version, data "
-                    "fingerprint; the seed is train.seed). Re-run it: "
+                    "fingerprint, seed). Re-run it: "
                     "dsgkd train --config FILE --seeds 0,1,2 --out DIR. KD-off controls are skipped unless asked.")
     p.add_argument("run", type=Path, metavar="RUN", help="the --out directory of `dsgkd search`")
     p.add_argument("-o", "--out", type=Path, metavar="FILE", help="output YAML (default: RUN/best.yaml)")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from dsgkd.config import RunConfig
+from dsgkd.config import RunConfig, TrainConfig
 from dsgkd.data.emr import Splits, load_splits, load_unlabeled
 from dsgkd.errors import UserError
 from dsgkd.features import encode_notes
@@ -121,16 +121,20 @@ def load_teacher(cfg: RunConfig, splits: Splits, *, attention: bool):
 
 
 def finetuned_teacher_dir(cfg: RunConfig, splits: Splits) -> Path:
+    """The teacher fine-tuned once per (teacher, data, seed, length): with the default learning rates, not
+    the student's, so a search over student LRs shares one fine-tuned teacher instead of making one per value."""
     from dsgkd.engine import fit  # the teacher is fine-tuned by the same loop as any student
 
-    key = hashlib.sha256(json.dumps([teacher_identity(cfg), splits.fingerprint, cfg.train.max_length,
-                                     cfg.train.lr_encoder, cfg.train.lr_head]).encode()).hexdigest()[:16]
+    defaults = TrainConfig()
+    tuned_cfg = cfg.with_overrides({
+        "student.ref": cfg.teacher.ref, "teacher.finetune": False, "train.epochs": cfg.teacher.finetune_epochs,
+        "train.lr_encoder": defaults.lr_encoder, "train.lr_head": defaults.lr_head, "distill.alpha": 0.0,
+        "distill.beta": 0.0, "distill.gamma": 0.0, "data.transfer_path": None})
+    key = hashlib.sha256(json.dumps([teacher_identity(cfg), splits.fingerprint,
+                                     tuned_cfg.train.model_dump(mode="json")]).encode()).hexdigest()[:16]
     final = cache_root() / "teachers" / f"{Path(cfg.teacher.ref).name}-{key}"
     if (final / "config.json").is_file():
         return final
-    tuned_cfg = cfg.with_overrides({"student.ref": cfg.teacher.ref, "teacher.finetune": False,
-                                    "train.epochs": cfg.teacher.finetune_epochs, "distill.alpha": 0.0,
-                                    "distill.beta": 0.0, "distill.gamma": 0.0, "data.transfer_path": None})
     result = fit(tuned_cfg)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tuning-", dir=final.parent))

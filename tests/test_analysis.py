@@ -214,7 +214,7 @@ def test_export_round_trip_through_train(analysed, notes_csv, tmp_path, capsys):
     p = cfg.provenance
     assert (p.run, p.trial_id, p.metric, p.epoch) == (str(run), best["trial"], "val_auroc", best["best_epoch"])
     assert p.value == pytest.approx(best["val_auroc"]) and p.dsgkd_version
-    assert p.data_fingerprint == load_splits(cfg.data).fingerprint
+    assert p.data_fingerprint == load_splits(cfg.data).fingerprint and p.seed == cfg.train.seed
     assert cfg.student.ref == best["pair"].split(">")[1] and cfg.distill.alpha == best["distill.alpha"]
     assert cfg.distill.layer_map == best["layer_map"] and cfg.distill.kd_on
     assert not list(run.glob(".best.yaml*"))

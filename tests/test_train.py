@@ -170,3 +170,19 @@ def test_nan_loss_stops_with_the_reason(notes_csv):
     from dsgkd.engine import NonFiniteLossError
     with pytest.raises(NonFiniteLossError, match="non-finite loss"):
         fit(cfg)
+
+
+def test_logit_kd_uses_one_fine_tuned_teacher_across_student_learning_rates(notes_csv, monkeypatch):
+    import dsgkd.prepare as prep
+
+    tuned = []
+    real = prep.finetuned_teacher_dir
+    monkeypatch.setattr(prep, "finetuned_teacher_dir", lambda cfg, splits: tuned.append(real(cfg, splits)) or tuned[-1])
+    for lr in (1e-4, 3e-4):
+        cfg = small_cfg(notes_csv, **{"teacher.ref": "kmbert-tiny", "student.ref": "kobert-tiny",
+                                      "teacher.finetune": True, "teacher.finetune_epochs": 1,
+                                      "distill.gamma": 0.5, "distill.temperature": 2.0,
+                                      "distill.layer_map": "uniform", "train.epochs": 1, "train.lr_encoder": lr})
+        result = fit(cfg)
+        assert result.history[0]["train_logit"] > 0
+    assert len(tuned) == 2 and tuned[0] == tuned[1]
