@@ -82,7 +82,7 @@ def make_trainer(cfg: RunConfig, *, name: str, storage_path: str | Path, workers
             storage_path=str(storage_path),
             failure_config=ray.train.FailureConfig(max_failures=max_failures),
             # Only the latest checkpoint: the engine writes the best epoch's weights into every one
-            # (best.safetensors, with best_epoch in state.json), and a base-size model with its AdamW
+            # (in optim.pt, with best_epoch in state.json), and a base-size model with its AdamW
             # state per epoch per trial would fill the disk.
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1),
             callbacks=list(callbacks),
