@@ -7,8 +7,13 @@ so the only safe bridge is the character offsets that fast tokenizers report for
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 import re
 from collections.abc import Sequence
+from pathlib import Path
+
+from dsgkd.errors import UserError
 
 Span = tuple[int, int]
 
@@ -19,21 +24,73 @@ _LATIN = "A-Za-z\u00C0-\u024F"
 _LATIN_TERM = re.compile(rf"(?<![{_LATIN}0-9])[{_LATIN}][{_LATIN}0-9]*(?:[-/.][{_LATIN}0-9]+)*")
 _WORD = re.compile(r"\S+")
 
-SELECTORS = ("latin", "all")
+SELECTORS = ("latin", "all", "lexicon:<file>", "lexicon:embedded")
+LEXICON_PREFIX = "lexicon:"
+
+
+def embedded_lexicon() -> list[str]:
+    """The synthetic benchmark's clinical terms (the ones whose meaning sets the label)."""
+    from dsgkd.data.synthetic import MILD_TERMS, SEVERE_TERMS
+
+    return [*SEVERE_TERMS, *MILD_TERMS]
+
+
+@functools.lru_cache(maxsize=8)
+def lexicon_terms(source: str) -> tuple[str, ...]:
+    """`embedded`, or a UTF-8 file with one term per line (blank lines and `#` comments skipped)."""
+    if source == "embedded":
+        return tuple(embedded_lexicon())
+    path = Path(source)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise UserError(f"{path}: lexicon file not found (distill.selector: lexicon:{source})") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: lexicon is not UTF-8 text") from None
+    terms = tuple(t.strip() for t in lines if t.strip() and not t.lstrip().startswith("#"))
+    if not terms:
+        raise UserError(f"{path}: lexicon has no terms")
+    return terms
+
+
+@functools.lru_cache(maxsize=8)
+def _lexicon_pattern(source: str) -> re.Pattern:
+    """Case-sensitive ("AGE" is a diagnosis, "age" is not), longest term first so "otitis media" wins
+    over "otitis", whole words only, any run of whitespace inside a multi-word term."""
+    terms = sorted(set(lexicon_terms(source)), key=len, reverse=True)
+    body = "|".join(r"\s+".join(map(re.escape, t.split())) for t in terms)
+    return re.compile(rf"(?<![{_LATIN}0-9])(?:{body})(?![{_LATIN}0-9])")
+
+
+def check_selector(selector: str) -> str:
+    if selector in ("latin", "all") or (selector.startswith(LEXICON_PREFIX) and len(selector) > len(LEXICON_PREFIX)):
+        return selector
+    raise ValueError(f"unknown term selector {selector!r}; expected one of {', '.join(SELECTORS)}")
+
+
+def selector_identity(selector: str) -> str:
+    """The selector as a cache key: a lexicon file stands for its content, so editing it invalidates caches."""
+    if not selector.startswith(LEXICON_PREFIX):
+        return selector
+    terms = lexicon_terms(selector.removeprefix(LEXICON_PREFIX))
+    return LEXICON_PREFIX + hashlib.sha256("\n".join(terms).encode()).hexdigest()[:16]
 
 
 def find_terms(text: str, selector: str = "latin", max_terms: int = 32) -> list[Span]:
     """Character spans [start, end) of the words to distil, in text order, at most `max_terms`.
 
     `latin` is the paper's code-switched English (medical terms, abbreviations, vitals' labels);
-    `all` takes every whitespace-separated word, prose included.
+    `all` takes every whitespace-separated word, prose included; `lexicon:<file>` only the clinical
+    terms a lexicon lists, so KD is spent on words that carry meaning rather than on vitals' labels.
     """
     if selector == "latin":
         pattern = _LATIN_TERM
     elif selector == "all":
         pattern = _WORD
+    elif selector.startswith(LEXICON_PREFIX):
+        pattern = _lexicon_pattern(check_selector(selector).removeprefix(LEXICON_PREFIX))
     else:
-        raise ValueError(f"unknown term selector {selector!r}; expected one of {SELECTORS}")
+        check_selector(selector)
     spans = []
     for m in pattern.finditer(text):
         if len(spans) == max_terms:

@@ -53,7 +53,7 @@ def add_train_parser(sub) -> None:
     g.add_argument("--gamma", type=float, help="logit KD weight (needs --teacher-finetune)")
     g.add_argument("--temperature", type=float, help="logit KD temperature")
     g.add_argument("--layer-map", help="all | uniform | skip | last_k:K | first_last | 't:s,t:s'")
-    g.add_argument("--selector", choices=["latin", "all"], help="which words are distilled")
+    g.add_argument("--selector", help="which words are distilled: latin | all | lexicon:<file> | lexicon:embedded")
     g.add_argument("--hidden-loss", choices=["mse", "cosine"])
     g.add_argument("--projection", choices=["auto", "linear"])
     g = p.add_argument_group("training")
@@ -129,7 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_synth_parser(sub)
     add_train_parser(sub)
     for module, adder in (("dsgkd.search", "add_search_parser"), ("dsgkd.analysis", "add_analyze_parser"),
-                          ("dsgkd.export", "add_export_parser"), ("dsgkd.demo", "add_demo_parser")):
+                          ("dsgkd.export", "add_export_parser"), ("dsgkd.demo", "add_demo_parser"),
+                          ("dsgkd.paper_table", "add_table_parser")):
         getattr(importlib.import_module(module), adder)(sub)
     return parser
 

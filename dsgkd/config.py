@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from dsgkd.align import check_selector
 from dsgkd.errors import UserError
 
 
@@ -44,11 +45,16 @@ class TeacherConfig(_Section):
     ref: str = "kmbert-tiny"
     finetune: bool = Field(False, description="fine-tune the teacher once on the task (cached) for logit KD")
     random_init: bool = Field(False, description="knowledge-free control: same architecture, random weights")
-    finetune_epochs: int = Field(3, ge=1)
+    finetune_epochs: int = Field(10, ge=1)
+    finetune_lr_encoder: float = Field(3e-4, gt=0, description="the teacher's own fine-tuning recipe, "
+                                       "independent of the student's searched learning rates")
+    finetune_lr_head: float = Field(3e-3, gt=0)
 
 
 class StudentConfig(_Section):
     ref: str = "xlmr-tiny"
+    random_init: bool = Field(False, description="start from random weights (an ablation; also how a "
+                              "random-init teacher is fine-tuned)")
 
 
 class DistillConfig(_Section):
@@ -59,11 +65,16 @@ class DistillConfig(_Section):
     gamma: float = Field(0.0, ge=0, description="logit KD weight (needs teacher.finetune)")
     temperature: float = Field(1.0, gt=0)
     layer_map: str | list[tuple[int, int]] = "all"
-    hidden_loss: Literal["mse", "cosine"] = "mse"
+    hidden_loss: Literal["mse", "cosine", "relational"] = "mse"
     projection: Literal["auto", "linear"] = Field(
         "auto", description="auto: a learned linear map only when widths differ; linear: always")
-    selector: Literal["latin", "all"] = "latin"
+    selector: str = Field("latin", description="words distilled: latin | all | lexicon:<file> | lexicon:embedded")
     max_terms: int = Field(32, ge=1)
+
+    @field_validator("selector")
+    @classmethod
+    def _known_selector(cls, v: str) -> str:
+        return check_selector(v)
 
     @property
     def kd_on(self) -> bool:

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from dsgkd.align import selector_identity
 from dsgkd.errors import UserError
 from dsgkd.features import collate, encode_notes, make_batches
 from dsgkd.losses import attention_grid, pool_spans
@@ -106,7 +107,7 @@ class CachedTeacher:
 
 def cache_key(teacher_id: str, data_fingerprint: str, *, max_length: int, selector: str, max_terms: int,
               layers: list[int], attn_layers: list[int], logits: bool) -> str:
-    blob = json.dumps([CACHE_VERSION, teacher_id, data_fingerprint, max_length, selector, max_terms,
+    blob = json.dumps([CACHE_VERSION, teacher_id, data_fingerprint, max_length, selector_identity(selector), max_terms,
                        sorted(layers), sorted(attn_layers), logits])
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

@@ -88,3 +88,25 @@ def test_a_term_cut_in_half_by_truncation_is_dropped():
 
 def test_no_terms_no_spans():
     assert char_to_token_spans([(0, 0), (0, 3), (0, 0)], []) == []
+
+
+def test_lexicon_selector_takes_only_listed_terms_longest_first_case_sensitive():
+    text = "3일전부터 fever, r/o otitis media, AGE 의심, age 5, status  epilepticus로 전원, URI"
+    assert words(text, selector="lexicon:embedded") == ["otitis media", "AGE", "status  epilepticus", "URI"]
+    assert words("meningitis와 sepsis, Xsepsis", selector="lexicon:embedded") == ["meningitis", "sepsis"]
+
+
+def test_lexicon_file_comments_and_errors(tmp_path):
+    from dsgkd.align import selector_identity
+    from dsgkd.config import DistillConfig
+    from dsgkd.errors import UserError
+
+    lex = tmp_path / "terms.txt"
+    lex.write_text("# KCD-derived\nr/o\n\nKawasaki disease\n", encoding="utf-8")
+    assert words("r/o Kawasaki  disease, Kawasaki", selector=f"lexicon:{lex}") == ["r/o", "Kawasaki  disease"]
+    before = selector_identity(f"lexicon:{lex}")
+    with pytest.raises(UserError, match="lexicon file not found"):
+        find_terms("x", selector=f"lexicon:{tmp_path / 'missing.txt'}")
+    with pytest.raises(ValueError, match="selector"):
+        DistillConfig(selector="lexicon:")
+    assert before.startswith("lexicon:") and str(lex) not in before  # keyed by content, not by path
