@@ -49,7 +49,7 @@ class Distiller(nn.Module):
         self.student, self.d, self.pairs = student, cfg.distill, layer_pairs
         self.attn_pairs = [(t, s) for t, s in layer_pairs if t > 0 and s > 0] if self.d.beta > 0 else []
         self.proj = None
-        if self.d.alpha > 0 and teacher_width is not None:
+        if self.d.alpha > 0 and teacher_width is not None and self.d.hidden_loss != "relational":
             self.proj = make_projection(encoder_width(student), teacher_width, self.d.projection)
 
     def forward(self, batch: dict, teacher: TeacherOut | None) -> tuple[torch.Tensor, dict, torch.Tensor]:

@@ -37,8 +37,14 @@ def hidden_kd_from_pooled(t_pooled: Tensor, s_pooled: Tensor, term_mask: Tensor,
                           proj: nn.Module | None = None, kind: str = "mse") -> Tensor:
     """Distance between pooled term vectors of mapped layers: [P, B, W, Dt] vs [P, B, W, Ds].
 
-    mse: mean squared error over valid (pair, term, dim); cosine: mean (1 − cos) over valid (pair, term).
+    mse: mean squared error over valid (pair, term, dim); cosine: mean (1 − cos) over valid (pair, term);
+    relational: MSE between the teacher's and the student's term-by-term cosine-similarity matrices over
+    all valid terms of the batch — it copies which terms the teacher finds alike (severe with severe)
+    rather than each coordinate, needs no projection, and ignores the token-identity variance that
+    dominates raw MSE.
     """
+    if kind == "relational":
+        return relational_kd(t_pooled, s_pooled, term_mask)
     if proj is not None:
         s_pooled = proj(s_pooled)
     if t_pooled.shape[-1] != s_pooled.shape[-1]:
@@ -54,6 +60,23 @@ def hidden_kd_from_pooled(t_pooled: Tensor, s_pooled: Tensor, term_mask: Tensor,
     else:
         raise ValueError(f"unknown hidden loss {kind!r}")
     return (err * mask).sum() / n_terms.clamp(min=1)
+
+
+def relational_kd(t_pooled: Tensor, s_pooled: Tensor, term_mask: Tensor) -> Tensor:
+    """Similarity-preserving KD over the batch's terms: [P, B, W, D*] → mean over pairs of
+    MSE(cos-sim(teacher terms), cos-sim(student terms)) on the N×N matrix of valid terms (diagonal excluded).
+    Centring each side on its batch mean first removes the direction every term shares."""
+    keep = term_mask.reshape(-1).bool()
+    n = int(keep.sum())
+    if n < 2:
+        return s_pooled.sum() * 0
+    t = t_pooled.flatten(1, 2)[:, keep].to(s_pooled.dtype)  # [P, N, Dt]
+    s = s_pooled.flatten(1, 2)[:, keep]                      # [P, N, Ds]
+    t = F.normalize(t - t.mean(1, keepdim=True), dim=-1, eps=1e-6)
+    s = F.normalize(s - s.mean(1, keepdim=True), dim=-1, eps=1e-6)
+    off_diag = 1 - torch.eye(n, device=s.device, dtype=s.dtype)
+    diff = (s @ s.transpose(1, 2) - t @ t.transpose(1, 2)).pow(2) * off_diag
+    return diff.sum() / (off_diag.sum() * s.shape[0])
 
 
 def hidden_kd_loss(t_states: Tensor, s_states: Tensor, t_spans: Tensor, s_spans: Tensor,

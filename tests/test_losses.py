@@ -136,3 +136,36 @@ def test_attention_kd_zero_when_student_is_teacher_and_positive_otherwise():
     s_grid = attention_grid(other[:, :, :2], spans)
     t_grid = attention_grid(attn, spans)
     assert attention_kd_from_grids(t_grid, s_grid, mask).item() > 0
+
+
+def slow_relational(t_pooled, s_pooled, mask):
+    """Loop reference: per layer pair, centred cosine-similarity matrices of the valid terms, off-diagonal MSE."""
+    losses = []
+    for p in range(t_pooled.shape[0]):
+        t = torch.stack([t_pooled[p, b, w] for b, w in mask.nonzero().tolist()])
+        s = torch.stack([s_pooled[p, b, w] for b, w in mask.nonzero().tolist()])
+        t, s = t - t.mean(0), s - s.mean(0)
+        n = len(t)
+        for i in range(n):
+            for j in range(n):
+                if i != j:
+                    losses.append((F.cosine_similarity(s[i], s[j], dim=0) - F.cosine_similarity(t[i], t[j], dim=0)) ** 2)
+    return torch.stack(losses).mean()
+
+
+def test_relational_kd_matches_loop_needs_no_projection_and_ignores_scale():
+    from dsgkd.losses import hidden_kd_from_pooled
+
+    g = torch.Generator().manual_seed(3)
+    t = torch.randn(2, 3, 4, 8, generator=g)           # teacher width 8
+    s = torch.randn(2, 3, 4, 5, generator=g, requires_grad=True)  # student width 5, no projection
+    _, mask = random_spans(g, 3, 4, 10)
+    fast = hidden_kd_from_pooled(t, s, mask, kind="relational")
+    slow = slow_relational(t, s, mask)
+    assert torch.allclose(fast, slow, atol=1e-6)
+    g_fast, = torch.autograd.grad(fast, s)
+    g_slow, = torch.autograd.grad(slow_relational(t, s, mask), s)
+    assert torch.allclose(g_fast, g_slow, atol=1e-6)
+    rotated = t @ torch.linalg.qr(torch.randn(8, 8, generator=g))[0]  # same geometry, other coordinates
+    assert hidden_kd_from_pooled(t, rotated * 3.0, mask, kind="relational") < 1e-6
+    assert hidden_kd_from_pooled(t, s, torch.zeros_like(mask), kind="relational").item() == 0.0
