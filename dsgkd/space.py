@@ -152,6 +152,9 @@ class SearchSpace(_Strict):
     seed: int = 0
     include_paper_defaults: bool = Field(True, description="trial 0: alpha 0.6, beta 0.2, no logit KD, all layers")
     include_control: bool = Field(False, description="one KD-off trial (alpha = beta = gamma = 0) per pair")
+    start_points: list[dict[str, Scalar]] = Field(
+        [], description="trials evaluated before sampling, per pair: {param: value}; unset params take the base "
+                        "value when the distribution holds it, else are sampled")
 
     @model_validator(mode="before")
     @classmethod
@@ -196,6 +199,11 @@ class SearchSpace(_Strict):
             self._require_point("include_paper_defaults", PAPER_DEFAULTS)
         if self.include_control:
             self._require_point("include_control", KD_OFF)
+        for i, point in enumerate(self.start_points):
+            for key in point:
+                if key not in self.params:
+                    raise ValueError(f"start_points[{i}].{key}: not a searched param ({', '.join(self.params)})")
+            self._require_point(f"start_points[{i}]", point)
         return self
 
     def _require_point(self, flag: str, values: dict[str, float]) -> None:
@@ -205,7 +213,8 @@ class SearchSpace(_Strict):
             inside = dist.contains(v) if dist else setting(self.base, key) == v
             if not inside:
                 where = f"params.{key}" if dist else f"base.{key} (not searched)"
-                raise ValueError(f"{flag}: {key}={v} lies outside {where}; widen it or set {flag}: false")
+                fix = f"; widen it or set {flag}: false" if flag.startswith("include_") else ""
+                raise ValueError(f"{flag}: {key}={v} lies outside {where}{fix}")
 
     @property
     def max_t(self) -> int:
@@ -300,7 +309,8 @@ def resolve_pairs(space: SearchSpace, depth: Callable[[str], int]) -> dict[str, 
 
 
 def seeded_points(space: SearchSpace, plans: dict[str, PairPlan]) -> list[dict[str, Any]]:
-    """Trials evaluated before sampling: the paper's defaults first, then one KD-off control per pair.
+    """Trials evaluated before sampling: the paper's defaults first, then one KD-off control per pair, then
+    the space's start points for every pair.
 
     Other searched settings take the base value when the distribution holds it, else Optuna samples them.
     """
@@ -315,6 +325,7 @@ def seeded_points(space: SearchSpace, plans: dict[str, PairPlan]) -> list[dict[s
     if space.include_control:
         points += [{"pair": name, **base, **{k: v for k, v in KD_OFF.items() if k in space.params}}
                    for name in plans]
+    points += [{"pair": name, **base, **start} for start in space.start_points for name in plans]
     return [{k: _as_declared(space.params.get(k), v) for k, v in p.items()} for p in points]
 
 

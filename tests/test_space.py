@@ -54,6 +54,10 @@ def write(tmp_path, text: str) -> Path:
     ("pairs: [{teacher: a, student: b}]\nbase: {distill: {alpha: 0.1}}\n", "include_paper_defaults: distill.alpha=0.6"),
     ("pairs: [{teacher: a, student: b}]\ninclude_control: true\n", "include_control: distill.alpha=0.0"),
     ("pairs: [{teacher: a, student: b}, {teacher: a, student: b}]\n", "repeated pair 'a>b'"),
+    ("pairs: [{teacher: a, student: b}]\nstart_points: [{distill.beta: 0.1}]\n",
+     "start_points[0].distill.beta: not a searched param"),
+    ("pairs: [{teacher: a, student: b}]\nparams: {distill.alpha: {type: float, low: 0, high: 1}}\n"
+     "start_points: [{distill.alpha: 2.0}]\n", "start_points[0]: distill.alpha=2.0 lies outside params.distill.alpha"),
     ("pairs: [{teacher: a, student: b}\n", "not valid YAML"),
     ("pairs: []\n", "pairs"),
     ("pairs: [{teacher: a, student: b}]\nmetric: val_f1\n", "set base.train.select_metric: f1"),
@@ -132,13 +136,23 @@ def test_trial_to_overrides_accepts_tunes_nested_config():
                     "distill.alpha": 0.3, "distill.temperature": 2.0}
 
 
-@pytest.mark.parametrize("name", ["demo", "kmbert_xlmr", "kmbert_kobert", "biobert_xlmr", "biobert_kobert", "pairs"])
+@pytest.mark.parametrize("name", ["demo", "kmbert_xlmr", "kmbert_kobert", "biobert_xlmr", "biobert_kobert", "pairs",
+                                  "paper_table"])
 def test_shipped_spaces_validate(name):
     s = load_space(ROOT / "search_spaces" / f"{name}.yaml")
-    depth = DEPTHS.get if name == "demo" else (lambda ref: 12)
+    depth = DEPTHS.get if name in ("demo", "paper_table") else (lambda ref: 12)
     plans = resolve_pairs(s, depth)
-    assert seeded_points(s, plans)[0]["distill.alpha"] == 0.6
+    assert seeded_points(s, plans)[0]["distill.alpha"] == (0.5 if name == "paper_table" else 0.6)
     raw = yaml.safe_load(s.dump_yaml())
     assert space_from_dict(raw) == s  # space.yaml round-trips
     if name == "pairs":
         assert len(plans) == 4
+
+
+def test_start_points_are_evaluated_for_every_pair_after_the_paper_defaults():
+    s = space(start_points=[{"distill.alpha": 0.5, "distill.selector": "all"}])
+    plans = resolve_pairs(s, DEPTHS.__getitem__)
+    points = seeded_points(s, plans)
+    assert len(points) == 1 + len(plans)
+    assert [p["pair"] for p in points[1:]] == list(plans)
+    assert all(p["distill.alpha"] == 0.5 and p["distill.selector"] == "all" for p in points[1:])
