@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from dsgkd.config import RunConfig, TrainConfig
+from dsgkd.config import RunConfig
 from dsgkd.data.emr import Splits, load_splits, load_unlabeled
 from dsgkd.errors import UserError
 from dsgkd.features import encode_notes
@@ -80,7 +80,8 @@ def prepare(cfg: RunConfig, *, splits: Splits | None = None, teacher_weights: bo
     splits = splits or load_splits(cfg.data)
     transfer = load_transfer(cfg)
     torch.manual_seed(cfg.train.seed)  # the student's fresh classifier head is drawn here
-    s_tok, student = load_classifier(cfg.student.ref, output_attentions=cfg.distill.beta > 0)
+    s_tok, student = load_classifier(cfg.student.ref, random_init=cfg.student.random_init,
+                                     output_attentions=cfg.distill.beta > 0)
     check_max_length(cfg, s_tok, student, "student", cfg.student.ref)
     p = Prepared(cfg, splits, transfer, s_tok, student)
     if cfg.distill.kd_on:
@@ -102,34 +103,41 @@ def prepare(cfg: RunConfig, *, splits: Splits | None = None, teacher_weights: bo
 
 
 def teacher_identity(cfg: RunConfig) -> str:
-    """What makes two teachers the same: source (a stand-in's dir carries its content key) and how it
-    was initialised."""
+    """What makes two teachers the same: source (a stand-in's dir carries its content key), how it was
+    initialised, and for a fine-tuned one the whole fine-tuning recipe."""
     r = resolve(cfg.teacher.ref)
-    return json.dumps([r.source, cfg.teacher.random_init, cfg.teacher.finetune,
-                       cfg.teacher.finetune_epochs if cfg.teacher.finetune else None, cfg.train.seed])
+    recipe = teacher_finetune_config(cfg).train.model_dump(mode="json") if cfg.teacher.finetune else None
+    return json.dumps([r.source, cfg.teacher.random_init, cfg.teacher.finetune, recipe, cfg.train.seed])
 
 
 def load_teacher(cfg: RunConfig, splits: Splits, *, attention: bool):
-    """The frozen teacher: pretrained, randomly initialised (knowledge-free control) or fine-tuned once
-    on this task's training split (for logit KD), the latter cached by data fingerprint."""
+    """The frozen teacher: pretrained, randomly initialised (knowledge-free control), or either of those
+    fine-tuned once on this task's training split (for logit KD), the latter cached by data fingerprint."""
+    if cfg.teacher.finetune:
+        return load_classifier(str(finetuned_teacher_dir(cfg, splits)), output_attentions=attention)
     if cfg.teacher.random_init:
         torch.manual_seed(cfg.train.seed)
         return load_classifier(cfg.teacher.ref, random_init=True, output_attentions=attention)
-    if not cfg.teacher.finetune:
-        return load_classifier(cfg.teacher.ref, output_attentions=attention)
-    return load_classifier(str(finetuned_teacher_dir(cfg, splits)), output_attentions=attention)
+    return load_classifier(cfg.teacher.ref, output_attentions=attention)
+
+
+def teacher_finetune_config(cfg: RunConfig) -> RunConfig:
+    """The teacher's own fine-tuning run: its learning rates, not the student's, so a search over student
+    LRs shares one fine-tuned teacher instead of making one per value."""
+    return cfg.with_overrides({
+        "student.ref": cfg.teacher.ref, "student.random_init": cfg.teacher.random_init,
+        "teacher.finetune": False, "teacher.random_init": False, "train.epochs": cfg.teacher.finetune_epochs,
+        "train.lr_encoder": cfg.teacher.finetune_lr_encoder, "train.lr_head": cfg.teacher.finetune_lr_head,
+        "train.patience": max(cfg.train.patience, 3), "distill.alpha": 0.0,
+        "distill.beta": 0.0, "distill.gamma": 0.0, "data.transfer_path": None})
 
 
 def finetuned_teacher_dir(cfg: RunConfig, splits: Splits) -> Path:
-    """The teacher fine-tuned once per (teacher, data, seed, length): with the default learning rates, not
-    the student's, so a search over student LRs shares one fine-tuned teacher instead of making one per value."""
+    """Fine-tuned once per (teacher, init, data, seed, recipe) and cached: every trial of a search and every
+    row of a table that names the same teacher reuses it."""
     from dsgkd.engine import fit  # the teacher is fine-tuned by the same loop as any student
 
-    defaults = TrainConfig()
-    tuned_cfg = cfg.with_overrides({
-        "student.ref": cfg.teacher.ref, "teacher.finetune": False, "train.epochs": cfg.teacher.finetune_epochs,
-        "train.lr_encoder": defaults.lr_encoder, "train.lr_head": defaults.lr_head, "distill.alpha": 0.0,
-        "distill.beta": 0.0, "distill.gamma": 0.0, "data.transfer_path": None})
+    tuned_cfg = teacher_finetune_config(cfg)
     key = hashlib.sha256(json.dumps([teacher_identity(cfg), splits.fingerprint,
                                      tuned_cfg.train.model_dump(mode="json")]).encode()).hexdigest()[:16]
     final = cache_root() / "teachers" / f"{Path(cfg.teacher.ref).name}-{key}"
