@@ -186,3 +186,23 @@ def test_logit_kd_uses_one_fine_tuned_teacher_across_student_learning_rates(note
         result = fit(cfg)
         assert result.history[0]["train_logit"] > 0
     assert len(tuned) == 2 and tuned[0] == tuned[1]
+
+
+def test_knowledge_free_teacher_is_fine_tuned_from_random_weights_by_the_same_recipe(notes_csv):
+    from safetensors.torch import load_file
+
+    from dsgkd.data.emr import load_splits
+    from dsgkd.prepare import finetuned_teacher_dir
+
+    cfg = small_cfg(notes_csv, **{"teacher.ref": "kmbert-tiny", "teacher.finetune": True,
+                                  "teacher.finetune_epochs": 1})
+    splits = load_splits(cfg.data)
+    pretrained = finetuned_teacher_dir(cfg, splits)
+    random = finetuned_teacher_dir(cfg.with_overrides({"teacher.random_init": True}), splits)
+    other_lr = finetuned_teacher_dir(cfg.with_overrides({"teacher.finetune_lr_encoder": 1e-5}), splits)
+    assert len({pretrained, random, other_lr}) == 3
+    assert finetuned_teacher_dir(cfg.with_overrides({"train.lr_encoder": 5e-3}), splits) == pretrained
+    a, b = (load_file(d / "model.safetensors") for d in (pretrained, random))
+    emb = next(k for k in a if k.endswith("word_embeddings.weight"))
+    assert not torch.allclose(a[emb], b[emb])
+    assert any(k.startswith("classifier") for k in b)

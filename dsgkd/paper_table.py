@@ -1,0 +1,316 @@
+"""`dsgkd table` (and benchmarks/paper_table.py): the DSG-KD paper's comparison on the embedded benchmark.
+
+For each teacher→student pair, six rows scored on one test split, each over the same seeds:
+
+- control: the student fine-tuned alone (KD off, labelled notes only);
+- teacher: the teacher fine-tuned alone (the very checkpoint logit KD reads);
+- random teacher: the knowledge-free control's teacher fine-tuned alone (same shape, random init);
+- paper: DSG-KD with the paper's settings (alpha 0.6, beta 0.2, all layers, MSE, Latin terms, no logit
+  KD, labelled notes only, the pretrained teacher);
+- searched: the config `dsgkd search` + `dsgkd export` pick for the pair on validation AUROC;
+- knowledge-free: the searched config with a randomly initialised teacher of the same shape, fine-tuned
+  by the same recipe: what the KD machinery gives without any domain knowledge.
+
+Nothing is tuned on test: the search ranks by validation AUROC, each run keeps its best validation epoch
+and takes its threshold from validation, and each run predicts the test split once. The training recipe
+(epochs, LRs, batch) is fixed across rows and not searched, so no row gets a tuning budget the control
+lacks. Paired bootstraps compare seed-averaged test probabilities on the same resampled notes.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import multiprocessing
+import os
+import shlex
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from dsgkd.config import RunConfig
+from dsgkd.errors import UserError
+from dsgkd.space import SearchSpace, load_space
+
+SPACE = Path(__file__).resolve().parents[1] / "search_spaces" / "paper_table.yaml"
+ROWS = ("control", "teacher", "random teacher", "paper", "searched", "knowledge-free")
+TEACHER_ROWS = {"teacher": "", "random teacher": "-random"}  # row → suffix of its dir under OUT/teachers
+KD_ROWS = ("paper", "searched")
+REPORTED = ("auroc", "auprc", "f1", "brier")
+PAPER = {"distill.alpha": 0.6, "distill.beta": 0.2, "distill.gamma": 0.0, "distill.layer_map": "all",
+         "distill.hidden_loss": "mse", "distill.projection": "auto", "distill.selector": "latin",
+         "teacher.finetune": False, "teacher.random_init": False, "data.transfer_path": None}
+DATA_SEEDS = {"train": 100, "val": 101, "test": 102, "transfer": 103}  # disjoint from `dsgkd synth`'s default 0
+
+
+# ------------------------------------------------------------------------------------------- data
+def make_data(out: Path, sizes: dict[str, int]) -> dict[str, str]:
+    """The benchmark's four files, each from its own generator seed (so no patient spans two files); the
+    transfer notes are written without labels."""
+    from dsgkd.data.synthetic import generate_notes, write_table
+
+    paths = {}
+    for split, n in sizes.items():
+        path = out / f"{split}.csv"
+        if not path.is_file():
+            df = generate_notes(n, seed=DATA_SEEDS[split])
+            write_table(df[["ER_DHX"]] if split == "transfer" else df, path)
+        paths[split] = str(path.resolve())
+    return paths
+
+
+def table_space(space: SearchSpace, data: dict[str, str]) -> SearchSpace:
+    base = space.base.with_overrides({"data.path": data["train"], "data.val_path": data["val"],
+                                      "data.test_path": data["test"], "data.transfer_path": data["transfer"]})
+    return space.model_copy(update={"base": base})
+
+
+# ------------------------------------------------------------------------------------------- jobs
+def _job(kind: str, cfg_yaml: str, out: str) -> str:
+    """One run in a worker process (one thread each: two processes on two cores beat one with two threads)."""
+    import torch
+    import transformers
+    import yaml
+
+    from dsgkd.runner import staged_output, train_one
+
+    torch.set_num_threads(1)
+    transformers.logging.set_verbosity_error()  # per-load reports from hundreds of runs would bury the table
+    out_dir = Path(out)
+    if (out_dir / "metrics.json").is_file():
+        return out
+    cfg = RunConfig.from_dict(yaml.safe_load(cfg_yaml), source=out)
+    with staged_output(out_dir, overwrite=True) as stage:
+        if kind == "teacher":
+            evaluate_teacher(cfg, stage)
+        else:
+            train_one(cfg, stage, log=lambda *_: None)
+    return out
+
+
+def evaluate_teacher(cfg: RunConfig, out: Path) -> None:
+    """Fine-tune (or reuse) the teacher exactly as logit KD gets it, then score it like any run: threshold
+    from its validation predictions, test predicted once."""
+    from dsgkd.data.emr import load_splits
+    from dsgkd.engine import pick_device, predict
+    from dsgkd.features import encode_notes
+    from dsgkd.metrics import choose_threshold, evaluate_with_ci
+    from dsgkd.models.load import load_classifier
+    from dsgkd.prepare import finetuned_teacher_dir
+
+    splits = load_splits(cfg.data)
+    tok, model = load_classifier(str(finetuned_teacher_dir(cfg, splits)))
+    probs = {}
+    for name, df in (("val", splits.val), ("test", splits.test)):
+        ex = encode_notes(list(df["text"]), list(df["label"]), tok, None, selector="latin", max_terms=1,
+                          max_length=cfg.train.max_length)
+        probs[name] = predict(model, ex, tok.pad_token_id, cfg.train.batch_size, pick_device("cpu"))[0]
+    threshold = choose_threshold(np.array(splits.val["label"]), probs["val"], cfg.eval.threshold)
+    y = np.array(splits.test["label"])
+    metrics = {"seed": cfg.train.seed, "threshold": threshold,
+               "test": evaluate_with_ci(y, probs["test"], threshold, n_boot=cfg.eval.n_bootstrap, seed=cfg.train.seed)}
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    pd.DataFrame({"label": y, "prob": probs["test"]}).to_csv(out / "predictions.csv", index_label="row")
+
+
+def run_jobs(jobs: list[tuple[str, RunConfig, Path]], workers: int) -> None:
+    todo = [(kind, cfg.dump_yaml(), str(out)) for kind, cfg, out in jobs if not (out / "metrics.json").is_file()]
+    if not todo:
+        return
+    ctx = multiprocessing.get_context("spawn")  # no forked copies of a parent's torch thread pool
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        for done in pool.map(_job, *zip(*todo)):
+            print(f"  done {Path(done).relative_to(Path(done).parents[2])}", flush=True)
+
+
+def row_configs(base: RunConfig, searched: RunConfig) -> dict[str, RunConfig]:
+    """The paper maps every layer index to index; where depths differ, every student layer to its
+    proportional teacher layer (`uniform`), the nearest thing to "all layers"."""
+    from dsgkd.search import model_depth
+
+    equal = model_depth(base.teacher.ref) == model_depth(base.student.ref)
+    paper = base.with_overrides({**PAPER, "distill.layer_map": "all" if equal else "uniform"})
+    control = paper.with_overrides({"distill.alpha": 0.0, "distill.beta": 0.0})
+    return {"control": control, "paper": paper, "searched": searched,
+            "knowledge-free": searched.with_overrides({"teacher.random_init": True})}
+
+
+def layer_maps_for(space: SearchSpace, pair) -> list[str]:
+    """The space's layer maps this pair's depths allow (a one-pair search rejects a map no pair can use)."""
+    from dsgkd.layers import is_valid
+    from dsgkd.search import model_depth
+
+    depths = model_depth(pair.teacher), model_depth(pair.student)
+    return [m for m in space.layer_maps if is_valid(m, *depths)]
+
+
+def searched_config(space: SearchSpace, out: Path, trials: int | None) -> RunConfig:
+    """Search the pair on validation AUROC and export the best KD trial (resumes an interrupted search)."""
+    from dsgkd.export import export_best
+    from dsgkd.search import search
+
+    if not (out / "best.yaml").is_file():
+        search(space, out, resume=(out / "tune").is_dir(), num_samples=None if (out / "tune").is_dir() else trials)
+        export_best(out)
+    return RunConfig.from_yaml(out / "best.yaml")
+
+
+# ---------------------------------------------------------------------------------------- summary
+def summarise_pair(pair_dir: Path, seeds: list[int], n_boot: int) -> dict:
+    from dsgkd.metrics import bootstrap_ci, mean_std, paired_bootstrap
+
+    runs = {row: [json.loads((pair_dir / row / f"seed_{s}" / "metrics.json").read_text()) for s in seeds]
+            for row in ROWS}
+    preds = {row: [pd.read_csv(pair_dir / row / f"seed_{s}" / "predictions.csv") for s in seeds] for row in ROWS}
+    y = preds["control"][0]["label"].to_numpy()
+    avg = {row: np.mean([p["prob"].to_numpy() for p in ps], axis=0) for row, ps in preds.items()}
+    table = {}
+    for row in ROWS:
+        per_seed = {m: [r["test"][m]["value"] for r in runs[row]] for m in REPORTED}
+        value, lo, hi = bootstrap_ci(y, avg[row], "auroc", n_boot=n_boot, seed=0)
+        table[row] = {**{m: dict(zip(("mean", "std"), mean_std(v))) for m, v in per_seed.items()},
+                      "auroc_per_seed": per_seed["auroc"],
+                      "ensemble_auroc": {"value": value, "ci_low": lo, "ci_high": hi}}
+    tests = {f"{row} vs {ref}": paired_bootstrap(y, avg[row], avg[ref], "auroc", n_boot=n_boot, seed=0)
+             for row in KD_ROWS for ref in ("control", "knowledge-free") if row != ref}
+    s, c, k = (table[r]["auroc"]["mean"] for r in ("searched", "control", "knowledge-free"))
+    goal = tests["searched vs control"]["p_value"] < 0.05 and s > c and s > k
+    return {"rows": table, "tests": tests, "goal_met": bool(goal), "n_test": int(len(y))}
+
+
+def render(results: dict, meta: dict) -> str:
+    met = sum(r["goal_met"] for r in results.values())
+    lines = ["# DSG-KD on the embedded benchmark: the paper's table, offline", "",
+             f"Produced by `{meta['command']}` in {meta['seconds'] / 60:.1f} min on {meta['machine']} "
+             f"({meta['date']}). Seeds {meta['seeds']}; {meta['sizes']['train']} labelled training notes, "
+             f"{meta['sizes']['val']} validation, {meta['sizes']['test']} test, {meta['sizes']['transfer']} unlabeled "
+             f"transfer notes; {meta['trials']} search trials per pair.", "",
+             f"**Goal (searched DSG-KD beats the KD-off control on test AUROC with paired-bootstrap p < 0.05, and "
+             f"beats the knowledge-free control): met for {met} of {len(results)} pairs.**", "",
+             "Rows: mean ± std over seeds of each run's test metric (threshold for F1 chosen on validation); "
+             "`ens. AUROC [95% CI]` is the AUROC of the seed-averaged probabilities with a bootstrap CI over test "
+             "notes; p-values are paired bootstraps of that ensemble AUROC on the same resampled notes.", ""]
+    for pair, r in results.items():
+        lines += [f"## {pair}", "", "| row | test AUROC | AUPRC | F1 | Brier | ens. AUROC [95% CI] |",
+                  "|---|---|---|---|---|---|"]
+        for row in ROWS:
+            m = r["rows"][row]
+            e = m["ensemble_auroc"]
+            lines.append(f"| {row} | " + " | ".join(f"{m[k]['mean']:.4f} ± {m[k]['std']:.4f}" for k in REPORTED)
+                         + f" | {e['value']:.4f} [{e['ci_low']:.4f}, {e['ci_high']:.4f}] |")
+        lines += ["", "| comparison (ensemble test AUROC) | diff [95% CI] | p |", "|---|---|---|"]
+        lines += [f"| {name} | {t['diff']:+.4f} [{t['ci_low']:+.4f}, {t['ci_high']:+.4f}] | {t['p_value']:.3f} |"
+                  for name, t in r["tests"].items()]
+        lines += ["", f"Searched config: {r['searched']}", "",
+                  f"Goal met: {'yes' if r['goal_met'] else 'no'}.", ""]
+    return "\n".join(lines)
+
+
+def describe(cfg: RunConfig) -> str:
+    d = cfg.distill
+    return (f"alpha {d.alpha:.3g} ({d.hidden_loss}, layer map `{d.layer_map}`, selector `{d.selector}`), "
+            f"beta {d.beta:.3g}, gamma {d.gamma:.3g} at T {d.temperature:.3g}, fine-tuned teacher "
+            f"{cfg.teacher.finetune}, transfer notes {'yes' if cfg.data.transfer_path else 'no'}")
+
+
+# ------------------------------------------------------------------------------------------- main
+def run_table(out: Path, *, seeds: list[int], trials: int | None, workers: int, sizes: dict[str, int],
+              pairs: list[str] | None, results_path: Path | None, space_path: Path = SPACE,
+              command: str = "dsgkd table") -> dict:
+    from dsgkd.models.tiny import ensure_tiny
+
+    started = time.time()
+    space = load_space(space_path)
+    chosen = [p for p in space.pairs if pairs is None or p.key in pairs]
+    if pairs is not None and len(chosen) != len(pairs):
+        raise UserError(f"--pairs: unknown pair in {pairs}; the space has {[p.key for p in space.pairs]}")
+    out = out.resolve()
+    space = table_space(space, make_data(out / "data", sizes))
+    for ref in sorted({r for p in chosen for r in (p.teacher, p.student)}):
+        ensure_tiny(ref)
+    print("==> fine-tune teachers (pretrained and random-init, per seed)", flush=True)
+    base = space.base
+    jobs = []
+    for teacher in sorted({p.teacher for p in chosen}):
+        for seed in seeds:
+            cfg = base.with_overrides({"teacher.ref": teacher, "teacher.finetune": True, "train.seed": seed})
+            jobs.append(("teacher", cfg, out / "teachers" / teacher / f"seed_{seed}"))
+            jobs.append(("teacher", cfg.with_overrides({"teacher.random_init": True}),
+                         out / "teachers" / f"{teacher}-random" / f"seed_{seed}"))
+    run_jobs(jobs, workers)
+    results = {}
+    for pair in chosen:
+        print(f"==> search {pair.key}", flush=True)
+        pair_space = space.model_copy(update={"pairs": [pair], "layer_maps": layer_maps_for(space, pair)})
+        pair_dir = out / pair.key.replace(">", "__")
+        searched = searched_config(pair_space, pair_dir / "search", trials)
+        pair_base = base.with_overrides({"teacher.ref": pair.teacher, "student.ref": pair.student})
+        configs = row_configs(pair_base, searched.model_copy(update={"provenance": None}))
+        jobs = [("student", cfg.with_overrides({"train.seed": seed}), pair_dir / row / f"seed_{seed}")
+                for row, cfg in configs.items() for seed in seeds]
+        print(f"==> rows {pair.key}", flush=True)
+        run_jobs(jobs, workers)
+        for (row, suffix), seed in itertools.product(TEACHER_ROWS.items(), seeds):  # shared fine-tuned teachers
+            link = pair_dir / row / f"seed_{seed}"
+            if not link.exists():
+                link.parent.mkdir(parents=True, exist_ok=True)
+                link.symlink_to(out / "teachers" / f"{pair.teacher}{suffix}" / f"seed_{seed}", target_is_directory=True)
+        results[pair.key] = {**summarise_pair(pair_dir, seeds, base.eval.n_bootstrap), "searched": describe(searched)}
+    meta = {"command": command, "seconds": time.time() - started, "seeds": seeds, "sizes": sizes,
+            "trials": trials or space.budget.num_samples, "date": time.strftime("%Y-%m-%d"),
+            "machine": f"{os.cpu_count()} CPU cores, no GPU"}
+    (out / "results.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1))
+    text = render(results, meta)
+    (out / "results.md").write_text(text, encoding="utf-8")
+    if results_path is not None:
+        results_path.parent.mkdir(parents=True, exist_ok=True)
+        results_path.write_text(text, encoding="utf-8")
+    print(text)
+    return results
+
+
+def add_table_parser(sub) -> None:
+    p = sub.add_parser("table", help="the paper's comparison on the embedded benchmark (docs/results.md)",
+                       description="Control, teacher alone, paper settings, searched best and a knowledge-free "
+                                   "(random teacher) control for each stand-in pair, over several seeds, with "
+                                   "paired bootstrap p-values. Re-running with the same --out resumes.")
+    p.add_argument("--out", type=Path, default=Path("runs/paper_table"))
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--trials", type=int, help="search trials per pair (default: the space's budget)")
+    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="runs in parallel")
+    p.add_argument("--pairs", help="comma-separated pair names (default: all in the space)")
+    p.add_argument("--train", type=int, default=600)
+    p.add_argument("--val", type=int, default=400)
+    p.add_argument("--test", type=int, default=1000)
+    p.add_argument("--transfer", type=int, default=500)
+    p.add_argument("--results", type=Path, help="also write the markdown here (e.g. docs/results.md)")
+    p.add_argument("--space", type=Path, default=SPACE, help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_table)
+
+
+def invocation() -> str:
+    """The command line as typed: `dsgkd table ...` or `python benchmarks/paper_table.py ...`."""
+    head = ["dsgkd"] if Path(sys.argv[0]).name == "dsgkd" else ["python", sys.argv[0]]
+    return shlex.join([*head, *sys.argv[1:]])
+
+
+def cmd_table(args) -> int:
+    try:
+        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    except ValueError:
+        raise UserError(f"--seeds {args.seeds!r}: expected comma-separated integers") from None
+    if len(seeds) < 2:
+        raise UserError("--seeds: the table needs at least two seeds for a std")
+    sizes = {"train": args.train, "val": args.val, "test": args.test, "transfer": args.transfer}
+    for name, n in sizes.items():
+        if n < 50:
+            raise UserError(f"--{name} {n}: needs at least 50 notes")
+    pairs = [s.strip() for s in args.pairs.split(",")] if args.pairs else None
+    run_table(args.out, seeds=seeds, trials=args.trials, workers=args.workers, sizes=sizes, pairs=pairs,
+              results_path=args.results, space_path=args.space,
+              command=invocation())
+    return 0
