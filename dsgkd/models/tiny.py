@@ -61,10 +61,13 @@ class TinySpec:
 
 TINY_SPECS: dict[str, TinySpec] = {
     # KM-BERT: uncased Korean medical BERT; NFD turns Hangul into jamo, as in real uncased vocabularies
+    # Teachers get 5x the MLM steps: at 800 a tiny MLM is barely past unigram statistics and its term
+    # vectors do not encode severity (benchmarks/term_probe.py: ~0.5); at 4,000 they separate severe from
+    # mild terms (~1.0). A domain teacher that knows nothing would make DSG-KD untestable.
     "kmbert-tiny": TinySpec("bert", cased=False, layers=4, hidden=128, heads=4, intermediate=256, vocab_size=4000,
-                            tokenizer_corpus=(8000, 2000), mlm_corpus=(8000, 2000)),
+                            tokenizer_corpus=(8000, 2000), mlm_corpus=(8000, 2000), mlm_steps=4000),
     "biobert-tiny": TinySpec("bert", cased=True, layers=6, hidden=96, heads=4, intermediate=192, vocab_size=3000,
-                             tokenizer_corpus=(8000, 0), mlm_corpus=(8000, 0)),
+                             tokenizer_corpus=(8000, 0), mlm_corpus=(8000, 0), mlm_steps=4000),
     # students see a little clinical text only in their tokenizer corpus, as multilingual vocabularies do
     "xlmr-tiny": TinySpec("xlm-roberta", cased=True, layers=4, hidden=64, heads=4, intermediate=128,
                           vocab_size=4000, tokenizer_corpus=(3000, 8000), mlm_corpus=(0, 8000)),
