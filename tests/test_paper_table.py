@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from dsgkd.config import RunConfig
-from dsgkd.paper_table import ROWS, render, row_configs, summarise_pair
+from dsgkd.paper_table import ROWS, render, row_configs, summarise_pair, verdict
 
 
 @pytest.mark.parametrize("teacher, student, paper_map", [("kmbert-tiny", "xlmr-tiny", "all"),
@@ -44,7 +44,7 @@ def test_summary_finds_a_real_gain_and_not_a_tie(tmp_path):
     _fake_runs(tmp_path, {"control": 0.3, "teacher": 0.5, "random teacher": 0.2, "paper": 0.3, "searched": 1.0,
                           "knowledge-free": 0.3})
     s = summarise_pair(tmp_path, [0, 1, 2], n_boot=500)
-    assert s["tests"]["searched vs control"]["p_value"] < 0.01 and s["goal_met"]
+    assert s["tests"]["searched vs control"]["p_value"] < 0.01 and verdict(s)["goal"]
     assert s["tests"]["paper vs control"]["p_value"] > 0.05
     assert set(s["rows"]) == set(ROWS) and len(s["rows"]["searched"]["auroc_per_seed"]) == 3
     text = render({"a>b": {**s, "searched": "alpha 0.3"}},
@@ -56,4 +56,14 @@ def test_summary_finds_a_real_gain_and_not_a_tie(tmp_path):
 def test_summary_does_not_call_a_knowledge_free_tie_a_win(tmp_path):
     _fake_runs(tmp_path, {"control": 0.3, "teacher": 0.5, "random teacher": 0.5, "paper": 0.3, "searched": 1.0,
                           "knowledge-free": 1.2})
-    assert not summarise_pair(tmp_path, [0, 1, 2], n_boot=200)["goal_met"]
+    v = verdict(summarise_pair(tmp_path, [0, 1, 2], n_boot=200))
+    assert v["control"] and not v["knowledge-free"] and not v["goal"]
+
+
+def test_a_higher_seed_mean_with_a_lower_ensemble_is_not_a_win():
+    tie = {"tests": {"searched vs control": {"diff": 0.06, "p_value": 0.002},
+                     "searched vs knowledge-free": {"diff": -0.0035, "p_value": 0.026}},
+           "rows": {"searched": {"auroc": {"mean": 0.6231}}, "control": {"auroc": {"mean": 0.57}},
+                    "knowledge-free": {"auroc": {"mean": 0.6218}}}}
+    assert verdict(tie) == {"control": True, "knowledge-free": False, "knowledge-free, p < 0.05": False,
+                            "goal": False}
