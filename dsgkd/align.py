@@ -83,14 +83,13 @@ def find_terms(text: str, selector: str = "latin", max_terms: int = 32) -> list[
     `all` takes every whitespace-separated word, prose included; `lexicon:<file>` only the clinical
     terms a lexicon lists, so KD is spent on words that carry meaning rather than on vitals' labels.
     """
+    check_selector(selector)
     if selector == "latin":
         pattern = _LATIN_TERM
     elif selector == "all":
         pattern = _WORD
-    elif selector.startswith(LEXICON_PREFIX):
-        pattern = _lexicon_pattern(check_selector(selector).removeprefix(LEXICON_PREFIX))
     else:
-        check_selector(selector)
+        pattern = _lexicon_pattern(selector.removeprefix(LEXICON_PREFIX))
     spans = []
     for m in pattern.finditer(text):
         if len(spans) == max_terms:

@@ -54,7 +54,7 @@ def add_train_parser(sub) -> None:
     g.add_argument("--temperature", type=float, help="logit KD temperature")
     g.add_argument("--layer-map", help="all | uniform | skip | last_k:K | first_last | 't:s,t:s'")
     g.add_argument("--selector", help="which words are distilled: latin | all | lexicon:<file> | lexicon:embedded")
-    g.add_argument("--hidden-loss", choices=["mse", "cosine"])
+    g.add_argument("--hidden-loss", choices=["mse", "cosine", "relational"])
     g.add_argument("--projection", choices=["auto", "linear"])
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=int)

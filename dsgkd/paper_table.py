@@ -80,11 +80,8 @@ def _job(kind: str, cfg_yaml: str, out: str) -> str:
 
     torch.set_num_threads(1)
     transformers.logging.set_verbosity_error()  # per-load reports from hundreds of runs would bury the table
-    out_dir = Path(out)
-    if (out_dir / "metrics.json").is_file():
-        return out
     cfg = RunConfig.from_dict(yaml.safe_load(cfg_yaml), source=out)
-    with staged_output(out_dir, overwrite=True) as stage:
+    with staged_output(Path(out), overwrite=True) as stage:
         if kind == "teacher":
             evaluate_teacher(cfg, stage)
         else:
@@ -96,25 +93,19 @@ def evaluate_teacher(cfg: RunConfig, out: Path) -> None:
     """Fine-tune (or reuse) the teacher exactly as logit KD gets it, then score it like any run: threshold
     from its validation predictions, test predicted once."""
     from dsgkd.data.emr import load_splits
-    from dsgkd.engine import pick_device, predict
-    from dsgkd.features import encode_notes
     from dsgkd.metrics import choose_threshold, evaluate_with_ci
     from dsgkd.models.load import load_classifier
     from dsgkd.prepare import finetuned_teacher_dir
+    from dsgkd.runner import predict_split
 
     splits = load_splits(cfg.data)
     tok, model = load_classifier(str(finetuned_teacher_dir(cfg, splits)))
-    probs = {}
-    for name, df in (("val", splits.val), ("test", splits.test)):
-        ex = encode_notes(list(df["text"]), list(df["label"]), tok, None, selector="latin", max_terms=1,
-                          max_length=cfg.train.max_length)
-        probs[name] = predict(model, ex, tok.pad_token_id, cfg.train.batch_size, pick_device("cpu"))[0]
-    threshold = choose_threshold(np.array(splits.val["label"]), probs["val"], cfg.eval.threshold)
-    y = np.array(splits.test["label"])
+    threshold = choose_threshold(*predict_split(model, tok, splits.val, cfg), cfg.eval.threshold)
+    y, p = predict_split(model, tok, splits.test, cfg)
     metrics = {"seed": cfg.train.seed, "threshold": threshold,
-               "test": evaluate_with_ci(y, probs["test"], threshold, n_boot=cfg.eval.n_bootstrap, seed=cfg.train.seed)}
+               "test": evaluate_with_ci(y, p, threshold, n_boot=cfg.eval.n_bootstrap, seed=cfg.train.seed)}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
-    pd.DataFrame({"label": y, "prob": probs["test"]}).to_csv(out / "predictions.csv", index_label="row")
+    pd.DataFrame({"label": y, "prob": p}).to_csv(out / "predictions.csv", index_label="row")
 
 
 def run_jobs(jobs: list[tuple[str, RunConfig, Path]], workers: int) -> None:

@@ -138,8 +138,7 @@ def finetuned_teacher_dir(cfg: RunConfig, splits: Splits) -> Path:
     from dsgkd.engine import fit  # the teacher is fine-tuned by the same loop as any student
 
     tuned_cfg = teacher_finetune_config(cfg)
-    key = hashlib.sha256(json.dumps([teacher_identity(cfg), splits.fingerprint,
-                                     tuned_cfg.train.model_dump(mode="json")]).encode()).hexdigest()[:16]
+    key = hashlib.sha256(json.dumps([teacher_identity(cfg), splits.fingerprint]).encode()).hexdigest()[:16]
     final = cache_root() / "teachers" / f"{Path(cfg.teacher.ref).name}-{key}"
     if (final / "config.json").is_file():
         return final

@@ -45,14 +45,17 @@ def staged_output(out: Path, *, overwrite: bool = False):
     stage.rename(out)
 
 
-def test_predictions(result, cfg: RunConfig) -> tuple[np.ndarray, np.ndarray]:
-    test = result.prepared.splits.test
-    examples = encode_notes(list(test["text"]), list(test["label"]), result.tokenizer, None,
+def predict_split(model, tokenizer, notes: pd.DataFrame, cfg: RunConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and positive-class probabilities of a classifier on one split's notes (text, label)."""
+    examples = encode_notes(list(notes["text"]), list(notes["label"]), tokenizer, None,
                             selector=cfg.distill.selector, max_terms=cfg.distill.max_terms,
                             max_length=cfg.train.max_length)
-    probs, _ = predict(result.model, examples, result.tokenizer.pad_token_id, cfg.train.batch_size,
-                       pick_device("cpu"))
-    return np.array(test["label"]), probs
+    probs, _ = predict(model, examples, tokenizer.pad_token_id, cfg.train.batch_size, pick_device("cpu"))
+    return np.array(notes["label"]), probs
+
+
+def test_predictions(result, cfg: RunConfig) -> tuple[np.ndarray, np.ndarray]:
+    return predict_split(result.model, result.tokenizer, result.prepared.splits.test, cfg)
 
 
 def train_one(cfg: RunConfig, out: Path, *, prepared=None, log=print) -> dict:

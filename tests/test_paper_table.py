@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from dsgkd.config import RunConfig
+from dsgkd.metrics import evaluate_with_ci
 from dsgkd.paper_table import ROWS, render, row_configs, summarise_pair, verdict
 
 
@@ -36,7 +37,6 @@ def _fake_runs(tmp_path, quality: dict[str, float], seeds=(0, 1, 2), n=400):
             d.mkdir(parents=True)
             p = 1 / (1 + np.exp(-(quality[row] * (2 * y - 1) + rng.normal(0, 1, n))))
             pd.DataFrame({"label": y, "prob": p}).to_csv(d / "predictions.csv", index_label="row")
-            from dsgkd.metrics import evaluate_with_ci
             (d / "metrics.json").write_text(json.dumps({"test": evaluate_with_ci(y, p, 0.5, n_boot=50)}))
 
 

@@ -91,6 +91,8 @@ def test_seeds_compare_against_the_kd_off_control(notes_csv, tmp_path, capsys):
     (["--max-length", "5000"], "max_length"),
     (["--student", "nobody/no-such-model"], "nobody/no-such-model"),
     (["--gamma", "0.5"], "teacher.finetune"),
+    (["--selector", "nouns"], "unknown term selector"),
+    (["--layer-map", "uniform", "--selector", "lexicon:/no/such/terms.txt"], "lexicon file not found"),
 ])
 def test_bad_settings_exit_2_with_one_line_and_no_output(notes_csv, tmp_path, capsys, extra, needle):
     out = tmp_path / "run"
@@ -206,3 +208,14 @@ def test_knowledge_free_teacher_is_fine_tuned_from_random_weights_by_the_same_re
     emb = next(k for k in a if k.endswith("word_embeddings.weight"))
     assert not torch.allclose(a[emb], b[emb])
     assert any(k.startswith("classifier") for k in b)
+
+
+def test_every_hidden_loss_the_config_accepts_is_a_flag_choice():
+    from typing import get_args
+
+    from dsgkd.cli import build_parser
+    from dsgkd.config import DistillConfig
+
+    for kind in get_args(DistillConfig.model_fields["hidden_loss"].annotation):
+        args = build_parser().parse_args(["train", "--data", "x.csv", "--out", "o", "--hidden-loss", kind])
+        assert args.hidden_loss == kind
