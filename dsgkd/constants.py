@@ -1,0 +1,39 @@
+"""Facts several layers share, written once: metric direction, the metrics a report shows, the paper's settings,
+the importance evaluators a report offers.
+
+DSG-KD paper (arXiv 2409.14904): alpha 0.6 on hidden states, beta 0.2 on word-level attention, no logit
+KD, every layer index to index, MSE, the code-switched (Latin-script) words, the pretrained teacher, and
+no extra unlabeled notes.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+# the search spaces that ship with dsgkd (`dsgkd demo`, `dsgkd table`)
+SEARCH_SPACES = Path(__file__).resolve().parents[1] / "search_spaces"
+
+# what a run can select its best epoch by, and which way is better
+SELECT_METRICS = {"auroc": "max", "auprc": "max", "f1": "max", "brier": "min", "loss": "min"}
+LOWER_IS_BETTER = frozenset({"brier", "loss", "ece"})
+# the test metrics every table shows
+REPORTED = ("auroc", "auprc", "f1", "brier")
+
+PAPER_WEIGHTS = {"distill.alpha": 0.6, "distill.beta": 0.2, "distill.gamma": 0.0}
+PAPER = {**PAPER_WEIGHTS, "distill.layer_map": "all", "distill.hidden_loss": "mse", "distill.projection": "auto",
+         "distill.selector": "latin", "teacher.finetune": False, "teacher.random_init": False,
+         "data.transfer_path": None}
+KD_OFF = {"distill.alpha": 0.0, "distill.beta": 0.0, "distill.gamma": 0.0}
+
+
+# `dsgkd analyze --evaluator`: name -> optuna.importance class
+IMPORTANCE_EVALUATORS = {"fanova": "FanovaImportanceEvaluator", "ped-anova": "PedAnovaImportanceEvaluator",
+                         "mdi": "MeanDecreaseImpurityImportanceEvaluator"}
+
+
+def lower_is_better(metric: str) -> bool:
+    """`val_brier`, `brier`, `test_loss`, ...: the split prefix does not change the direction."""
+    return metric.rpartition("_")[2] in LOWER_IS_BETTER if "_" in metric else metric in LOWER_IS_BETTER
+
+
+def direction(metric: str) -> str:
+    return "min" if lower_is_better(metric) else "max"
