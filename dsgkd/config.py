@@ -1,7 +1,9 @@
 """One pydantic config that flows from YAML / CLI flags through Ray Tune to the exported best config.
 
 Every section forbids unknown keys, so a typo in a YAML file or a Tune parameter fails at load time
-with the field's dotted path instead of being silently ignored.
+with the field's dotted path instead of being silently ignored. Named choices (hidden loss, selector,
+threshold rule, selection metric) are checked against their registries, and the paper's settings are the
+defaults (`dsgkd.constants.PAPER`). Importing this module loads no torch.
 """
 from __future__ import annotations
 
@@ -12,8 +14,24 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from dsgkd.align import check_selector
+from dsgkd.constants import KD_OFF, PAPER, SELECT_METRICS
+from dsgkd.core.align import SELECTORS
+from dsgkd.core.losses.hidden import HIDDEN_LOSSES
+from dsgkd.core.metrics import THRESHOLD_RULES
 from dsgkd.errors import UserError
+from dsgkd.registry import Registry
+from dsgkd.storage import atomic_write_text
+
+
+def _named(registry: Registry, value: str) -> str:
+    registry.lookup(value)
+    return value
+
+
+def _one_of(what: str, allowed, value: str) -> str:
+    if value not in allowed:
+        raise ValueError(f"unknown {what} {value!r}; expected one of {', '.join(allowed)}")
+    return value
 
 
 class _Section(BaseModel):
@@ -43,8 +61,8 @@ class DataConfig(_Section):
 
 class TeacherConfig(_Section):
     ref: str = "kmbert-tiny"
-    finetune: bool = Field(False, description="fine-tune the teacher once on the task (cached) for logit KD")
-    random_init: bool = Field(False, description="knowledge-free control: same architecture, random weights")
+    finetune: bool = Field(PAPER["teacher.finetune"], description="fine-tune the teacher once on the task (cached) for logit KD")
+    random_init: bool = Field(PAPER["teacher.random_init"], description="knowledge-free control: same architecture, random weights")
     finetune_epochs: int = Field(10, ge=1)
     finetune_lr_encoder: float = Field(3e-4, gt=0, description="the teacher's own fine-tuning recipe, "
                                        "independent of the student's searched learning rates")
@@ -60,21 +78,26 @@ class StudentConfig(_Section):
 class DistillConfig(_Section):
     """DSG-KD loss weights and choices (DESIGN §3). alpha = beta = gamma = 0 is the KD-off control."""
 
-    alpha: float = Field(0.6, ge=0, description="hidden-state KD weight")
-    beta: float = Field(0.2, ge=0, description="word-level attention KD weight")
-    gamma: float = Field(0.0, ge=0, description="logit KD weight (needs teacher.finetune)")
+    alpha: float = Field(PAPER["distill.alpha"], ge=0, description="hidden-state KD weight")
+    beta: float = Field(PAPER["distill.beta"], ge=0, description="word-level attention KD weight")
+    gamma: float = Field(PAPER["distill.gamma"], ge=0, description="logit KD weight (needs teacher.finetune)")
     temperature: float = Field(1.0, gt=0)
-    layer_map: str | list[tuple[int, int]] = "all"
-    hidden_loss: Literal["mse", "cosine", "relational"] = "mse"
+    layer_map: str | list[tuple[int, int]] = PAPER["distill.layer_map"]
+    hidden_loss: str = Field(PAPER["distill.hidden_loss"], description="a HIDDEN_LOSSES key")
     projection: Literal["auto", "linear"] = Field(
-        "auto", description="auto: a learned linear map only when widths differ; linear: always")
-    selector: str = Field("latin", description="words distilled: latin | all | lexicon:<file> | lexicon:embedded")
+        PAPER["distill.projection"], description="auto: a learned linear map only when widths differ; linear: always")
+    selector: str = Field(PAPER["distill.selector"], description="words distilled: a SELECTORS spelling")
     max_terms: int = Field(32, ge=1)
 
     @field_validator("selector")
     @classmethod
     def _known_selector(cls, v: str) -> str:
-        return check_selector(v)
+        return _named(SELECTORS, v)
+
+    @field_validator("hidden_loss")
+    @classmethod
+    def _known_hidden_loss(cls, v: str) -> str:
+        return _named(HIDDEN_LOSSES, v)
 
     @property
     def kd_on(self) -> bool:
@@ -82,7 +105,7 @@ class DistillConfig(_Section):
 
     def control(self) -> "DistillConfig":
         """The KD-off control: identical settings with every KD weight at zero."""
-        return self.model_copy(update={"alpha": 0.0, "beta": 0.0, "gamma": 0.0})
+        return self.model_copy(update={k.removeprefix("distill."): v for k, v in KD_OFF.items()})
 
 
 class TrainConfig(_Section):
@@ -95,15 +118,25 @@ class TrainConfig(_Section):
     warmup_ratio: float = Field(0.25, ge=0, lt=1)
     grad_clip: float = Field(1.0, gt=0)
     patience: int = Field(3, ge=1, description="epochs without validation improvement before stopping")
-    select_metric: Literal["auroc", "auprc", "f1", "brier", "loss"] = "auroc"
+    select_metric: str = Field("auroc", description="validation metric that picks the best epoch")
     bucket: bool = Field(True, description="length-bucketed batches with dynamic padding")
     seed: int = 0
     device: str = Field("auto", description="auto | cpu | cuda")
 
+    @field_validator("select_metric")
+    @classmethod
+    def _known_metric(cls, v: str) -> str:
+        return _one_of("select metric", SELECT_METRICS, v)
+
 
 class EvalConfig(_Section):
-    threshold: Literal["f1", "prevalence"] = "f1"
+    threshold: str = Field("f1", description="a THRESHOLD_RULES key: how validation picks the cut-off")
     n_bootstrap: int = Field(1000, ge=10)
+
+    @field_validator("threshold")
+    @classmethod
+    def _known_rule(cls, v: str) -> str:
+        return _named(THRESHOLD_RULES, v)
 
 
 class Provenance(_Section):
@@ -147,7 +180,7 @@ class RunConfig(_Section):
             raise UserError(f"{source}: {describe_validation_error(e)}") from None
 
     def to_yaml(self, path: str | os.PathLike) -> None:
-        Path(path).write_text(self.dump_yaml(), encoding="utf-8")
+        atomic_write_text(path, self.dump_yaml())
 
     def dump_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json", exclude_none=True), sort_keys=False,

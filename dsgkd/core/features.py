@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import torch
 
-from dsgkd.align import char_to_token_spans, find_terms
+from dsgkd.core.align import char_to_token_spans, find_terms
 
 
 def encode_side(tokenizer, texts: Sequence[str], terms: Sequence[list[tuple[int, int]]], max_length: int) -> dict:

@@ -1,0 +1,126 @@
+"""Which words to distil, and where they sit in each model's tokens.
+
+Teacher and student read the same note through different tokenizers (WordPiece, SentencePiece,
+byte-level BPE; cased or NFD-normalising uncased). Re-tokenising a word in isolation gives pieces that
+differ from the ones in context and breaks on Hangul that an uncased normaliser decomposes into jamo,
+so the only safe bridge is the character offsets that fast tokenizers report for each token.
+"""
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from dsgkd.errors import UserError
+from dsgkd.registry import Registry
+from dsgkd.storage import content_key
+
+Span = tuple[int, int]
+
+_LATIN = "A-Za-z\u00C0-\u024F"
+# A term starts with a Latin letter; letters and digits continue it; - / . are kept only between two
+# letters/digits, so "Abd." -> "Abd", "r/o" and "T-tube" stay whole, "fever로" stops at the Hangul.
+# Letters glued to a preceding digit ("3mg", "2T") are units of a number, not code-switched words.
+_LATIN_TERM = re.compile(rf"(?<![{_LATIN}0-9])[{_LATIN}][{_LATIN}0-9]*(?:[-/.][{_LATIN}0-9]+)*")
+_WORD = re.compile(r"\S+")
+
+# `distill.selector`: each entry returns the pattern whose matches are the words to distil
+SELECTORS = Registry("term selector")
+LEXICON_PREFIX = "lexicon:"
+
+
+@SELECTORS.register("latin")
+def latin_words(_arg: None = None) -> re.Pattern:
+    """Latin-script words: the paper's code-switched English (terms, abbreviations, vitals' labels)."""
+    return _LATIN_TERM
+
+
+@SELECTORS.register("all")
+def all_words(_arg: None = None) -> re.Pattern:
+    """Every whitespace-separated word, Korean prose included."""
+    return _WORD
+
+
+@SELECTORS.register("lexicon", arg="<file>")
+def lexicon_words(source: str) -> re.Pattern:
+    """Only the terms a lexicon lists (one per line; `lexicon:embedded` = the synthetic benchmark's)."""
+    return _lexicon_pattern(source)
+
+
+def embedded_lexicon() -> list[str]:
+    """The synthetic benchmark's clinical terms (the ones whose meaning sets the label)."""
+    from dsgkd.data.synthetic import MILD_TERMS, SEVERE_TERMS
+
+    return [*SEVERE_TERMS, *MILD_TERMS]
+
+
+@functools.lru_cache(maxsize=8)
+def lexicon_terms(source: str) -> tuple[str, ...]:
+    """`embedded`, or a UTF-8 file with one term per line (blank lines and `#` comments skipped)."""
+    if source == "embedded":
+        return tuple(embedded_lexicon())
+    path = Path(source)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise UserError(f"{path}: lexicon file not found (distill.selector: lexicon:{source})") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: lexicon is not UTF-8 text") from None
+    terms = tuple(t.strip() for t in lines if t.strip() and not t.lstrip().startswith("#"))
+    if not terms:
+        raise UserError(f"{path}: lexicon has no terms")
+    return terms
+
+
+@functools.lru_cache(maxsize=8)
+def _lexicon_pattern(source: str) -> re.Pattern:
+    """Case-sensitive ("AGE" is a diagnosis, "age" is not), longest term first so "otitis media" wins
+    over "otitis", whole words only, any run of whitespace inside a multi-word term."""
+    terms = sorted(set(lexicon_terms(source)), key=len, reverse=True)
+    body = "|".join(r"\s+".join(map(re.escape, t.split())) for t in terms)
+    return re.compile(rf"(?<![{_LATIN}0-9])(?:{body})(?![{_LATIN}0-9])")
+
+
+def selector_identity(selector: str) -> str:
+    """The selector as a cache key: a lexicon file stands for its content, so editing it invalidates caches."""
+    if not selector.startswith(LEXICON_PREFIX):
+        return selector
+    return LEXICON_PREFIX + content_key(lexicon_terms(selector.removeprefix(LEXICON_PREFIX)))
+
+
+def find_terms(text: str, selector: str = "latin", max_terms: int = 32) -> list[Span]:
+    """Character spans [start, end) of the words to distil (a `SELECTORS` spelling), in text order, at most
+    `max_terms`. A lexicon spends KD on the words that carry meaning rather than on vitals' labels."""
+    entry, arg = SELECTORS.lookup(selector)
+    pattern = entry.fn(arg)
+    spans = []
+    for m in pattern.finditer(text):
+        if len(spans) == max_terms:
+            break
+        spans.append(m.span())
+    return spans
+
+
+def char_to_token_spans(offsets: Sequence[Sequence[int]], terms: Sequence[Span]) -> list[Span | None]:
+    """Half-open token range [first, last + 1) overlapping each term; None when truncation cut the term.
+
+    Tokens with empty offsets (special tokens, padding) never match. A term that ends after the last
+    character any token covers was cut (or removed) by truncation: it is dropped rather than distilled
+    from half a word.
+    """
+    starts, ends, index = [], [], []
+    for i, (s, e) in enumerate(offsets):
+        if e > s:
+            starts.append(s)
+            ends.append(e)
+            index.append(i)
+    covered_to = max(ends, default=0)
+    out: list[Span | None] = []
+    for a, b in terms:
+        if b > covered_to:
+            out.append(None)
+            continue
+        hits = [index[k] for k in range(len(index)) if starts[k] < b and ends[k] > a]
+        out.append((hits[0], hits[-1] + 1) if hits else None)
+    return out

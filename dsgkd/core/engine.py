@@ -1,0 +1,209 @@
+"""One training loop for every process: `dsgkd train`, a Ray Train worker, the teacher's fine-tuning.
+
+`fit` reads top to bottom: model and teacher signal → optimiser and schedule → per epoch (train steps,
+validation, early stopping, report) → best weights. It trains what it is given (`Prepared`, built by
+`dsgkd.pipeline`); nothing here loads files by name or imports Ray. When `torch.distributed` is
+initialised the same loop shards batches by rank and wraps the trainable modules in DDP.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_model, save_model
+from torch import nn
+from transformers import get_linear_schedule_with_warmup
+
+from dsgkd.config import RunConfig
+from dsgkd.constants import lower_is_better
+from dsgkd.core.distiller import Distiller
+from dsgkd.core.features import collate, make_batches
+from dsgkd.core.layer_maps import attention_pairs
+from dsgkd.core.steps import (make_optimizer, pick_device, predict, rank_world, to_device, train_step,
+                              validation_metrics)
+from dsgkd.core.teacher.cache import CachedTeacher
+from dsgkd.core.teacher.signal import LiveTeacher
+from dsgkd.models.load import encoder_width
+
+
+@dataclass
+class Prepared:
+    """Everything a run trains on, loaded and checked before its first step (by `dsgkd.pipeline.prepare`)."""
+
+    cfg: RunConfig
+    splits: object                               # dsgkd.data.emr.Splits
+    transfer_texts: list[str]
+    student_tok: object
+    student: nn.Module
+    teacher_tok: object | None = None
+    teacher: nn.Module | None = None             # None when the teacher signal comes from a cache
+    teacher_config: object | None = None         # the teacher's shape, known with or without its weights
+    layer_pairs: list[tuple[int, int]] = field(default_factory=list)
+    train_examples: list[dict] = field(default_factory=list)   # labelled train notes, then transfer notes
+    val_examples: list[dict] = field(default_factory=list)
+
+    @property
+    def teacher_layers(self) -> list[int]:
+        return sorted({t for t, _ in self.layer_pairs})
+
+    @property
+    def teacher_attn_layers(self) -> list[int]:
+        if self.cfg.distill.beta <= 0:
+            return []
+        return sorted({t for t, _ in attention_pairs(self.layer_pairs)})
+
+
+@dataclass
+class FitState:
+    """What the loop carries from epoch to epoch, and what a checkpoint restores (as state.json)."""
+
+    epoch: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+    best: float | None = None
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    best_probs: list[float] | None = None
+
+
+@dataclass
+class Checkpoint:
+    """A resumable snapshot of the loop after one epoch: written only when a caller asks (rank 0)."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    state: FitState
+    best_weights: dict
+
+    def save(self, directory: str | Path) -> None:
+        """Current weights as safetensors; the best epoch's state dict, optimiser and schedule as tensor-only
+        torch files (read back with weights_only=True), so no second copy of the model is built to save them."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        save_model(self.model, str(directory / "model.safetensors"))
+        torch.save({"best": self.best_weights, "optimizer": self.optimizer.state_dict(),
+                    "scheduler": self.scheduler.state_dict()}, directory / "optim.pt")
+        (directory / "state.json").write_text(json.dumps(asdict(self.state)))
+
+
+def load_checkpoint(directory: Path, model: nn.Module, opt, sched) -> tuple[FitState, dict]:
+    """Restore model, optimiser and schedule; returns the loop state and the best epoch's weights."""
+    device = next(model.parameters()).device
+    load_model(model, str(directory / "model.safetensors"), device=str(device))
+    saved = torch.load(directory / "optim.pt", weights_only=True, map_location=device)
+    opt.load_state_dict(saved["optimizer"])
+    sched.load_state_dict(saved["scheduler"])
+    return FitState(**json.loads((directory / "state.json").read_text())), saved["best"]
+
+
+@dataclass
+class EpochReport:
+    epoch: int
+    metrics: dict[str, float]
+    is_best: bool
+    checkpoint: Checkpoint = field(repr=False)
+
+    def save(self, directory: str | Path) -> None:
+        """Write a checkpoint `fit(resume_from=directory)` continues from (call on rank 0 only)."""
+        self.checkpoint.save(directory)
+
+
+@dataclass
+class FitResult:
+    best_epoch: int
+    history: list[dict[str, float]]
+    metrics: dict[str, float]          # validation metrics of the best epoch
+    threshold: float                   # chosen on validation at the best epoch
+    val_labels: np.ndarray
+    val_probs: np.ndarray
+    model: nn.Module                   # the student with the best epoch's weights, on CPU
+    tokenizer: object
+    prepared: Prepared
+
+
+def is_better(value: float, best: float | None, metric: str) -> bool:
+    if math.isnan(value):
+        return False
+    if best is None:
+        return True
+    return value < best if lower_is_better(metric) else value > best
+
+
+def make_teacher_signal(p: Prepared, teacher_cache: str | Path | None, device: torch.device):
+    if not p.cfg.distill.kd_on:
+        return None
+    logits = p.cfg.distill.gamma > 0
+    if teacher_cache is not None:
+        return CachedTeacher(teacher_cache, p.teacher_layers, p.teacher_attn_layers, logits)
+    return LiveTeacher(p.teacher.to(device), p.teacher_layers, p.teacher_attn_layers, logits)
+
+
+def fit(cfg: RunConfig, prepared: Prepared, *, on_epoch: Callable[[EpochReport], None] | None = None,
+        resume_from: str | Path | None = None, teacher_cache: str | Path | None = None,
+        device: torch.device | None = None) -> FitResult:
+    """Train the student with DSG-KD (or the KD-off control) and keep the best validation epoch."""
+    t, p = cfg.train, prepared
+    device = device or pick_device(t.device)
+    rank, world = rank_world()
+    teacher_w = encoder_width(p.teacher_config) if p.teacher_config is not None else None
+    torch.manual_seed(t.seed)  # the projection's init must not depend on what preparing consumed
+    model = Distiller(p.student, cfg, p.layer_pairs, teacher_w).to(device)
+    signal = make_teacher_signal(p, teacher_cache, device)
+    lengths = [len(ex["s_ids"]) for ex in p.train_examples]
+    steps_per_epoch = len(make_batches(lengths, t.batch_size, shuffle=False, rank=rank, world=world))
+    opt = make_optimizer(model, cfg)
+    sched = get_linear_schedule_with_warmup(opt, int(t.warmup_ratio * steps_per_epoch * t.epochs),
+                                            steps_per_epoch * t.epochs)
+    state, best_weights = FitState(), copy.deepcopy(model.state_dict())
+    if resume_from is not None:
+        state, best_weights = load_checkpoint(Path(resume_from), model, opt, sched)
+    trainable = model
+    if world > 1:
+        trainable = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True)
+    s_pad, t_pad = p.student_tok.pad_token_id, p.teacher_tok.pad_token_id if signal is not None else None
+    val_labels = np.array([ex["label"] for ex in p.val_examples])
+    select = f"val_{t.select_metric}"
+
+    for epoch in range(state.epoch + 1, t.epochs + 1):
+        torch.manual_seed(t.seed * 1000 + epoch)  # dropout stream depends only on (seed, epoch): resumable
+        trainable.train()
+        totals: dict[str, float] = {}
+        batches = make_batches(lengths, t.batch_size, shuffle=True, seed=t.seed * 1000 + epoch,
+                               bucket=t.bucket, rank=rank, world=world)
+        for step, idx in enumerate(batches, 1):
+            batch = to_device(collate([p.train_examples[i] for i in idx], s_pad, t_pad), device)
+            parts = train_step(trainable, batch, signal, opt, sched, t.grad_clip, device, where=(epoch, step))
+            for k, v in parts.items():
+                totals[k] = totals.get(k, 0.0) + v
+        probs, val_loss = predict(model.student, p.val_examples, s_pad, t.batch_size, device)
+        metrics = {"epoch": epoch, **{f"train_{k}": v / max(len(batches), 1) for k, v in totals.items()},
+                   **validation_metrics(val_labels, probs, val_loss, cfg.eval.threshold)}
+        improved = is_better(metrics[select], state.best, t.select_metric)
+        if improved:
+            state.best, state.best_epoch, state.bad_epochs = metrics[select], epoch, 0
+            state.best_probs = probs.tolist()
+            best_weights = copy.deepcopy(model.state_dict())
+        else:
+            state.bad_epochs += 1
+        metrics.update(best_epoch=state.best_epoch, **{f"best_{select}": state.best})
+        state.history.append(metrics)
+        state.epoch = epoch
+        if on_epoch is not None:
+            snapshot = replace(state, history=list(state.history))
+            on_epoch(EpochReport(epoch, metrics, improved, Checkpoint(model, opt, sched, snapshot, best_weights)))
+        if state.bad_epochs >= t.patience:
+            break
+
+    model.load_state_dict(best_weights)
+    student = model.student.cpu().eval()
+    best_probs = np.array(state.best_probs or probs.tolist())
+    best = next(h for h in state.history if h["epoch"] == state.best_epoch) if state.best_epoch else metrics
+    return FitResult(state.best_epoch or state.epoch, state.history, best, best["val_threshold"],
+                     val_labels, best_probs, student, p.student_tok, p)

@@ -1,0 +1,109 @@
+"""The pieces of one training loop: device and rank, the optimiser, one step, one prediction pass.
+
+Distributed-aware without Ray: when `torch.distributed` is initialised (Ray Train did it) batches are
+sharded by rank, and predictions are gathered so every rank computes identical validation metrics.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+from dsgkd.config import RunConfig
+from dsgkd.core.features import collate, make_batches
+from dsgkd.core.metrics import binary_metrics, choose_threshold
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or inf: the run cannot recover, so it stops with where it happened."""
+
+
+def rank_world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def pick_device(spec: str) -> torch.device:
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(spec)
+
+
+def autocast(device: torch.device):
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def to_device(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+@torch.no_grad()
+def predict(model: nn.Module, examples: list[dict], pad_id: int, batch_size: int,
+            device: torch.device) -> tuple[np.ndarray, float]:
+    """Positive-class probabilities in example order and the mean CE loss; sharded and gathered across
+    ranks when distributed, so every rank returns the full, identical result."""
+    rank, world = rank_world()
+    model.eval()
+    rows: dict[int, tuple[float, float]] = {}
+    batches = make_batches([len(ex["s_ids"]) for ex in examples], batch_size * 2, shuffle=False,
+                           rank=rank, world=world)
+    for idx in batches:
+        batch = to_device(collate([examples[i] for i in idx], pad_id), device)
+        with autocast(device):
+            logits = model(input_ids=batch["s_ids"], attention_mask=batch["s_mask"]).logits.float()
+        probs = logits.softmax(-1)[:, 1]
+        losses = F.cross_entropy(logits, batch["labels"].clamp(min=0), reduction="none")
+        for i, p, l in zip(idx, probs.tolist(), losses.tolist()):
+            rows[i] = (p, l)
+    if world > 1:
+        gathered: list = [None] * world
+        dist.all_gather_object(gathered, rows)
+        rows = {k: v for part in gathered for k, v in part.items()}
+    probs = np.array([rows[i][0] for i in range(len(examples))])
+    return probs, float(np.mean([rows[i][1] for i in range(len(examples))]))
+
+
+def validation_metrics(labels: np.ndarray, probs: np.ndarray, loss: float, how: str) -> dict[str, float]:
+    threshold = choose_threshold(labels, probs, how) if len(set(labels.tolist())) > 1 else 0.5
+    m = binary_metrics(labels, probs, threshold)
+    return {"val_loss": loss, "val_auroc": m["auroc"], "val_auprc": m["auprc"], "val_f1": m["f1"],
+            "val_brier": m["brier"], "val_ece": m["ece"], "val_threshold": threshold}
+
+
+def make_optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
+    """AdamW with the encoder at `lr_encoder` and the head and projection at `lr_head`; no decay on
+    biases and LayerNorm weights."""
+    encoder = getattr(model.student, model.student.base_model_prefix)
+    encoder_ids = {id(p) for p in encoder.parameters()}
+    groups: dict[tuple[float, float], list] = {}
+    for name, param in model.named_parameters():
+        lr = cfg.train.lr_encoder if id(param) in encoder_ids else cfg.train.lr_head
+        decay = 0.0 if param.ndim < 2 else cfg.train.weight_decay
+        groups.setdefault((lr, decay), []).append(param)
+    return torch.optim.AdamW([{"params": ps, "lr": lr, "weight_decay": wd} for (lr, wd), ps in groups.items()])
+
+
+def train_step(trainable: nn.Module, batch: dict, signal, opt, sched, grad_clip: float,
+               device: torch.device, where: tuple[int, int] = (0, 0)) -> dict[str, float]:
+    """One optimiser step on a collated batch; returns the loss and its parts as floats."""
+    teacher_out = signal(batch, "train") if signal is not None else None
+    with autocast(device):
+        loss, parts, _ = trainable(batch, teacher_out)
+    finite = torch.isfinite(loss.detach()).float()
+    if dist.is_available() and dist.is_initialized():  # every rank must stop at the same step, or DDP hangs
+        dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+    if not finite.item():
+        raise NonFiniteLossError(f"non-finite loss ({loss.item()}) at epoch {where[0]} step {where[1]}")
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    nn.utils.clip_grad_norm_(trainable.parameters(), grad_clip)
+    opt.step()
+    sched.step()
+    return {k: float(v.detach()) for k, v in {"loss": loss, **parts}.items()}
