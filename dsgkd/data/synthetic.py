@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from dsgkd.errors import UserError
+from dsgkd.storage import atomic_file
 
 # --------------------------------------------------------------------------------- term lexicons
 SEVERE_TERMS: dict[str, float] = {
@@ -384,10 +385,10 @@ def write_table(df: pd.DataFrame, path) -> None:
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".parquet", ".jsonl"):
         raise UserError(f"{path}: unsupported output format '{path.suffix}' (use .csv, .parquet or .jsonl)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".csv":
-        df.to_csv(path, index=False, encoding="utf-8")
-    elif suffix == ".parquet":
-        df.to_parquet(path, index=False)
-    else:
-        df.to_json(path, orient="records", lines=True, force_ascii=False)
+    with atomic_file(path) as tmp:
+        if suffix == ".csv":
+            df.to_csv(tmp, index=False, encoding="utf-8")
+        elif suffix == ".parquet":
+            df.to_parquet(tmp, index=False)
+        else:
+            df.to_json(tmp, orient="records", lines=True, force_ascii=False)

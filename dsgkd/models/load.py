@@ -15,7 +15,7 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTok
 
 from dsgkd.errors import UserError
 from dsgkd.models.registry import PRESETS, ResolvedRef, known_names, resolve
-from dsgkd.models.tiny import ensure_tiny
+from dsgkd.models.tiny import TINY_SPECS, ensure_tiny
 
 T = TypeVar("T")
 
@@ -140,3 +140,11 @@ def max_positions(tokenizer: PreTrainedTokenizerFast, model: ModelOrConfig) -> i
     if not limits:
         raise UserError(f"model {config.name_or_path!r}: neither the tokenizer nor the config gives a maximum length")
     return min(limits)
+
+
+def model_depth(ref: str) -> int:
+    """Encoder depth from the model's config alone (a stand-in's from its spec, before it is built)."""
+    r = resolve(ref)
+    if r.kind == "tiny":
+        return TINY_SPECS[r.ref].layers
+    return int(load_config(ref).num_hidden_layers)
