@@ -1,15 +1,13 @@
 """`dsgkd train`: one run, or several seeds of DSG-KD against its KD-off control, written atomically.
 
 A run directory is either complete (config.yaml, metrics.json, predictions.csv, student/) or absent:
-everything is written into a hidden staging directory beside it and renamed at the end, and bad input
-is detected by `prepare` before the staging directory exists.
+everything is written into a hidden staging directory beside it and renamed at the end
+(`dsgkd.storage.staged_dir`), and bad input is detected by `prepare` before the staging directory exists.
 """
 from __future__ import annotations
 
 import contextlib
 import json
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -18,13 +16,14 @@ import pandas as pd
 
 from dsgkd import __version__
 from dsgkd.config import RunConfig
-from dsgkd.engine import fit, pick_device, predict
+from dsgkd.constants import REPORTED
+from dsgkd.core.engine import Prepared, fit
+from dsgkd.core.features import encode_notes
+from dsgkd.core.metrics import evaluate_with_ci, mean_std, paired_bootstrap
+from dsgkd.core.steps import pick_device, predict
 from dsgkd.errors import UserError
-from dsgkd.features import encode_notes
-from dsgkd.metrics import evaluate_with_ci, mean_std, paired_bootstrap
-from dsgkd.prepare import prepare
-
-REPORTED = ("auroc", "auprc", "f1", "brier")
+from dsgkd.pipeline.teachers import prepare_run
+from dsgkd.storage import staged_dir
 
 
 @contextlib.contextmanager
@@ -33,16 +32,8 @@ def staged_output(out: Path, *, overwrite: bool = False):
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
         raise UserError(f"{out}: already exists and is not empty (pass --overwrite to replace it)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
+    with staged_dir(out) as stage:
         yield stage
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
-    if out.exists():
-        shutil.rmtree(out) if out.is_dir() else out.unlink()
-    stage.rename(out)
 
 
 def predict_split(model, tokenizer, notes: pd.DataFrame, cfg: RunConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -58,10 +49,10 @@ def test_predictions(result, cfg: RunConfig) -> tuple[np.ndarray, np.ndarray]:
     return predict_split(result.model, result.tokenizer, result.prepared.splits.test, cfg)
 
 
-def train_one(cfg: RunConfig, out: Path, *, prepared=None, log=print) -> dict:
+def train_one(cfg: RunConfig, out: Path, *, prepared: Prepared | None = None, log=print) -> dict:
     """Fit, pick the threshold on validation, evaluate once on test, and write the run to `out`."""
     started = time.time()
-    result = fit(cfg, prepared=prepared,
+    result = fit(cfg, prepared or prepare_run(cfg),
                  on_epoch=lambda r: log(_epoch_line(r.epoch, r.metrics, cfg.train.select_metric)))
     y, p = test_predictions(result, cfg)
     splits = result.prepared.splits
@@ -85,7 +76,7 @@ def train_one(cfg: RunConfig, out: Path, *, prepared=None, log=print) -> dict:
 
 
 def run_train(cfg: RunConfig, out: str | Path, *, overwrite: bool = False, log=print) -> dict:
-    prepared = prepare(cfg)  # every input error surfaces here, before `out` exists
+    prepared = prepare_run(cfg)  # every input error surfaces here, before `out` exists
     with staged_output(Path(out), overwrite=overwrite) as stage:
         metrics = train_one(cfg, stage, prepared=prepared, log=log)
     t = metrics["test"]
@@ -99,7 +90,7 @@ def run_seeds(cfg: RunConfig, out: str | Path, seeds: list[int], *, overwrite: b
     if not cfg.distill.kd_on:
         raise UserError("--seeds compares DSG-KD with its KD-off control: set alpha, beta or gamma > 0")
     arms = {"dsgkd": cfg, "control": cfg.model_copy(update={"distill": cfg.distill.control()})}
-    first = prepare(cfg.with_overrides({"train.seed": seeds[0]}))
+    first = prepare_run(cfg.with_overrides({"train.seed": seeds[0]}))
     runs: dict[str, list[dict]] = {arm: [] for arm in arms}
     probs: dict[str, list[np.ndarray]] = {arm: [] for arm in arms}
     with staged_output(Path(out), overwrite=overwrite) as stage:

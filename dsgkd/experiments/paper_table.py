@@ -18,13 +18,10 @@ lacks. Paired bootstraps compare seed-averaged test probabilities on the same re
 """
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import multiprocessing
 import os
-import shlex
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -33,17 +30,15 @@ import numpy as np
 import pandas as pd
 
 from dsgkd.config import RunConfig
+from dsgkd.constants import KD_OFF, PAPER, REPORTED, SEARCH_SPACES
 from dsgkd.errors import UserError
-from dsgkd.space import SearchSpace, load_space
+from dsgkd.search.space import SearchSpace, load_space
+from dsgkd.storage import atomic_write_text
 
-SPACE = Path(__file__).resolve().parents[1] / "search_spaces" / "paper_table.yaml"
+SPACE = SEARCH_SPACES / "paper_table.yaml"
 ROWS = ("control", "teacher", "random teacher", "paper", "searched", "knowledge-free")
 TEACHER_ROWS = {"teacher": "", "random teacher": "-random"}  # row → suffix of its dir under OUT/teachers
 KD_ROWS = ("paper", "searched")
-REPORTED = ("auroc", "auprc", "f1", "brier")
-PAPER = {"distill.alpha": 0.6, "distill.beta": 0.2, "distill.gamma": 0.0, "distill.layer_map": "all",
-         "distill.hidden_loss": "mse", "distill.projection": "auto", "distill.selector": "latin",
-         "teacher.finetune": False, "teacher.random_init": False, "data.transfer_path": None}
 DATA_SEEDS = {"train": 100, "val": 101, "test": 102, "transfer": 103}  # disjoint from `dsgkd synth`'s default 0
 
 
@@ -76,7 +71,7 @@ def _job(kind: str, cfg_yaml: str, out: str) -> str:
     import transformers
     import yaml
 
-    from dsgkd.runner import staged_output, train_one
+    from dsgkd.pipeline.train import staged_output, train_one
 
     torch.set_num_threads(1)
     transformers.logging.set_verbosity_error()  # per-load reports from hundreds of runs would bury the table
@@ -92,11 +87,11 @@ def _job(kind: str, cfg_yaml: str, out: str) -> str:
 def evaluate_teacher(cfg: RunConfig, out: Path) -> None:
     """Fine-tune (or reuse) the teacher exactly as logit KD gets it, then score it like any run: threshold
     from its validation predictions, test predicted once."""
+    from dsgkd.core.metrics import choose_threshold, evaluate_with_ci
     from dsgkd.data.emr import load_splits
-    from dsgkd.metrics import choose_threshold, evaluate_with_ci
     from dsgkd.models.load import load_classifier
-    from dsgkd.prepare import finetuned_teacher_dir
-    from dsgkd.runner import predict_split
+    from dsgkd.pipeline.teachers import finetuned_teacher_dir
+    from dsgkd.pipeline.train import predict_split
 
     splits = load_splits(cfg.data)
     tok, model = load_classifier(str(finetuned_teacher_dir(cfg, splits)))
@@ -121,19 +116,19 @@ def run_jobs(jobs: list[tuple[str, RunConfig, Path]], workers: int) -> None:
 def row_configs(base: RunConfig, searched: RunConfig) -> dict[str, RunConfig]:
     """The paper maps every layer index to index; where depths differ, every student layer to its
     proportional teacher layer (`uniform`), the nearest thing to "all layers"."""
-    from dsgkd.search import model_depth
+    from dsgkd.models.load import model_depth
 
     equal = model_depth(base.teacher.ref) == model_depth(base.student.ref)
     paper = base.with_overrides({**PAPER, "distill.layer_map": "all" if equal else "uniform"})
-    control = paper.with_overrides({"distill.alpha": 0.0, "distill.beta": 0.0})
+    control = paper.with_overrides(KD_OFF)
     return {"control": control, "paper": paper, "searched": searched,
             "knowledge-free": searched.with_overrides({"teacher.random_init": True})}
 
 
 def layer_maps_for(space: SearchSpace, pair) -> list[str]:
     """The space's layer maps this pair's depths allow (a one-pair search rejects a map no pair can use)."""
-    from dsgkd.layers import is_valid
-    from dsgkd.search import model_depth
+    from dsgkd.core.layer_maps import is_valid
+    from dsgkd.models.load import model_depth
 
     depths = model_depth(pair.teacher), model_depth(pair.student)
     return [m for m in space.layer_maps if is_valid(m, *depths)]
@@ -141,8 +136,8 @@ def layer_maps_for(space: SearchSpace, pair) -> list[str]:
 
 def searched_config(space: SearchSpace, out: Path, trials: int | None) -> RunConfig:
     """Search the pair on validation AUROC and export the best KD trial (resumes an interrupted search)."""
-    from dsgkd.export import export_best
-    from dsgkd.search import search
+    from dsgkd.report.export import export_best
+    from dsgkd.search.tune import search
 
     if not (out / "best.yaml").is_file():
         search(space, out, resume=(out / "tune").is_dir(), num_samples=None if (out / "tune").is_dir() else trials)
@@ -152,7 +147,7 @@ def searched_config(space: SearchSpace, out: Path, trials: int | None) -> RunCon
 
 # ---------------------------------------------------------------------------------------- summary
 def summarise_pair(pair_dir: Path, seeds: list[int], n_boot: int) -> dict:
-    from dsgkd.metrics import bootstrap_ci, mean_std, paired_bootstrap
+    from dsgkd.core.metrics import bootstrap_ci, mean_std, paired_bootstrap
 
     runs = {row: [json.loads((pair_dir / row / f"seed_{s}" / "metrics.json").read_text()) for s in seeds]
             for row in ROWS}
@@ -275,36 +270,9 @@ def run_table(out: Path, *, seeds: list[int], trials: int | None, workers: int, 
     meta = {"command": command, "seconds": time.time() - started, "seeds": seeds, "sizes": sizes,
             "trials": trials or space.budget.num_samples, "date": time.strftime("%Y-%m-%d"),
             "machine": f"{os.cpu_count()} CPU cores, no GPU"}
-    (out / "results.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1))
+    atomic_write_text(out / "results.json", json.dumps({"meta": meta, "results": results}, indent=1))
     print(write_report(out, results_path))
     return results
-
-
-def add_table_parser(sub) -> None:
-    p = sub.add_parser("table", help="the paper's comparison on the embedded benchmark (docs/results.md)",
-                       description="Control, teacher alone, paper settings, searched best and a knowledge-free "
-                                   "(random teacher) control for each stand-in pair, over several seeds, with "
-                                   "paired bootstrap p-values. Re-running with the same --out resumes.")
-    p.add_argument("--out", type=Path, default=Path("runs/paper_table"))
-    p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--trials", type=int, help="search trials per pair (default: the space's budget)")
-    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="runs in parallel")
-    p.add_argument("--pairs", help="comma-separated pair names (default: all in the space)")
-    p.add_argument("--train", type=int, default=600)
-    p.add_argument("--val", type=int, default=400)
-    p.add_argument("--test", type=int, default=1000)
-    p.add_argument("--transfer", type=int, default=500)
-    p.add_argument("--results", type=Path, help="also write the markdown here (e.g. docs/results.md)")
-    p.add_argument("--render-only", action="store_true",
-                   help="re-write the markdown from OUT/results.json without running anything")
-    p.add_argument("--space", type=Path, default=SPACE, help=argparse.SUPPRESS)
-    p.set_defaults(func=cmd_table)
-
-
-def invocation() -> str:
-    """The command line as typed: `dsgkd table ...` or `python benchmarks/paper_table.py ...`."""
-    head = ["dsgkd"] if Path(sys.argv[0]).name == "dsgkd" else ["python", sys.argv[0]]
-    return shlex.join([*head, *sys.argv[1:]])
 
 
 def write_report(out: Path, results_path: Path | None) -> str:
@@ -312,31 +280,7 @@ def write_report(out: Path, results_path: Path | None) -> str:
     the run that measured them."""
     saved = json.loads((out / "results.json").read_text(encoding="utf-8"))
     text = render(saved["results"], saved["meta"])
-    (out / "results.md").write_text(text, encoding="utf-8")
+    atomic_write_text(out / "results.md", text)
     if results_path is not None:
-        results_path.parent.mkdir(parents=True, exist_ok=True)
-        results_path.write_text(text, encoding="utf-8")
+        atomic_write_text(results_path, text)
     return text
-
-
-def cmd_table(args) -> int:
-    if args.render_only:
-        if not (args.out / "results.json").is_file():
-            raise UserError(f"{args.out}: no results.json to render (run the table first)")
-        print(write_report(args.out, args.results))
-        return 0
-    try:
-        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-    except ValueError:
-        raise UserError(f"--seeds {args.seeds!r}: expected comma-separated integers") from None
-    if len(seeds) < 2:
-        raise UserError("--seeds: the table needs at least two seeds for a std")
-    sizes = {"train": args.train, "val": args.val, "test": args.test, "transfer": args.transfer}
-    for name, n in sizes.items():
-        if n < 50:
-            raise UserError(f"--{name} {n}: needs at least 50 notes")
-    pairs = [s.strip() for s in args.pairs.split(",")] if args.pairs else None
-    run_table(args.out, seeds=seeds, trials=args.trials, workers=args.workers, sizes=sizes, pairs=pairs,
-              results_path=args.results, space_path=args.space,
-              command=invocation())
-    return 0

@@ -4,7 +4,8 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-from dsgkd.analysis import FINISHED, Run, Trial
+from dsgkd.report.results import FINISHED, Run, Trial
+
 
 def write_plots(run: Run, study, imp, out: Path, *, top: int = 5) -> list[str]:
     """Each figure as name.png (matplotlib, Agg) and name.html (plotly; plotly.min.js written once beside

@@ -23,12 +23,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from dsgkd.config import RunConfig, describe_validation_error, read_yaml
+from dsgkd.constants import KD_OFF, PAPER_WEIGHTS, direction
+from dsgkd.core.layer_maps import resolve_layer_map
 from dsgkd.errors import UserError
-from dsgkd.layers import resolve_layer_map
-
-LOWER_IS_BETTER = {"val_loss", "val_brier"}
-PAPER_DEFAULTS = {"distill.alpha": 0.6, "distill.beta": 0.2, "distill.gamma": 0.0}
-KD_OFF = {"distill.alpha": 0.0, "distill.beta": 0.0, "distill.gamma": 0.0}
 # Chosen per pair (pairs, layer_maps), so searching them as plain params would bypass the depth checks.
 RESERVED = {"teacher.ref": "pairs", "student.ref": "pairs", "distill.layer_map": "layer_maps"}
 Scalar = Union[bool, int, float, str, None]
@@ -146,7 +143,7 @@ class SearchSpace(_Strict):
     layer_maps: list[str] = Field(["all"], min_length=1)
     budget: Budget = Budget()
     asha: Asha = Asha()
-    metric: Literal["val_auroc", "val_auprc", "val_f1", "val_brier", "val_loss"] = Field(
+    metric: str = Field(
         description="what ASHA and Optuna rank by; default val_<base.train.select_metric>")
     mode: Literal["max", "min"]
     seed: int = 0
@@ -171,7 +168,7 @@ class SearchSpace(_Strict):
         if metric != f"val_{select}":
             raise ValueError(f"metric {metric} but base.train.select_metric {select}: each trial keeps its best "
                              f"epoch by select_metric, so set base.train.select_metric: {metric.removeprefix('val_')}")
-        mode = "min" if metric in LOWER_IS_BETTER else "max"
+        mode = direction(metric)
         if data.get("mode") not in (None, mode):
             raise ValueError(f"mode {data['mode']}: {metric} is better when {'lower' if mode == 'min' else 'higher'}")
         return {**data, "metric": metric, "mode": mode}
@@ -196,7 +193,7 @@ class SearchSpace(_Strict):
         if self.asha.grace_period > self.max_t:
             raise ValueError(f"asha.grace_period {self.asha.grace_period} > max_t {self.max_t}")
         if self.include_paper_defaults:
-            self._require_point("include_paper_defaults", PAPER_DEFAULTS)
+            self._require_point("include_paper_defaults", PAPER_WEIGHTS)
         if self.include_control:
             self._require_point("include_control", KD_OFF)
         for i, point in enumerate(self.start_points):
@@ -318,7 +315,7 @@ def seeded_points(space: SearchSpace, plans: dict[str, PairPlan]) -> list[dict[s
     points = []
     if space.include_paper_defaults:
         plan = next((p for p in plans.values() if "all" in p.layer_maps), next(iter(plans.values())))
-        point = {"pair": plan.name, **base, **{k: v for k, v in PAPER_DEFAULTS.items() if k in space.params}}
+        point = {"pair": plan.name, **base, **{k: v for k, v in PAPER_WEIGHTS.items() if k in space.params}}
         if "all" in plan.layer_maps:
             point[f"layer_map/{plan.name}"] = "all"
         points.append(point)

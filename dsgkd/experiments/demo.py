@@ -6,13 +6,14 @@ its wall time, and the report records them, so the demo's cost is measured every
 """
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
+from dsgkd.constants import SEARCH_SPACES
 from dsgkd.errors import UserError
+from dsgkd.storage import atomic_write_text
 
-SPACE = Path(__file__).resolve().parents[1] / "search_spaces" / "demo.yaml"
+SPACE = SEARCH_SPACES / "demo.yaml"
 
 
 class Stages:
@@ -45,12 +46,12 @@ def build_models(space) -> None:
 
 def run_demo(out: Path, *, notes: int, trials: int | None, epochs: int | None, seeds: list[int],
              space_path: Path = SPACE) -> Path:
-    from dsgkd.analysis import analyze
     from dsgkd.data.synthetic import generate_notes, write_table
-    from dsgkd.export import export_best
-    from dsgkd.runner import run_seeds
-    from dsgkd.search import search, top_trials
-    from dsgkd.space import load_space
+    from dsgkd.pipeline.train import run_seeds
+    from dsgkd.report.analysis import analyze
+    from dsgkd.report.export import export_best
+    from dsgkd.search.space import load_space
+    from dsgkd.search.tune import search, top_trials
 
     out = out.resolve()
     if out.exists() and any(out.iterdir()):
@@ -70,13 +71,13 @@ def run_demo(out: Path, *, notes: int, trials: int | None, epochs: int | None, s
     summary = stages.run(f"re-run best config vs KD-off control, seeds {seeds}", run_seeds, best_cfg,
                          out / "final", seeds)
     report = out / "report.md"
-    report.write_text(render_report(out, best_cfg, best, summary, stages), encoding="utf-8")
+    atomic_write_text(report, render_report(out, best_cfg, best, summary, stages))
     print(f"\ndemo finished in {stages.total:.0f} s; report: {report}")
     return report
 
 
 def render_report(out: Path, cfg, best, summary: dict, stages: Stages) -> str:
-    from dsgkd.runner import summary_table
+    from dsgkd.pipeline.train import summary_table
 
     analysis = out / "search" / "analysis"
     plots = sorted((analysis / "plots").glob("*.png")) if (analysis / "plots").is_dir() else []
@@ -93,29 +94,3 @@ def render_report(out: Path, cfg, best, summary: dict, stages: Stages) -> str:
         *[f"| {name} | {secs:.0f} |" for name, secs in stages.times], f"| total | {stages.total:.0f} |", "",
     ]
     return "\n".join(lines)
-
-
-def add_demo_parser(sub) -> None:
-    p = sub.add_parser("demo", help="the embedded default: synthetic data, stand-ins, search, analysis, re-run",
-                       description="Run the whole product offline: synthetic notes, stand-in models (cached under "
-                                   "$DSGKD_CACHE or ~/.cache/dsgkd), a search over search_spaces/demo.yaml, "
-                                   "analysis, export, and a multi-seed re-run of the best config vs the KD-off "
-                                   "control. Writes DEMO/report.md.")
-    p.add_argument("--out", type=Path, default=Path("demo_out"), help="demo directory (new or empty)")
-    p.add_argument("--notes", type=int, default=1200, help="synthetic labelled notes")
-    p.add_argument("--trials", type=int, help="search trials (default: the space's budget)")
-    p.add_argument("--epochs", type=int, help="epochs per trial and re-run (default: the space's)")
-    p.add_argument("--seeds", default="0,1,2", help="seeds of the final re-run")
-    p.add_argument("--space", type=Path, default=SPACE, help=argparse.SUPPRESS)
-    p.set_defaults(func=cmd_demo)
-
-
-def cmd_demo(args) -> int:
-    try:
-        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-    except ValueError:
-        raise UserError(f"--seeds {args.seeds!r}: expected comma-separated integers") from None
-    if args.notes < 100:
-        raise UserError(f"--notes {args.notes}: the demo needs at least 100 notes")
-    run_demo(args.out, notes=args.notes, trials=args.trials, epochs=args.epochs, seeds=seeds, space_path=args.space)
-    return 0

@@ -1,4 +1,4 @@
-"""Ray Train around `dsgkd.engine.fit`: the same training loop, run as a group of DDP workers.
+"""Ray Train around `dsgkd.core.engine.fit`: the same training loop, run as a group of DDP workers.
 
 The engine stays Ray-free (DESIGN §2): once Ray Train's TorchConfig has initialised `torch.distributed`
 (gloo on CPU, nccl on GPU), `fit` shards the batches across ranks, wraps the student in DDP and all-gathers
@@ -20,8 +20,10 @@ import ray.train
 import ray.train.torch
 import transformers
 
-from dsgkd import engine
 from dsgkd.config import RunConfig
+from dsgkd.core.engine import EpochReport, fit
+from dsgkd.core.steps import NonFiniteLossError
+from dsgkd.pipeline.teachers import prepare_run
 
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> str | None:
@@ -39,7 +41,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> str | None:
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     device = ray.train.torch.get_device()
 
-    def on_epoch(report: engine.EpochReport) -> None:
+    def on_epoch(report: EpochReport) -> None:
         metrics = {**report.metrics, "is_best": report.is_best, "workers": world}
         if loop_config.get("trial_started_at"):  # Ray's share: trial start -> this worker running our code
             metrics["ray_startup_s"] = entered - loop_config["trial_started_at"]
@@ -53,10 +55,11 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> str | None:
     with contextlib.ExitStack() as stack:
         previous = ray.train.get_checkpoint()  # set after a worker restart or a resumed trial
         resume_from = stack.enter_context(previous.as_directory()) if previous else None
+        teacher_cache = loop_config["teacher_cache"]
         try:
-            engine.fit(cfg, on_epoch=on_epoch, resume_from=resume_from,
-                       teacher_cache=loop_config["teacher_cache"], device=device)
-        except engine.NonFiniteLossError as e:
+            fit(cfg, prepare_run(cfg, teacher_weights=teacher_cache is None), on_epoch=on_epoch,
+                resume_from=resume_from, teacher_cache=teacher_cache, device=device)
+        except NonFiniteLossError as e:
             return str(e)
     return None
 

@@ -1,6 +1,6 @@
 """`dsgkd search`: Ray Tune + Optuna (define-by-run) + ASHA over DSG-KD configs, each trial a Ray Train DDP run.
 
-Wiring (DESIGN §5): a Tune trial is a small driver that fits a TorchTrainer (dsgkd.distributed) named after
+Wiring (DESIGN §5): a Tune trial is a small driver that fits a TorchTrainer (`dsgkd.search.distributed`) named after
 the trial id on RUN/train, so a restarted trial resumes from its last epoch. The driver holds only a
 custom `trial_driver` resource; the Train workers get their own placement group, so the number of
 concurrent trials is computed from the cluster's CPUs/GPUs and the per-trial worker demand (unset, it
@@ -10,75 +10,32 @@ tokenisation) before any trial starts, then read by every trial.
 """
 from __future__ import annotations
 
-import argparse
-import contextlib
-import hashlib
 import json
 import os
-import socket
 import time
 from pathlib import Path
 from typing import Any
 
 import optuna
 import ray
-import yaml
 from ray import tune
 from ray.tune.integration.ray_train import TuneReportCallback
-from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
-from dsgkd import distributed
 from dsgkd.config import RunConfig
-from dsgkd.engine import NonFiniteLossError
+from dsgkd.core.steps import NonFiniteLossError
 from dsgkd.errors import UserError
-from dsgkd.space import (DefineByRun, SearchSpace, categorical_variants, load_space, resolve_pairs,
-                         seeded_points, setting, space_from_dict)
+from dsgkd.models.load import model_depth
+from dsgkd.search import distributed
+from dsgkd.search.asha import ResumableASHA
+from dsgkd.search.local_ray import concurrency as trial_concurrency
+from dsgkd.search.local_ray import ray_session
+from dsgkd.search.records import best_epoch
+from dsgkd.search.space import (DefineByRun, SearchSpace, categorical_variants, load_space, resolve_pairs,
+                                seeded_points, setting, space_from_dict)
+from dsgkd.storage import atomic_write_text, content_key
 
 PATH_KEYS = ("data.path", "data.val_path", "data.test_path", "data.transfer_path")
-RESUME_HELP = ("continue the search in RUN (Tuner.restore): finished trials are kept; in-flight and errored "
-               "trials resume from their last epoch checkpoint. Ray does not restore ASHA's rungs (ray #30838); "
-               "dsgkd rebuilds them from the results the trials had recorded, so a result that was not yet "
-               "written when the search stopped is missing from the early-stopping cut-offs")
-
-
-def add_search_parser(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
-        "search", help="Ray Tune + Optuna + ASHA search over a search-space YAML",
-        description="Search DSG-KD settings with Ray Tune (OptunaSearch, ASHA); every trial is a Ray Train "
-                    "DDP run. Writes RUN/space.yaml, RUN/optuna.db (study named after RUN), RUN/tune/, "
-                    "RUN/train/ and RUN/teacher_cache/.")
-    p.add_argument("--space", type=Path, metavar="FILE",
-                   help="search-space YAML (see search_spaces/); with --resume defaults to RUN/space.yaml")
-    p.add_argument("--out", type=Path, required=True, metavar="RUN", help="run directory")
-    p.add_argument("--resume", action="store_true", help=RESUME_HELP)
-    p.add_argument("--address", help="Ray cluster to join ('auto' = the one running here; default: "
-                                     "$RAY_ADDRESS, else start a local instance)")
-    p.add_argument("--num-samples", type=int, metavar="N", help="trials to run (overrides budget.num_samples)")
-    p.add_argument("--no-teacher-cache", action="store_true",
-                   help="run the frozen teacher live in every trial instead of the shared RUN/teacher_cache")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a fixed setting of the space's base, e.g. --set data.path=notes.csv")
-    p.add_argument("--optuna-storage", metavar="URL",
-                   help="Optuna RDB URL (default: sqlite:///RUN/optuna.db), e.g. a PostgreSQL URL on a cluster")
-    p.add_argument("--top", type=int, default=5, metavar="K", help="trials listed at the end")
-    p.set_defaults(func=run_search)
-    return p
-
-
-def run_search(args: argparse.Namespace) -> int:
-    """CLI entry: run (or resume) the search and print the top trials. 1 when no trial finished cleanly."""
-    overrides = {}
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise UserError(f"--set {item!r}: expected KEY=VALUE")
-        overrides[key.strip()] = yaml.safe_load(value)
-    grid = search(args.space, args.out, resume=args.resume, address=args.address,
-                  num_samples=args.num_samples, teacher_cache=not args.no_teacher_cache,
-                  storage=args.optuna_storage, overrides=overrides)
-    print(top_trials(grid, load_space(Path(args.out) / "space.yaml"), args.top))
-    return 0 if any(r.error is None for r in grid) else 1
 
 
 def search(space: SearchSpace | str | Path | None, out: str | Path, *, resume: bool = False,
@@ -89,11 +46,11 @@ def search(space: SearchSpace | str | Path | None, out: str | Path, *, resume: b
     space = _prepare(space, run_dir, resume, num_samples, overrides or {})
     plans = resolve_pairs(space, model_depth)
     _check_data(space.base)
-    with _ray(address):
-        concurrency = _concurrency(space)
+    with ray_session(address):
+        concurrency = trial_concurrency(space)
         run_dir.mkdir(parents=True, exist_ok=True)
         if not resume:
-            (run_dir / "space.yaml").write_text(space.dump_yaml(), encoding="utf-8")
+            atomic_write_text(run_dir / "space.yaml", space.dump_yaml())
         _set_up(space, plans, run_dir, teacher_cache)
         trainable = tune.with_resources(_trainable(space, run_dir, teacher_cache), {"trial_driver": 1})
         if resume:
@@ -109,10 +66,8 @@ def top_trials(grid: tune.ResultGrid, space: SearchSpace, k: int = 5) -> str:
     for r in grid:
         df = r.metrics_dataframe
         over = space.trial_to_overrides(r.config)
-        best = None
-        if df is not None and space.metric in df and df[space.metric].notna().any():
-            i = df[space.metric].idxmax() if space.mode == "max" else df[space.metric].idxmin()
-            best = (float(df[space.metric][i]), int(df["epoch"][i]), int(df["epoch"].max()))
+        found = best_epoch(df, space.metric, space.mode)
+        best = (*found, int(df["epoch"].max())) if found else None
         status = "error: " + str(r.error).strip().splitlines()[-1][:60] if r.error else "done"
         rows.append((best, [Path(r.path).name.removeprefix("trial_"),
                             f"{over['teacher.ref']}>{over['student.ref']}", str(over["distill.layer_map"]),
@@ -168,94 +123,16 @@ def _anchor(space: SearchSpace) -> SearchSpace:
 def _check_data(cfg: RunConfig) -> None:
     """Read the notes once here, so a bad file or column is a one-line error before Ray starts."""
     from dsgkd.data.emr import load_splits
-    from dsgkd.prepare import load_transfer
+    from dsgkd.pipeline.prepare import load_transfer
 
     load_splits(cfg.data)
     load_transfer(cfg)
 
 
-@contextlib.contextmanager
-def _ray(address: str | None):
-    """Use the caller's Ray, join a cluster, or start a private local instance for the search."""
-    if ray.is_initialized():
-        yield
-    elif address or os.environ.get("RAY_ADDRESS"):
-        ray.init(address=address)
-        try:
-            yield
-        finally:
-            ray.shutdown()
-    else:
-        with local_ray():
-            yield
-
-
-@contextlib.contextmanager
-def local_ray(num_cpus: int | None = None):
-    """A local Ray whose processes all know its address; yields that address.
-
-    Train V2 frees a stopped trial's worker placement group through the State API (so the dashboard must
-    run, ray #54305), and a Ray process finds the State API by auto-detecting "the" local cluster, which
-    fails when a second Ray instance runs on the machine; the next trial then waits forever for workers.
-    So the GCS port is chosen here and exported as RAY_ADDRESS to every process the instance starts.
-    """
-    with socket.socket() as s:
-        s.bind(("", 0))
-        port = s.getsockname()[1]
-    address = f"{ray.util.get_node_ip_address()}:{port}"
-    saved = {k: os.environ.get(k) for k in ("RAY_GCS_SERVER_PORT", "RAY_ADDRESS")}
-    os.environ.update(RAY_GCS_SERVER_PORT=str(port), RAY_ADDRESS=address)
-    try:
-        ray.init(address="local", num_cpus=num_cpus, include_dashboard=True,
-                 resources={"trial_driver": num_cpus or os.cpu_count() or 1})
-        yield address
-    finally:
-        ray.shutdown()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-def _concurrency(space: SearchSpace) -> int:
-    b = space.budget
-    res = ray.cluster_resources()
-    if res.get("trial_driver", 0) < 1:
-        raise UserError("the Ray cluster advertises no 'trial_driver' resource; start its head with "
-                        "--resources='{\"trial_driver\": 8}' (cluster.yaml does)")
-    if b.max_concurrent:
-        return b.max_concurrent
-    limits = {"trial_driver": res["trial_driver"],
-              "CPU": res.get("CPU", 0) // (b.workers_per_trial * b.cpus_per_worker)}
-    if b.gpus_per_worker:
-        limits["GPU"] = res.get("GPU", 0) // (b.workers_per_trial * b.gpus_per_worker)
-    n = int(min(limits.values()))
-    if n < 1:
-        raise UserError(
-            f"budget: a trial needs {b.workers_per_trial} worker(s) × {b.cpus_per_worker} CPU / "
-            f"{b.gpus_per_worker} GPU but the cluster has {res.get('CPU', 0):g} CPU / {res.get('GPU', 0):g} GPU; "
-            "lower budget.workers_per_trial, or set budget.max_concurrent on an autoscaling cluster")
-    return n
-
-
-def model_depth(ref: str) -> int:
-    """Encoder depth from the model's config alone (a stand-in's from its spec, before it is built)."""
-    from dsgkd.models.load import load_config
-    from dsgkd.models.registry import resolve
-    from dsgkd.models.tiny import TINY_SPECS
-
-    r = resolve(ref)
-    if r.kind == "tiny":
-        return TINY_SPECS[r.ref].layers
-    return int(load_config(ref).num_hidden_layers)
-
-
 def cache_group(cfg: RunConfig) -> str:
     """Everything but the layers that decides a trial's teacher signal: teacher, data, tokenisation."""
-    blob = json.dumps([cfg.teacher.model_dump(mode="json"), cfg.data.model_dump(mode="json"), cfg.train.seed,
-                       cfg.train.max_length, cfg.distill.selector, cfg.distill.max_terms], sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return content_key([cfg.teacher.model_dump(mode="json"), cfg.data.model_dump(mode="json"), cfg.train.seed,
+                        cfg.train.max_length, cfg.distill.selector, cfg.distill.max_terms], sort_keys=True)
 
 
 def _set_up(space: SearchSpace, plans, run_dir: Path, use_cache: bool) -> None:
@@ -275,7 +152,7 @@ def _set_up(space: SearchSpace, plans, run_dir: Path, use_cache: bool) -> None:
     dirs = ray.get([build.remote(cfg.model_dump(mode="json"), sorted(layers), str(run_dir / "teacher_cache"),
                                  attention) for cfg, layers in groups.values()])
     index = {group: Path(d).name for group, d in zip(groups, dirs)}
-    (run_dir / "teacher_cache" / "index.json").write_text(json.dumps(index, indent=1), encoding="utf-8")
+    atomic_write_text(run_dir / "teacher_cache" / "index.json", json.dumps(index, indent=1))
 
 
 def _load_tokenizer(ref: str) -> None:
@@ -287,15 +164,15 @@ def _load_tokenizer(ref: str) -> None:
 def _build_cache(cfg: dict[str, Any], layers: list[int], out_dir: str, attention: bool) -> str:
     import torch
 
-    from dsgkd.prepare import build_cache
+    from dsgkd.pipeline.teachers import build_cache
 
     device = torch.device("cuda") if torch.cuda.is_available() else None
     return str(build_cache(RunConfig.model_validate(cfg), layers, out_dir, attention=attention, device=device))
 
 
 def _may_be_positive(space: SearchSpace, key: str) -> bool:
-    dist = space.params.get(key)
-    values = [setting(space.base, key)] if dist is None else dist.values()
+    declared = space.params.get(key)
+    values = [setting(space.base, key)] if declared is None else declared.values()
     return any(v > 0 for v in values)
 
 
@@ -325,7 +202,7 @@ def _trainable(space: SearchSpace, run_dir: Path, use_cache: bool):
             max_failures=b.worker_retries, trial_started_at=started,
             callbacks=[TuneReportCallback()]).fit()
         if result.return_value:
-            marker.write_text(result.return_value, encoding="utf-8")
+            atomic_write_text(marker, result.return_value)
             raise NonFiniteLossError(result.return_value)
 
     return trial_driver
@@ -347,40 +224,6 @@ def _new_tuner(space: SearchSpace, plans, run_dir: Path, trainable, concurrency:
                                     max_concurrent_trials=concurrency, trial_dirname_creator=_trial_dirname),
         run_config=tune.RunConfig(name="tune", storage_path=str(run_dir),
                                   failure_config=tune.FailureConfig(max_failures=space.budget.trial_retries)))
-
-
-class ResumableASHA(ASHAScheduler):
-    """ASHA whose rungs survive `Tuner.restore`.
-
-    On restore Ray re-adds every trial to the scheduler but does not restore the scheduler itself
-    (ray #30838), so each re-added trial's recorded results are replayed into its bracket: the same
-    values ASHA had recorded at each rung the trial passed. A new trial has no results to replay.
-    """
-
-    def on_trial_add(self, tune_controller, trial) -> None:
-        super().on_trial_add(tune_controller, trial)
-        bracket = self._trial_info[trial.trial_id]
-        for result in _recorded_results(trial):
-            if result.get(self._time_attr) is not None and result.get(self._metric) is not None:
-                bracket.on_result(trial, result[self._time_attr], self._metric_op * result[self._metric])
-
-
-def _recorded_results(trial) -> list[dict[str, Any]]:
-    if not trial.storage.trial_dir_name:  # a new trial: no directory, nothing recorded
-        return []
-    fs, path = trial.storage.storage_filesystem, f"{trial.storage.trial_fs_path}/result.json"
-    try:
-        with fs.open_input_stream(path) as f:
-            lines = f.read().decode("utf-8").splitlines()
-    except OSError:  # restored before its first result
-        return []
-    results = []
-    for line in lines:
-        try:
-            results.append(json.loads(line))
-        except json.JSONDecodeError:  # the line being written when the search was killed
-            continue
-    return results
 
 
 def _trial_dirname(trial) -> str:

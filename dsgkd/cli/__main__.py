@@ -1,0 +1,5 @@
+import sys
+
+from dsgkd.cli.main import main
+
+sys.exit(main())

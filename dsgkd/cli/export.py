@@ -1,0 +1,40 @@
+"""`dsgkd export`: the best trial of a search as a RunConfig YAML."""
+from __future__ import annotations
+
+import argparse
+import warnings
+from pathlib import Path
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "export", help="the best trial of a search as a RunConfig YAML for `dsgkd train --config`",
+        description="Pick the best finished DSG-KD trial of RUN by its best epoch's validation metric and write its "
+                    "full RunConfig with provenance (run, trial id, metric, value, epoch, dsgkd version, data "
+                    "fingerprint, seed). Re-run it: "
+                    "dsgkd train --config FILE --seeds 0,1,2 --out DIR. KD-off controls are skipped unless asked.")
+    p.add_argument("run", type=Path, metavar="RUN", help="the --out directory of `dsgkd search`")
+    p.add_argument("-o", "--out", type=Path, metavar="FILE", help="output YAML (default: RUN/best.yaml)")
+    p.add_argument("--allow-control", action="store_true",
+                   help="also consider KD-off control trials (alpha = beta = gamma = 0)")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from dsgkd.report.export import export_best
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        path, cfg, best, control = export_best(args.run, args.out, allow_control=args.allow_control)
+    for w in caught:
+        print(f"warning: {w.message}")
+    p = cfg.provenance
+    print(f"trial {best.trial_id} ({best.pair}, layer_map {cfg.distill.layer_map}, alpha {cfg.distill.alpha:g}, "
+          f"beta {cfg.distill.beta:g}, T {cfg.distill.temperature:g}): {p.metric} {p.value:.4f} at epoch {p.epoch} "
+          f"of {best.epochs} ({best.stopped_by}); seed {cfg.train.seed}")
+    if control is not None:
+        print(f"note: the KD-off control trial {control.trial_id} scored higher ({control.value:.4f}); "
+              "--allow-control exports it")
+    print(f"wrote {path}\nre-run: dsgkd train --config {path} --seeds 0,1,2 --out DIR")
+    return 0

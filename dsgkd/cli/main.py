@@ -1,0 +1,50 @@
+"""The `dsgkd` command. Bad input exits 2 with one line naming the file, field or row.
+
+Every subcommand module is light (argparse, registries, constants); what a command needs (torch, Ray,
+Optuna, pandas) is imported by its `run`, so `dsgkd --help` and `dsgkd train --help` load none of it.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import warnings
+
+from dsgkd.cli import analyze, demo, export, search, synth, table, train
+from dsgkd.errors import UserError
+
+COMMANDS = (synth, train, search, analyze, export, demo, table)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dsgkd", description="DSG-KD: distil a domain teacher into a general "
+                                     "multilingual student on code-switched clinical notes, and search its settings.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for command in COMMANDS:
+        command.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import transformers
+
+    transformers.logging.set_verbosity_error()  # load reports about fresh classifier heads are expected here
+    transformers.logging.disable_progress_bar()
+    try:
+        return args.func(args)
+    except UserError as e:
+        print(f"dsgkd {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"dsgkd {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

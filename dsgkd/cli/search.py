@@ -1,0 +1,49 @@
+"""`dsgkd search`: Ray Tune + Optuna + ASHA over a search-space YAML (Ray is imported only when it runs)."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from dsgkd.cli.args import parse_sets
+
+RESUME_HELP = ("continue the search in RUN (Tuner.restore): finished trials are kept; in-flight and errored "
+               "trials resume from their last epoch checkpoint. Ray does not restore ASHA's rungs (ray #30838); "
+               "dsgkd rebuilds them from the results the trials had recorded, so a result that was not yet "
+               "written when the search stopped is missing from the early-stopping cut-offs")
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "search", help="Ray Tune + Optuna + ASHA search over a search-space YAML",
+        description="Search DSG-KD settings with Ray Tune (OptunaSearch, ASHA); every trial is a Ray Train "
+                    "DDP run. Writes RUN/space.yaml, RUN/optuna.db (study named after RUN), RUN/tune/, "
+                    "RUN/train/ and RUN/teacher_cache/.")
+    p.add_argument("--space", type=Path, metavar="FILE",
+                   help="search-space YAML (see search_spaces/); with --resume defaults to RUN/space.yaml")
+    p.add_argument("--out", type=Path, required=True, metavar="RUN", help="run directory")
+    p.add_argument("--resume", action="store_true", help=RESUME_HELP)
+    p.add_argument("--address", help="Ray cluster to join ('auto' = the one running here; default: "
+                                     "$RAY_ADDRESS, else start a local instance)")
+    p.add_argument("--num-samples", type=int, metavar="N", help="trials to run (overrides budget.num_samples)")
+    p.add_argument("--no-teacher-cache", action="store_true",
+                   help="run the frozen teacher live in every trial instead of the shared RUN/teacher_cache")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a fixed setting of the space's base, e.g. --set data.path=notes.csv")
+    p.add_argument("--optuna-storage", metavar="URL",
+                   help="Optuna RDB URL (default: sqlite:///RUN/optuna.db), e.g. a PostgreSQL URL on a cluster")
+    p.add_argument("--top", type=int, default=5, metavar="K", help="trials listed at the end")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run (or resume) the search and print the top trials. 1 when no trial finished cleanly."""
+    overrides = parse_sets(args.set)
+    from dsgkd.search.space import load_space
+    from dsgkd.search.tune import search, top_trials
+
+    grid = search(args.space, args.out, resume=args.resume, address=args.address,
+                  num_samples=args.num_samples, teacher_cache=not args.no_teacher_cache,
+                  storage=args.optuna_storage, overrides=overrides)
+    print(top_trials(grid, load_space(Path(args.out) / "space.yaml"), args.top))
+    return 0 if any(r.error is None for r in grid) else 1

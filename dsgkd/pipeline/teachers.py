@@ -1,0 +1,93 @@
+"""The teachers a run needs that do not exist yet: a teacher fine-tuned on the task (for logit KD) and a
+teacher-signal cache. Both are made once, keyed by content, and shared by every run and trial that names
+the same teacher on the same data; `prepare_run` is the entry point every trainer calls.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+
+from dsgkd.config import RunConfig
+from dsgkd.core.engine import Prepared, fit
+from dsgkd.core.layer_maps import attention_states
+from dsgkd.core.teacher.cache import cache_key, write_cache
+from dsgkd.data.emr import Splits, load_splits
+from dsgkd.errors import UserError
+from dsgkd.models.load import encoder_depth
+from dsgkd.models.registry import resolve
+from dsgkd.models.tiny import cache_root
+from dsgkd.pipeline.prepare import load_teacher, load_transfer, prepare, train_texts
+from dsgkd.storage import content_key, staged_dir
+
+
+def teacher_identity(cfg: RunConfig) -> str:
+    """What makes two teachers the same: source (a stand-in's dir carries its content key), how it was
+    initialised, and for a fine-tuned one the whole fine-tuning recipe."""
+    r = resolve(cfg.teacher.ref)
+    recipe = teacher_finetune_config(cfg).train.model_dump(mode="json") if cfg.teacher.finetune else None
+    return json.dumps([r.source, cfg.teacher.random_init, cfg.teacher.finetune, recipe, cfg.train.seed])
+
+
+def teacher_finetune_config(cfg: RunConfig) -> RunConfig:
+    """The teacher's own fine-tuning run: its learning rates, not the student's, so a search over student
+    LRs shares one fine-tuned teacher instead of making one per value."""
+    return cfg.with_overrides({
+        "student.ref": cfg.teacher.ref, "student.random_init": cfg.teacher.random_init,
+        "teacher.finetune": False, "teacher.random_init": False, "train.epochs": cfg.teacher.finetune_epochs,
+        "train.lr_encoder": cfg.teacher.finetune_lr_encoder, "train.lr_head": cfg.teacher.finetune_lr_head,
+        "train.patience": max(cfg.train.patience, 3), "distill.alpha": 0.0,
+        "distill.beta": 0.0, "distill.gamma": 0.0, "data.transfer_path": None})
+
+
+def finetuned_teacher_dir(cfg: RunConfig, splits: Splits) -> Path:
+    """Fine-tuned once per (teacher, init, data, seed, recipe) by the same loop as any student, and cached:
+    every trial of a search and every row of a table that names the same teacher reuses it."""
+    key = content_key([teacher_identity(cfg), splits.fingerprint])
+    final = cache_root() / "teachers" / f"{Path(cfg.teacher.ref).name}-{key}"
+    if (final / "config.json").is_file():
+        return final
+    tuned_cfg = teacher_finetune_config(cfg)
+    result = fit(tuned_cfg, prepare(tuned_cfg, splits=splits))
+    with staged_dir(final, exists="keep") as stage:
+        result.model.save_pretrained(stage)
+        result.tokenizer.save_pretrained(stage)
+    return final
+
+
+def prepare_run(cfg: RunConfig, *, splits: Splits | None = None, teacher_weights: bool = True) -> Prepared:
+    """`prepare`, after fine-tuning the teacher when the config asks for one (and it is not cached yet)."""
+    splits = splits or load_splits(cfg.data)
+    teacher_dir = None
+    if cfg.distill.kd_on and teacher_weights and cfg.teacher.finetune:
+        teacher_dir = finetuned_teacher_dir(cfg, splits)
+    return prepare(cfg, splits=splits, teacher_weights=teacher_weights, teacher_dir=teacher_dir)
+
+
+def build_cache(cfg: RunConfig, layers: list[int], out_dir: str | Path, *, attention: bool | None = None,
+                device: torch.device | None = None) -> Path:
+    """Teacher signal for the KD pool (train + transfer notes) of `cfg`, for the given teacher layers.
+
+    `attention` defaults to `distill.beta > 0`; a search passes True when any trial may ask for it.
+    Returns the cache directory (reused when it already exists for the same key).
+    """
+    splits = load_splits(cfg.data)
+    transfer = load_transfer(cfg)
+    attention = cfg.distill.beta > 0 if attention is None else attention
+    teacher_dir = finetuned_teacher_dir(cfg, splits) if cfg.teacher.finetune else None
+    tok, model = load_teacher(cfg, attention=attention, teacher_dir=teacher_dir)
+    depth = encoder_depth(model)
+    if max(layers) > depth:
+        raise UserError(f"teacher cache: layer {max(layers)} out of range for '{cfg.teacher.ref}' (0..{depth})")
+    attn_layers = attention_states(layers) if attention else []
+    d = cfg.distill
+    fp = hashlib.sha256("\n".join([splits.fingerprint, *transfer]).encode()).hexdigest()
+    key = cache_key(teacher_identity(cfg), fp, max_length=cfg.train.max_length, selector=d.selector,
+                    max_terms=d.max_terms, layers=sorted(layers), attn_layers=attn_layers,
+                    logits=cfg.teacher.finetune)
+    return write_cache(model, tok, {"train": train_texts(splits, transfer)}, Path(out_dir), key=key,
+                       max_length=cfg.train.max_length, selector=d.selector, max_terms=d.max_terms,
+                       layers=sorted(layers), attn_layers=attn_layers, logits=cfg.teacher.finetune,
+                       device=device)

@@ -1,0 +1,198 @@
+"""The run model of a search: its trials as the search left them (`load_run` → `Run` of `Trial`s).
+
+Every number is a trial's *best epoch* by the search metric, read from the trial's per-epoch reports:
+the engine keeps that epoch's weights, but Tune's `get_best_result(scope="all")` returns the last report's
+metrics and OptunaSearch tells Optuna the last report (so an ASHA-stopped or declining trial is stored in
+optuna.db with a worse value than it reached). The Tune experiment (`ExperimentAnalysis` on RUN/tune) gives
+the trials, their configs and directories; the raw experiment-state JSON gives their status as the search
+last saved it (Tune's loader turns RUNNING into PENDING); result.json, read line by line so the line a live
+or killed search was writing is skipped, gives the epochs. The Optuna study gives each trial's number.
+
+A trial's `stopped_by`: `max_epochs` (it reached min(asha.max_t, train.epochs)), `patience` (the engine's
+early stopping: `train.patience` epochs without improvement at its last epoch), `asha` (terminated earlier
+than both: ASHA cut it at a rung), else its status (`error`, `running`, `pending`).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from dsgkd.config import RunConfig
+from dsgkd.errors import UserError
+from dsgkd.search.records import best_epoch, load_experiment, read_results
+from dsgkd.search.space import SearchSpace, flatten_params, load_space
+
+FINISHED = "TERMINATED"
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(\([\w.]*\))?: \S")
+
+
+@dataclass
+class Trial:
+    trial_id: str
+    order: int                      # start order (pending trials last)
+    status: str                     # TERMINATED / ERROR / RUNNING / PENDING / PAUSED
+    params: dict[str, Any]          # Optuna's names: pair, layer_map/<pair>, dotted settings
+    cfg: RunConfig | None
+    progress: pd.DataFrame          # one row per reported epoch
+    error: str | None = None
+    value: float | None = None      # best value of the search metric over the reported epochs
+    epoch: int | None = None        # the epoch it came from
+    epochs: int = 0                 # epochs reported
+    max_epochs: int | None = None
+    stopped_by: str = ""
+    optuna_number: int | None = None
+
+    @property
+    def pair(self) -> str | None:
+        return self.params.get("pair")
+
+    @property
+    def kd_on(self) -> bool:
+        return self.cfg is None or self.cfg.distill.kd_on
+
+    @property
+    def finished(self) -> bool:
+        return self.status == FINISHED and self.value is not None and math.isfinite(self.value)
+
+    def searched(self, space: SearchSpace) -> dict[str, Any]:
+        """pair, layer_map (folded from layer_map/<pair>) and the space's params: one name per setting."""
+        out = {"pair": self.pair, "layer_map": self.params.get(f"layer_map/{self.pair}")}
+        return out | {k: self.params[k] for k in space.params if k in self.params}
+
+
+@dataclass
+class Run:
+    path: Path
+    space: SearchSpace
+    trials: list[Trial]
+    study: Any | None
+    notes: list[str]
+
+    @property
+    def metric(self) -> str:
+        return self.space.metric
+
+    def ranked(self, trials: list[Trial] | None = None) -> list[Trial]:
+        """Best first by best-epoch value (ties: earlier epoch, earlier trial); trials without a value last."""
+        sign = -1 if self.space.mode == "max" else 1
+        return sorted(self.trials if trials is None else trials,
+                      key=lambda t: (t.value is None or not math.isfinite(t.value),
+                                     sign * t.value if t.value is not None and math.isfinite(t.value) else 0,
+                                     t.epoch or 0, t.order))
+
+
+# ------------------------------------------------------------------------------------------ loading
+def load_run(run_dir: str | Path, *, storage: str | None = None, with_study: bool = True) -> Run:
+    run_dir = Path(run_dir).resolve()
+    tune_dir = run_dir / "tune"
+    if not (run_dir / "space.yaml").is_file() or not tune_dir.is_dir():
+        raise UserError(f"{run_dir}: not a search run (needs space.yaml and tune/ written by `dsgkd search --out`)")
+    space = load_space(run_dir / "space.yaml")
+    experiment = load_experiment(tune_dir)
+    statuses = _saved_statuses(tune_dir)
+    started = sorted(experiment.trials, key=lambda t: t.run_metadata.start_time or math.inf)  # state file: any order
+    trials = [_trial(t, i, statuses.get(t.trial_id, t.status), space) for i, t in enumerate(started)]
+    study, note = _study(run_dir, storage) if with_study else (None, None)
+    if study is not None:
+        _match_optuna(trials, study)
+    return Run(run_dir, space, trials, study, [note] if note else [])
+
+
+def _saved_statuses(tune_dir: Path) -> dict[str, str]:
+    states = sorted(tune_dir.glob("experiment_state-*.json"))
+    try:
+        data = json.loads(states[-1].read_text(encoding="utf-8"))
+        return {t["trial_id"]: t["status"] for t in (json.loads(row[0]) for row in data["trial_data"])}
+    except (IndexError, OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def _trial(t, order: int, status: str, space: SearchSpace) -> Trial:
+    params = dict(flatten_params(t.config))
+    try:
+        cfg = space.trial_config(t.config)
+    except (UserError, KeyError, StopIteration):
+        cfg = None
+    rec = Trial(t.trial_id, order, status, params, cfg, _progress(Path(t.path) / "result.json"))
+    df = rec.progress
+    found = best_epoch(df, space.metric, space.mode)
+    if found:
+        rec.value, rec.epoch = found
+    rec.epochs = int(df["epoch"].max()) if len(df) else 0
+    rec.max_epochs = min(space.max_t, cfg.train.epochs) if cfg else space.max_t
+    if status == "ERROR":
+        rec.error = _error_line(Path(t.path), t.run_metadata.error_filename)
+    rec.stopped_by = _stop_reason(rec)
+    return rec
+
+
+def _progress(result_json: Path) -> pd.DataFrame:
+    rows = []
+    for row in read_results(result_json):
+        row.pop("config", None)
+        if row.get("epoch") is not None:
+            rows.append(row)
+    if not rows:
+        return pd.DataFrame({"epoch": pd.Series(dtype=int)})
+    df = pd.DataFrame(rows).drop_duplicates("epoch", keep="last")  # a resumed trial may repeat an epoch
+    return df.sort_values("epoch").reset_index(drop=True)
+
+
+def _stop_reason(t: Trial) -> str:
+    if t.status != FINISHED:
+        return t.status.lower()
+    if not t.epochs:
+        return ""
+    if t.max_epochs and t.epochs >= t.max_epochs:
+        return "max_epochs"
+    best = int(t.progress["best_epoch"].iloc[-1]) if "best_epoch" in t.progress else (t.epoch or 0)
+    if t.cfg is not None and t.epochs - best >= t.cfg.train.patience:
+        return "patience"
+    return "asha"
+
+
+def _error_line(trial_dir: Path, name: str | None) -> str:
+    """The last exception line of Tune's error.txt (the cause, after Ray's wrappers), type shortened."""
+    for f in ([trial_dir / name] if name else []) + [trial_dir / "error.txt"]:
+        with contextlib.suppress(OSError):
+            lines = [_ANSI.sub("", line).rstrip() for line in f.read_text(errors="replace").splitlines()]
+            found = [line for line in lines if _EXCEPTION_LINE.match(line)] or [line for line in lines if line]
+            if found:
+                kind, _, msg = found[-1].partition(": ")
+                return f"{kind.rsplit('.', 1)[-1]}: {msg}"[:300] if msg else found[-1][:300]
+    return f"no error file in {trial_dir.name}"
+
+
+def _study(run_dir: Path, storage: str | None):
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if storage is None and not (run_dir / "optuna.db").is_file():  # load_study would create an empty file
+        return None, f"no {run_dir / 'optuna.db'}: Optuna trial numbers left out (pass --optuna-storage)"
+    url = storage or f"sqlite:///{run_dir / 'optuna.db'}"
+    try:
+        return optuna.load_study(study_name=run_dir.name, storage=url), None
+    except KeyError:
+        return None, f"no Optuna study {run_dir.name!r} in {url}"
+
+
+def _match_optuna(trials: list[Trial], study) -> None:
+    """Tune and Optuna share no id; a trial's sampled params are its Optuna params, matched in order."""
+    pool: dict[tuple, list[Trial]] = {}
+    for t in trials:
+        pool.setdefault(_key(t.params), []).append(t)
+    for ot in sorted(study.get_trials(deepcopy=False), key=lambda ot: ot.number):
+        if pool.get(_key(ot.params)):
+            pool[_key(ot.params)].pop(0).optuna_number = ot.number
+
+
+def _key(params: dict[str, Any]) -> tuple:
+    return tuple(sorted((k, repr(v)) for k, v in params.items()))

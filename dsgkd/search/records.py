@@ -1,0 +1,56 @@
+"""Reading what a search left on disk: result.json lines, the best epoch of a trial, the Tune experiment.
+
+Shared by the search's own summary, ASHA's replay on resume and `dsgkd analyze`, so a killed search's
+half-written line is skipped the same way everywhere. Ray is imported only by `load_experiment`.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from dsgkd.errors import UserError
+
+
+def parse_results(lines: Iterable[str]) -> list[dict[str, Any]]:
+    """Tune's result.json rows; the line being written when a search was killed is skipped."""
+    rows = []
+    for line in lines:
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def read_results(path: Path) -> list[dict[str, Any]]:
+    with contextlib.suppress(OSError):
+        return parse_results(path.read_text(encoding="utf-8").splitlines())
+    return []
+
+
+def best_epoch(df, metric: str, mode: str) -> tuple[float, int] | None:
+    """(value, epoch) of the best reported epoch by `metric` in a per-epoch DataFrame; None if none reported."""
+    if df is None or metric not in df or not df[metric].notna().any():
+        return None
+    i = df[metric].idxmax() if mode == "max" else df[metric].idxmin()
+    return float(df.at[i, metric]), int(df.at[i, "epoch"])
+
+
+def load_experiment(tune_dir: Path):
+    """Tune's ExperimentAnalysis of RUN/tune, retried while a live search is rewriting its snapshot."""
+    from ray.tune import ExperimentAnalysis
+
+    for attempt in range(5):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return ExperimentAnalysis(str(tune_dir))
+        except ValueError as e:  # no snapshot yet, or a live search is rewriting it
+            if attempt == 4:
+                raise UserError(f"{tune_dir}: cannot read the Tune experiment ({str(e).splitlines()[0]})") from None
+            time.sleep(1)
