@@ -1,7 +1,7 @@
 """Training samples/s with dynamic padding + length buckets vs padding every note to 384 tokens.
 
 Same notes, same DSG-KD step (live teacher, hidden + attention KD, backward, AdamW) through
-`dsgkd.engine.train_step`; only the batching differs. Prints JSON.
+`dsgkd.core.steps.train_step`; only the batching differs. Prints JSON.
 
     python benchmarks/padding.py [--teacher kmbert-tiny --student xlmr-tiny --notes 800 --steps 20]
 """
@@ -16,10 +16,12 @@ from transformers import get_constant_schedule
 
 from dsgkd.config import RunConfig
 from dsgkd.data.synthetic import generate_notes, write_table
-from dsgkd.engine import Distiller, make_optimizer, make_teacher_signal, train_step
-from dsgkd.features import collate, make_batches
+from dsgkd.core.distiller import Distiller
+from dsgkd.core.engine import make_teacher_signal
+from dsgkd.core.features import collate, make_batches
+from dsgkd.core.steps import make_optimizer, train_step
 from dsgkd.models.load import encoder_width
-from dsgkd.prepare import prepare
+from dsgkd.pipeline.prepare import prepare
 
 
 def samples_per_second(p, cfg, *, bucket: bool, pad_to: int | None, steps: int) -> tuple[float, float]:

@@ -17,7 +17,7 @@ import pandas as pd
 import yaml
 
 from dsgkd.data.synthetic import generate_notes, write_table
-from dsgkd.search import search
+from dsgkd.search.tune import search
 
 
 def space_yaml(notes: Path, trials: int, epochs: int) -> dict:

@@ -1,7 +1,7 @@
 """Batching: dynamic padding, length buckets, rank sharding, collation masks."""
 import torch
 
-from dsgkd.features import collate, encode_notes, make_batches
+from dsgkd.core.features import collate, encode_notes, make_batches
 from tokenizers_fixture import sentencepiece, wordpiece
 
 

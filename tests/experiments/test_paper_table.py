@@ -8,7 +8,7 @@ import pytest
 
 from dsgkd.config import RunConfig
 from dsgkd.metrics import evaluate_with_ci
-from dsgkd.paper_table import ROWS, render, row_configs, summarise_pair, verdict
+from dsgkd.experiments.paper_table import ROWS, render, row_configs, summarise_pair, verdict
 
 
 @pytest.mark.parametrize("teacher, student, paper_map", [("kmbert-tiny", "xlmr-tiny", "all"),

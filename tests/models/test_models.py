@@ -11,7 +11,7 @@ from tokenizers import Tokenizer
 from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer, BertConfig, BertModel
 
 from dsgkd.errors import UserError
-from dsgkd.models import tiny
+from dsgkd.models import build, tiny
 from dsgkd.models.load import (encoder_depth, encoder_width, load_classifier, load_config, load_tokenizer,
                                max_positions)
 from dsgkd.models.registry import PRESETS, resolve
@@ -253,7 +253,7 @@ def test_pretraining_is_deterministic_given_the_tokenizer(tiny_dirs):
     runs = []
     for _ in range(2):
         torch.manual_seed(spec.seed)
-        runs.append(tiny._pretrain(spec, tok, texts, steps=3))
+        runs.append(build._pretrain(spec, tok, texts, 3, tiny._recipe()))
     (a, stats_a), (b, stats_b) = runs
     assert stats_a == stats_b and all(torch.equal(x, y) for x, y in zip(a.state_dict().values(),
                                                                         b.state_dict().values()))

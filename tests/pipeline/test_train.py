@@ -9,10 +9,12 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from dsgkd.cli import main
 from dsgkd.config import RunConfig
-from dsgkd.engine import fit
-from dsgkd.prepare import build_cache, prepare
-from dsgkd.teacher import CachedTeacher, LiveTeacher
-from dsgkd.features import collate
+from dsgkd.core.engine import fit
+from dsgkd.core.features import collate
+from dsgkd.core.teacher.cache import CachedTeacher
+from dsgkd.core.teacher.signal import LiveTeacher
+from dsgkd.pipeline.prepare import prepare
+from dsgkd.pipeline.teachers import build_cache, prepare_run
 
 PAIRS = [("kmbert-tiny", "xlmr-tiny"), ("kmbert-tiny", "kobert-tiny"),
          ("biobert-tiny", "xlmr-tiny"), ("biobert-tiny", "kobert-tiny")]
@@ -22,6 +24,11 @@ FAST = ["--epochs", "1", "--batch-size", "16", "--max-length", "64", "--n-bootst
 def train_args(notes, out, *extra):
     return ["train", "--data", str(notes), "--text-col", "ER_DHX", "--label-col", "LABEL", *FAST,
             "--out", str(out), *extra]
+
+
+def fit_run(cfg: RunConfig, **kwargs):
+    """What `dsgkd train` does before writing: prepare (fine-tuning the teacher if asked), then fit."""
+    return fit(cfg, prepare_run(cfg, teacher_weights=kwargs.get("teacher_cache") is None), **kwargs)
 
 
 def small_cfg(notes, **over) -> RunConfig:
@@ -142,14 +149,14 @@ def test_cached_teacher_gives_the_live_teacher_signal(notes_csv, tmp_path):
     # a run reading the cache loads the teacher's tokenizer and shape, not its weights
     light = prepare(cfg, teacher_weights=False)
     assert light.teacher is None and light.layer_pairs == p.layer_pairs
-    result = fit(cfg.with_overrides({"train.epochs": 1}), teacher_cache=cache)
+    result = fit_run(cfg.with_overrides({"train.epochs": 1}), teacher_cache=cache)
     assert result.history[0]["train_hidden"] > 0 and result.history[0]["train_attention"] > 0
 
 
 def test_resume_from_a_checkpoint_continues_identically(notes_csv, tmp_path):
     cfg = small_cfg(notes_csv, **{"teacher.ref": "kmbert-tiny", "student.ref": "xlmr-tiny",
                                   "distill.layer_map": "all", "train.epochs": 3, "train.patience": 5})
-    full = fit(cfg)
+    full = fit_run(cfg)
     ckpt = tmp_path / "ckpt"
 
     def stop_after_first(report):
@@ -158,8 +165,8 @@ def test_resume_from_a_checkpoint_continues_identically(notes_csv, tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        fit(cfg, on_epoch=stop_after_first)
-    resumed = fit(cfg, resume_from=ckpt)
+        fit_run(cfg, on_epoch=stop_after_first)
+    resumed = fit_run(cfg, resume_from=ckpt)
     assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
     for a, b in zip(full.history, resumed.history):
         assert a["val_auroc"] == pytest.approx(b["val_auroc"], abs=1e-6)
@@ -169,23 +176,23 @@ def test_resume_from_a_checkpoint_continues_identically(notes_csv, tmp_path):
 def test_nan_loss_stops_with_the_reason(notes_csv):
     cfg = small_cfg(notes_csv, **{"teacher.ref": "kmbert-tiny", "student.ref": "kobert-tiny",
                                   "distill.layer_map": "uniform", "train.lr_encoder": 1e30, "train.lr_head": 1e30})
-    from dsgkd.engine import NonFiniteLossError
+    from dsgkd.core.steps import NonFiniteLossError
     with pytest.raises(NonFiniteLossError, match="non-finite loss"):
-        fit(cfg)
+        fit_run(cfg)
 
 
 def test_logit_kd_uses_one_fine_tuned_teacher_across_student_learning_rates(notes_csv, monkeypatch):
-    import dsgkd.prepare as prep
+    import dsgkd.pipeline.teachers as teachers
 
     tuned = []
-    real = prep.finetuned_teacher_dir
-    monkeypatch.setattr(prep, "finetuned_teacher_dir", lambda cfg, splits: tuned.append(real(cfg, splits)) or tuned[-1])
+    real = teachers.finetuned_teacher_dir
+    monkeypatch.setattr(teachers, "finetuned_teacher_dir", lambda cfg, splits: tuned.append(real(cfg, splits)) or tuned[-1])
     for lr in (1e-4, 3e-4):
         cfg = small_cfg(notes_csv, **{"teacher.ref": "kmbert-tiny", "student.ref": "kobert-tiny",
                                       "teacher.finetune": True, "teacher.finetune_epochs": 1,
                                       "distill.gamma": 0.5, "distill.temperature": 2.0,
                                       "distill.layer_map": "uniform", "train.epochs": 1, "train.lr_encoder": lr})
-        result = fit(cfg)
+        result = fit_run(cfg)
         assert result.history[0]["train_logit"] > 0
     assert len(tuned) == 2 and tuned[0] == tuned[1]
 
@@ -194,7 +201,7 @@ def test_knowledge_free_teacher_is_fine_tuned_from_random_weights_by_the_same_re
     from safetensors.torch import load_file
 
     from dsgkd.data.emr import load_splits
-    from dsgkd.prepare import finetuned_teacher_dir
+    from dsgkd.pipeline.teachers import finetuned_teacher_dir
 
     cfg = small_cfg(notes_csv, **{"teacher.ref": "kmbert-tiny", "teacher.finetune": True,
                                   "teacher.finetune_epochs": 1})
@@ -210,12 +217,17 @@ def test_knowledge_free_teacher_is_fine_tuned_from_random_weights_by_the_same_re
     assert any(k.startswith("classifier") for k in b)
 
 
-def test_every_hidden_loss_the_config_accepts_is_a_flag_choice():
-    from typing import get_args
-
+def test_every_registered_hidden_loss_is_a_config_value_and_a_flag_choice_and_nothing_else_is():
     from dsgkd.cli import build_parser
     from dsgkd.config import DistillConfig
+    from dsgkd.core.losses.hidden import HIDDEN_LOSSES
 
-    for kind in get_args(DistillConfig.model_fields["hidden_loss"].annotation):
+    assert list(HIDDEN_LOSSES) == ["mse", "cosine", "relational"]
+    for kind in HIDDEN_LOSSES:
+        assert DistillConfig(hidden_loss=kind).hidden_loss == kind
         args = build_parser().parse_args(["train", "--data", "x.csv", "--out", "o", "--hidden-loss", kind])
         assert args.hidden_loss == kind
+    with pytest.raises(ValueError, match="unknown hidden loss 'huber'; expected one of mse, cosine, relational"):
+        DistillConfig(hidden_loss="huber")
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--data", "x.csv", "--out", "o", "--hidden-loss", "huber"])

@@ -15,15 +15,16 @@ import pandas as pd
 import pytest
 import ray
 
-from dsgkd.analysis import analyze, load_run
+from dsgkd.report.analysis import analyze
+from dsgkd.report.results import load_run
 from dsgkd.cli import main
 from dsgkd.config import RunConfig
 from dsgkd.data.emr import load_splits
 from dsgkd.errors import UserError
-from dsgkd.export import best_trial, export_best
-from dsgkd.space import space_from_dict
+from dsgkd.report.export import best_trial, export_best
+from dsgkd.search.space import space_from_dict
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PNG = ("history", "parallel", "importance", "metric_vs_params", "pairs_box", "curves")
 XLMR, KOBERT = "kmbert-tiny>xlmr-tiny", "kmbert-tiny>kobert-tiny"
 FAILURE = "simulated failure: CUDA out of memory"
@@ -50,8 +51,9 @@ def standin_run(cluster, notes_csv, tmp_path_factory):
     import this test module)."""
     from ray import tune
 
-    from dsgkd.search import _new_tuner, model_depth
-    from dsgkd.space import resolve_pairs
+    from dsgkd.models.load import model_depth
+    from dsgkd.search.tune import _new_tuner
+    from dsgkd.search.space import resolve_pairs
 
     def formula_trial(config):
         """Engine-shaped reports without training: a level set by the config, a curve that peaks at epoch 2
@@ -263,7 +265,7 @@ def test_real_search_analyze_export_and_seeds(cluster, notes_csv, tmp_path):
     """A real search (Ray Train trials on the stand-ins), analysed and exported, then re-run on two seeds."""
     from ray.tune import ExperimentAnalysis
 
-    from dsgkd.search import search
+    from dsgkd.search.tune import search
 
     space = space_from_dict({
         "base": base(notes_csv, epochs=2),

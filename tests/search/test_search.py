@@ -20,12 +20,13 @@ import ray
 import yaml
 
 from dsgkd.errors import UserError
-from dsgkd.layers import is_valid
-from dsgkd.search import local_ray, search
-from dsgkd.space import space_from_dict
-from dsgkd.teacher import FORWARD_LOG_ENV
+from dsgkd.core.layer_maps import is_valid
+from dsgkd.search.local_ray import local_ray
+from dsgkd.search.tune import search
+from dsgkd.search.space import space_from_dict
+from dsgkd.core.teacher.signal import FORWARD_LOG_ENV
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEPTHS = {"kmbert-tiny": 4, "xlmr-tiny": 4, "kobert-tiny": 2}
 DIVERGE = 1.0e39  # alpha × hidden loss overflows float32: the loss is inf at the first step on every rank
 CLI = [sys.executable, "-m", "dsgkd.cli"]
@@ -193,7 +194,7 @@ def test_asha_rungs_are_rebuilt_from_recorded_results(tmp_path):
 
     import pyarrow.fs
 
-    from dsgkd.search import ResumableASHA
+    from dsgkd.search.asha import ResumableASHA
 
     def trial(trial_id, rows):
         (tmp_path / trial_id).mkdir()

@@ -7,10 +7,10 @@ import pytest
 import yaml
 
 from dsgkd.errors import UserError
-from dsgkd.layers import is_valid
-from dsgkd.space import DefineByRun, load_space, resolve_pairs, seeded_points, space_from_dict
+from dsgkd.core.layer_maps import is_valid
+from dsgkd.search.space import DefineByRun, load_space, resolve_pairs, seeded_points, space_from_dict
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEPTHS = {"kmbert-tiny": 4, "biobert-tiny": 6, "xlmr-tiny": 4, "kobert-tiny": 2}
 FOUR_PAIRS = [{"teacher": t, "student": s}
               for t in ("kmbert-tiny", "biobert-tiny") for s in ("xlmr-tiny", "kobert-tiny")]

@@ -1,0 +1,51 @@
+"""Layer maps resolve to TextBrewer-style match records; the registry is the one list of names."""
+import pytest
+
+from dsgkd.core.layer_maps import (LAYER_MAPS, Match, attention_pairs, layer_matches, match_groups,
+                                   resolve_layer_map)
+from dsgkd.errors import UserError
+from dsgkd.registry import Registry
+
+
+def test_strategies_by_hand():
+    assert resolve_layer_map("uniform", 6, 2) == [(0, 0), (3, 1), (6, 2)]
+    assert resolve_layer_map("skip", 6, 2) == [(3, 1), (6, 2)]
+    assert resolve_layer_map("last_k:2", 4, 2) == [(3, 1), (4, 2)]
+    assert resolve_layer_map("first_last", 4, 2) == [(0, 0), (4, 2)]
+    assert resolve_layer_map("0:0,4:2", 4, 2) == [(0, 0), (4, 2)]
+
+
+def test_unknown_names_list_the_registry():
+    with pytest.raises(UserError, match="all, uniform, skip, last_k:K, first_last"):
+        resolve_layer_map("every_other", 4, 2)
+    with pytest.raises(UserError, match="takes no argument"):
+        resolve_layer_map("skip:2", 4, 2)
+
+
+def test_match_records_pair_attention_only_where_both_sides_have_one():
+    pairs = resolve_layer_map("uniform", 4, 2)  # (0,0) (2,1) (4,2)
+    assert attention_pairs(pairs) == [(2, 1), (4, 2)]
+    matches = layer_matches(pairs, alpha=0.6, beta=0.2, hidden_loss="cosine")
+    assert matches == [Match(0, 0, "hidden", "cosine", 0.6), Match(2, 1, "hidden", "cosine", 0.6),
+                       Match(4, 2, "hidden", "cosine", 0.6), Match(2, 1, "attention", "mse", 0.2),
+                       Match(4, 2, "attention", "mse", 0.2)]
+    assert match_groups(matches) == [("hidden", "cosine", 0.6, [0, 2, 4], [0, 1, 2]),
+                                     ("attention", "mse", 0.2, [2, 4], [1, 2])]
+    assert layer_matches(pairs, alpha=0.0, beta=0.0, hidden_loss="mse") == []
+
+
+def test_a_registry_takes_a_function_by_decorator_and_spells_arguments():
+    reg = Registry("demo choice")
+
+    @reg.register("every", arg="N")
+    def every(n):
+        """Every N-th layer."""
+        return n
+
+    assert list(reg) == ["every"] and reg.help_text() == "every:N: Every N-th layer"
+    assert "every:3" in reg and "every" not in reg and reg.lookup("every:3")[1] == "3"
+    with pytest.raises(ValueError, match="unknown demo choice 'evry:3'; expected one of every:N"):
+        reg.lookup("evry:3")
+    with pytest.raises(ValueError, match="registered twice"):
+        reg.register("every")(every)
+    assert "last_k:3" in LAYER_MAPS
