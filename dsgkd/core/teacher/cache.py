@@ -2,16 +2,34 @@
 
 A search runs many trials against one frozen teacher on the same notes. Its pooled term vectors,
 term-attention grids and logits do not depend on the student or the trial's temperature, so they are
-written once as safetensors (`write_cache`) and every trial reads them (`CachedTeacher`), returning the
-same `TeacherOut` as the live path.
+written once (`write_cache`) and every trial reads them (`CachedTeacher`), returning the same
+`TeacherOut` as the live path.
+
+Layout (ragged, memory-mapped): only the terms a note has, and of those only the ones the teacher's
+tokenization kept, are stored; nothing is padded to the widest note. Per split, as `.npy` files:
+
+- `pooled` [layers, total_terms, D] fp16, layer-major, so a trial whose layer map reads a subset of the
+  cached layers touches only those layers' pages;
+- `grid` [attn_layers, heads, total_cells] fp16, note i's [k_i, k_i] term grid flattened at `grid_offsets[i]`;
+- `term_offsets` [n + 1] and `term_pos` [total_terms] (each row's term index in its note), `grid_offsets`;
+- `logits` [n, C] fp32 when the teacher has a task head.
+
+Why `.npy` + `np.load(mmap_mode="r")` rather than safetensors: a safetensors file is written from tensors
+held in RAM, while an `.npy` memmap is allocated on disk and filled batch by batch (the builder never holds
+a full-size tensor), and read through the page cache, which concurrent trials on one node share; fp16
+because numpy has no bf16 (the teacher is run in fp32, so fp16 loses less). meta.json records every file's
+size and sha256: a reader refuses a file of the wrong size, and `write_cache` re-hashes an existing cache
+and rebuilds it when anything differs (a bad disk, a hand-edited file).
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 from pathlib import Path
 
+import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 
 from dsgkd.core.align import selector_identity
 from dsgkd.core.features import collate, encode_notes, make_batches
@@ -19,34 +37,58 @@ from dsgkd.core.teacher.signal import TeacherOut, teacher_forward
 from dsgkd.errors import UserError
 from dsgkd.storage import content_key, staged_dir
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 class CachedTeacher:
-    """Reads a cache written by `build_cache`; rows are looked up by the note's index in its split."""
+    """Reads a cache written by `write_cache`; rows are looked up by the note's index in its split."""
 
     def __init__(self, cache_dir: str | Path, layers: list[int], attn_layers: list[int], logits: bool):
         self.dir = Path(cache_dir)
-        meta = json.loads((self.dir / "meta.json").read_text())
+        meta = read_meta(self.dir)
         missing = set(layers) - set(meta["layers"]) or set(attn_layers) - set(meta["attn_layers"])
         if missing or (logits and not meta["logits"]):
             raise UserError(f"teacher cache {self.dir}: lacks layers {sorted(missing)} or logits; rebuild it")
+        bad = [name for name, size in meta["sizes"].items() if _size(self.dir / name) != size]
+        if bad:
+            raise UserError(f"teacher cache {self.dir}: {bad[0]} is truncated or damaged; delete the directory "
+                            "(the next search rebuilds it) or pass --no-teacher-cache")
         self.layers, self.attn_layers, self.logits = layers, attn_layers, logits
         self._pos = [meta["layers"].index(x) for x in layers]
         self._attn_pos = [meta["attn_layers"].index(x) for x in attn_layers]
-        self._splits = {s: load_file(str(self.dir / f"{s}.safetensors")) for s in meta["splits"]}
+        self._splits = {s: {f: np.load(self.dir / f"{s}.{f}.npy", mmap_mode="r") for f in _files(meta)}
+                        for s in meta["splits"]}
 
     def __call__(self, batch: dict, split: str) -> TeacherOut:
-        store, idx = self._splits[split], batch["idx"]
-        w = batch["term_mask"].shape[1]
-        pooled = store["pooled"][idx][:, self._pos, :w].float().permute(1, 0, 2, 3)
-        grid = None
-        if self.attn_layers:
-            grid = store["grid"][idx][:, self._attn_pos, :, :w, :w].float().permute(1, 0, 2, 3, 4)
-        logits = store["logits"][idx].float() if self.logits else None
+        store, idx = self._splits[split], batch["idx"].numpy()
+        b, w = batch["term_mask"].shape
+        starts, ends = store["term_offsets"][idx], store["term_offsets"][idx + 1]
+        rows = np.concatenate([np.arange(s, e) for s, e in zip(starts, ends)]).astype(np.int64)
+        note = torch.from_numpy(np.repeat(np.arange(b), ends - starts))
+        term = torch.from_numpy(store["term_pos"][rows].astype(np.int64))
+        width = store["pooled"].shape[-1]
+        pooled = torch.zeros(len(self._pos), b, w, width)
+        if len(rows):
+            pooled[:, note, term] = torch.from_numpy(np.stack([store["pooled"][p][rows] for p in self._pos])).float()
+        grid = self._grid(store, idx, b, w) if self.attn_layers else None
+        logits = torch.from_numpy(np.asarray(store["logits"][idx])).float() if self.logits else None
         dev = batch["term_mask"].device
         return TeacherOut(pooled.to(dev), None if grid is None else grid.to(dev),
                           None if logits is None else logits.to(dev), self.layers, self.attn_layers)
+
+    def _grid(self, store: dict, idx: np.ndarray, b: int, w: int) -> torch.Tensor:
+        cells, heads = store["grid_offsets"], store["grid"].shape[1]
+        grid = torch.zeros(len(self._attn_pos), b, heads, w, w)
+        for row, i in enumerate(idx):
+            start, end = store["term_offsets"][i], store["term_offsets"][i + 1]
+            k = int(end - start)
+            if not k:
+                continue
+            pos = torch.from_numpy(store["term_pos"][start:end].astype(np.int64))
+            block = np.stack([store["grid"][a, :, cells[i]:cells[i + 1]] for a in self._attn_pos])
+            grid[:, row, :, pos[:, None], pos[None, :]] = torch.from_numpy(
+                block.reshape(len(self._attn_pos), heads, k, k)).float()
+        return grid
 
 
 def cache_key(teacher_id: str, data_fingerprint: str, *, max_length: int, selector: str, max_terms: int,
@@ -55,52 +97,110 @@ def cache_key(teacher_id: str, data_fingerprint: str, *, max_length: int, select
                         max_terms, sorted(layers), sorted(attn_layers), logits])
 
 
-def _split_tensors(model, tokenizer, texts: list[str], *, max_length: int, selector: str, max_terms: int,
-                   layers: list[int], attn_layers: list[int], logits: bool, batch_size: int,
-                   device: torch.device) -> dict[str, torch.Tensor]:
-    """The teacher signal of one split, padded to its widest note: fp16 pooled vectors and grids, fp32 logits."""
+def read_meta(cache_dir: Path) -> dict:
+    try:
+        meta = json.loads((cache_dir / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise UserError(f"teacher cache {cache_dir}: no readable meta.json; rebuild it") from None
+    if meta.get("version") != CACHE_VERSION:
+        raise UserError(f"teacher cache {cache_dir}: version {meta.get('version')}, expected {CACHE_VERSION}")
+    return meta
+
+
+def verify_cache(cache_dir: Path) -> bool:
+    """Every file present with the size and sha256 meta.json recorded (reads the whole cache once)."""
+    try:
+        meta = read_meta(cache_dir)
+    except UserError:
+        return False
+    return all(_size(cache_dir / name) == size and _sha256(cache_dir / name) == meta["sha256"][name]
+               for name, size in meta["sizes"].items())
+
+
+def _files(meta: dict) -> list[str]:
+    return ["term_offsets", "term_pos", "pooled"] + (["grid_offsets", "grid"] if meta["attn_layers"] else []) + \
+        (["logits"] if meta["logits"] else [])
+
+
+def _size(path: Path) -> int:
+    return path.stat().st_size if path.is_file() else -1
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _write_split(model, tokenizer, texts: list[str], out: Path, split: str, *, max_length: int, selector: str,
+                 max_terms: int, layers: list[int], attn_layers: list[int], logits: bool, batch_size: int,
+                 device: torch.device) -> None:
+    """One split's signal, streamed batch by batch into on-disk memmaps sized from the notes' kept terms."""
     examples = encode_notes(texts, None, None, tokenizer, selector=selector, max_terms=max_terms,
                             max_length=max_length)
-    n, w = len(examples), max([ex["n_terms"] for ex in examples] + [1])
-    pooled = grid = logit_rows = None
+    kept = [np.flatnonzero(ex["t_ok"]) for ex in examples]
+    term_offsets = np.concatenate([[0], np.cumsum([len(k) for k in kept])]).astype(np.int64)
+    grid_offsets = np.concatenate([[0], np.cumsum([len(k) ** 2 for k in kept])]).astype(np.int64)
+    np.save(out / f"{split}.term_offsets.npy", term_offsets)
+    np.save(out / f"{split}.term_pos.npy", np.concatenate([[]] + kept).astype(np.int16))
+    files: dict[str, np.memmap] = {}
     for idx in make_batches([len(ex["t_ids"]) for ex in examples], batch_size, shuffle=False):
         batch = collate([examples[i] for i in idx], None, tokenizer.pad_token_id)
         batch = {k: v.to(device) for k, v in batch.items()}
-        out = teacher_forward(model, batch, layers, attn_layers, logits)
-        bw = out.pooled.shape[2]
-        if pooled is None:
-            pooled = torch.zeros(n, len(layers), w, out.pooled.shape[-1], dtype=torch.float16)
-            if attn_layers:
-                grid = torch.zeros(n, len(attn_layers), out.grid.shape[2], w, w, dtype=torch.float16)
+        signal = teacher_forward(model, batch, layers, attn_layers, logits)
+        if not files:
+            files = _allocate(out, split, signal, int(term_offsets[-1]), int(grid_offsets[-1]), len(examples))
+        pooled = signal.pooled.half().cpu().numpy()
+        grid = signal.grid.half().cpu().numpy() if attn_layers else None
+        for row, i in enumerate(idx):
+            files["pooled"][:, term_offsets[i]:term_offsets[i + 1]] = pooled[:, row, kept[i]]
+            if grid is not None:
+                block = grid[:, row][:, :, kept[i]][:, :, :, kept[i]]
+                files["grid"][:, :, grid_offsets[i]:grid_offsets[i + 1]] = block.reshape(*block.shape[:2], -1)
             if logits:
-                logit_rows = torch.zeros(n, out.logits.shape[-1])
-        rows = torch.tensor(idx)
-        pooled[rows, :, :bw] = out.pooled.permute(1, 0, 2, 3).half().cpu()
-        if grid is not None:
-            grid[rows, :, :, :bw, :bw] = out.grid.permute(1, 0, 2, 3, 4).half().cpu()
-        if logit_rows is not None:
-            logit_rows[rows] = out.logits.cpu()
-    tensors = {"pooled": pooled, "grid": grid, "logits": logit_rows}
-    return {k: v.contiguous() for k, v in tensors.items() if v is not None}
+                files["logits"][i] = signal.logits[row].cpu().numpy()
+    if attn_layers:
+        np.save(out / f"{split}.grid_offsets.npy", grid_offsets)
+    for mm in files.values():
+        mm.flush()
+    del files
+
+
+def _allocate(out: Path, split: str, signal: TeacherOut, n_terms: int, n_cells: int, n_notes: int) -> dict:
+    def create(name: str, dtype, shape) -> np.memmap:
+        return np.lib.format.open_memmap(out / f"{split}.{name}.npy", mode="w+", dtype=dtype, shape=shape)
+
+    files = {"pooled": create("pooled", np.float16, (len(signal.layers), n_terms, signal.pooled.shape[-1]))}
+    if signal.grid is not None:
+        files["grid"] = create("grid", np.float16, (len(signal.attn_layers), signal.grid.shape[2], n_cells))
+    if signal.logits is not None:
+        files["logits"] = create("logits", np.float32, (n_notes, signal.logits.shape[-1]))
+    return files
 
 
 def write_cache(model, tokenizer, texts_by_split: dict[str, list[str]], out_dir: Path, *, key: str,
                 max_length: int, selector: str, max_terms: int, layers: list[int], attn_layers: list[int],
                 logits: bool, batch_size: int = 32, device: torch.device | None = None) -> Path:
-    """Compute and store the teacher signal for every note of every split; atomic, reused when present."""
+    """Compute and store the teacher signal for every note of every split; atomic, reused when it verifies."""
     final = Path(out_dir) / key
     if (final / "meta.json").is_file():
-        return final
+        if verify_cache(final):
+            return final
+        print(f"[dsgkd] teacher cache {final}: damaged (size or checksum); rebuilding it")
+        shutil.rmtree(final, ignore_errors=True)
     device = device or torch.device("cpu")
     model = model.to(device).eval()
     with staged_dir(final, exists="keep") as tmp:
         for split, texts in texts_by_split.items():
-            tensors = _split_tensors(model, tokenizer, texts, max_length=max_length, selector=selector,
-                                     max_terms=max_terms, layers=layers, attn_layers=attn_layers, logits=logits,
-                                     batch_size=batch_size, device=device)
-            save_file(tensors, str(tmp / f"{split}.safetensors"))
+            _write_split(model, tokenizer, texts, tmp, split, max_length=max_length, selector=selector,
+                         max_terms=max_terms, layers=layers, attn_layers=attn_layers, logits=logits,
+                         batch_size=batch_size, device=device)
+        names = sorted(p.name for p in tmp.iterdir())
         meta = {"version": CACHE_VERSION, "layers": layers, "attn_layers": attn_layers, "logits": logits,
                 "splits": list(texts_by_split), "max_length": max_length, "selector": selector,
-                "n_notes": {s: len(t) for s, t in texts_by_split.items()}}
+                "n_notes": {s: len(t) for s, t in texts_by_split.items()},
+                "sizes": {n: _size(tmp / n) for n in names}, "sha256": {n: _sha256(tmp / n) for n in names}}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
     return final
