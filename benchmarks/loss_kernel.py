@@ -1,10 +1,12 @@
-"""Forward+backward time of the vectorised `hidden_kd_loss` vs the paper code's per-word loop.
+"""Forward+backward time of the vectorised `hidden_kd_loss` vs the paper code's formulation, as it is.
 
-The paper's formulation, restated: for every layer pair and every word, slice the word's tokens out of
-the teacher and student hidden states, mean them, concatenate all the word vectors, then one MSE.
-Both are checked equal in value and gradient before timing. Prints JSON.
+The paper's code (JoSangYeon/DSG-KD, utils.py `MLKD_Loss.forward`), restated: for every sample and every
+code-switched word, one slice of the word's tokens across *all* layers (`t_hidden_states[:, b, s:e, :]`),
+averaged over the tokens (`AdaptiveAvgPool2d((1, None))`), the [layers, D] vectors of all words
+concatenated, then one MSE. Layers are mapped index to index, as there. Both are checked equal in value and
+gradient before timing. Prints JSON.
 
-    python benchmarks/loss_kernel.py [--layers 13 --batch 16 --tokens 128 --dim 256 --words 24 --repeats 5]
+    python benchmarks/loss_kernel.py [--layers 13 --batch 16 --tokens 128 --dim 256 --words 32 --repeats 5]
 """
 import argparse
 import json
@@ -17,16 +19,19 @@ from dsgkd.losses import hidden_kd_loss
 
 
 def paper_loop(t_states, s_states, t_spans, s_spans, mask, pairs):
+    """One slice across the mapped layers per (sample, word), mean over its tokens, concatenate, one MSE."""
+    t_layers, s_layers = [t for t, _ in pairs], [s for _, s in pairs]
+    t_states, s_states = t_states[t_layers], s_states[s_layers]
+    pool, width = torch.nn.AdaptiveAvgPool2d((1, None)), t_states.shape[-1]
     t_vecs, s_vecs = [], []
-    for t_layer, s_layer in pairs:
-        for b in range(mask.shape[0]):
-            for w in range(mask.shape[1]):
-                if mask[b, w]:
-                    ts, te = t_spans[b, w].tolist()
-                    ss, se = s_spans[b, w].tolist()
-                    t_vecs.append(t_states[t_layer, b, ts:te].mean(0))
-                    s_vecs.append(s_states[s_layer, b, ss:se].mean(0))
-    return F.mse_loss(torch.stack(s_vecs), torch.stack(t_vecs))
+    for b in range(mask.shape[0]):
+        for w in range(mask.shape[1]):
+            if mask[b, w]:
+                ts, te = t_spans[b, w].tolist()
+                ss, se = s_spans[b, w].tolist()
+                t_vecs.append(pool(t_states[:, b, ts:te, :]).view(-1, width))
+                s_vecs.append(pool(s_states[:, b, ss:se, :]).view(-1, width))
+    return F.mse_loss(torch.cat(s_vecs), torch.cat(t_vecs))
 
 
 def make_inputs(L, B, T, D, W, seed=0):
@@ -55,7 +60,7 @@ def main():
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--tokens", type=int, default=128)
     ap.add_argument("--dim", type=int, default=256)
-    ap.add_argument("--words", type=int, default=24)
+    ap.add_argument("--words", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=5)
     a = ap.parse_args()
     t_states, s_states, spans, mask = make_inputs(a.layers, a.batch, a.tokens, a.dim, a.words)
@@ -82,7 +87,7 @@ def main():
         "valid_terms": int(mask.sum()), "value_vectorised": v_fast, "value_paper_loop": v_slow,
         "values_equal": abs(v_fast - v_slow) <= 1e-5 * abs(v_slow), "gradients_equal": True,
         "vectorised_ms": round(t_fast * 1e3, 2), "paper_loop_ms": round(t_slow * 1e3, 2),
-        "speedup": round(t_slow / t_fast, 1), "goal_speedup": 50, "threads": torch.get_num_threads(),
+        "speedup": round(t_slow / t_fast, 1), "threads": torch.get_num_threads(),
     }))
 
 
