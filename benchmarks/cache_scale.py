@@ -130,7 +130,6 @@ def dense_bytes(cache_dir: str) -> int:
     import numpy as np
 
     d = Path(cache_dir)
-    meta = json.loads((d / "meta.json").read_text())
     offsets = np.load(d / "train.term_offsets.npy")
     pos = np.load(d / "train.term_pos.npy")
     n = len(offsets) - 1
