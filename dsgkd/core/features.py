@@ -3,26 +3,37 @@
 Each note is tokenised once per side with offsets, its terms found once (`align.find_terms`) and mapped
 to token spans on both sides. The term list depends only on the text, so term w of a note means the
 same word for teacher and student, and for a teacher cache built without knowing the student.
+
+A note's fields are small numpy arrays (int32 ids and spans, bool kept-masks), not Python lists: a list
+costs ~36 bytes per token id and ~100 per span, so a 20,000-note KD pool held ~14 KB per note in every
+trial; notes are tokenised in chunks, so the tokenizer's per-token strings never exist for all at once.
 """
 from __future__ import annotations
 
 import random
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from dsgkd.core.align import char_to_token_spans, find_terms
 
 
+CHUNK = 1024  # notes per tokenizer call
+
+
 def encode_side(tokenizer, texts: Sequence[str], terms: Sequence[list[tuple[int, int]]], max_length: int) -> dict:
     """Token ids, per-term token spans ((0, 0) where absent) and a kept-mask for one tokenizer."""
-    enc = tokenizer(list(texts), truncation=True, max_length=max_length, return_offsets_mapping=True)
-    spans, ok = [], []
-    for offsets, note_terms in zip(enc["offset_mapping"], terms):
-        mapped = char_to_token_spans(offsets, note_terms)
-        spans.append([s if s is not None else (0, 0) for s in mapped])
-        ok.append([s is not None for s in mapped])
-    return {"ids": enc["input_ids"], "spans": spans, "ok": ok}
+    ids, spans, ok = [], [], []
+    for start in range(0, len(texts), CHUNK):
+        enc = tokenizer(list(texts[start:start + CHUNK]), truncation=True, max_length=max_length,
+                        return_offsets_mapping=True)
+        for row, offsets, note_terms in zip(enc["input_ids"], enc["offset_mapping"], terms[start:start + CHUNK]):
+            mapped = char_to_token_spans(offsets, note_terms)
+            ids.append(np.asarray(row, dtype=np.int32))
+            spans.append(np.asarray([s if s is not None else (0, 0) for s in mapped], dtype=np.int32).reshape(-1, 2))
+            ok.append(np.asarray([s is not None for s in mapped], dtype=bool))
+    return {"ids": ids, "spans": spans, "ok": ok}
 
 
 def encode_notes(texts: Sequence[str], labels: Sequence[int] | None, student_tok, teacher_tok, *,
@@ -67,21 +78,21 @@ def make_batches(lengths: Sequence[int], batch_size: int, *, shuffle: bool, seed
     return batches
 
 
-def _pad(rows: list[list[int]], pad_id: int, to: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+def _pad(rows: list[np.ndarray], pad_id: int, to: int | None) -> tuple[torch.Tensor, torch.Tensor]:
     width = to or max(len(r) for r in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     for i, r in enumerate(rows):
-        ids[i, :len(r)] = torch.tensor(r, dtype=torch.long)
+        ids[i, :len(r)] = torch.as_tensor(np.asarray(r), dtype=torch.long)
         mask[i, :len(r)] = 1
     return ids, mask
 
 
-def _spans(rows: list[list[tuple[int, int]]], width: int) -> torch.Tensor:
+def _spans(rows: list[np.ndarray], width: int) -> torch.Tensor:
     out = torch.zeros((len(rows), width, 2), dtype=torch.long)
     for i, r in enumerate(rows):
-        if r:
-            out[i, :len(r)] = torch.tensor(r, dtype=torch.long)
+        if len(r):
+            out[i, :len(r)] = torch.as_tensor(np.asarray(r), dtype=torch.long)
     return out
 
 
@@ -101,7 +112,7 @@ def collate(examples: list[dict], s_pad: int | None, t_pad: int | None = None,
                       f"{prefix}_spans": _spans([ex[f"{prefix}_spans"] for ex in examples], w)})
         side_ok = torch.zeros((len(examples), w), dtype=torch.bool)
         for i, ex in enumerate(examples):
-            side_ok[i, :len(ex[f"{prefix}_ok"])] = torch.tensor(ex[f"{prefix}_ok"], dtype=torch.bool)
+            side_ok[i, :len(ex[f"{prefix}_ok"])] = torch.as_tensor(np.asarray(ex[f"{prefix}_ok"]), dtype=torch.bool)
         ok &= side_ok
     batch["term_mask"] = ok
     return batch
