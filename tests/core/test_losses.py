@@ -56,6 +56,19 @@ def test_pool_spans_matches_loop_and_zeroes_empty_spans():
     assert (pooled[:, ~mask] == 0).all()
 
 
+def test_pool_spans_gradient_matches_loop_with_one_token_empty_spans_and_a_note_without_terms():
+    g = torch.Generator().manual_seed(5)
+    states = torch.randn(2, 3, 12, 4, generator=g, requires_grad=True)
+    spans = torch.tensor([[[2, 3], [4, 7], [0, 0]],     # one token, three tokens, empty
+                          [[0, 0], [0, 0], [0, 0]],     # a note with no terms
+                          [[1, 2], [5, 6], [6, 11]]])
+    weights = torch.randn(2, 3, 3, 4, generator=g)
+    (fast,) = torch.autograd.grad((pool_spans(states, spans) * weights).sum(), states)
+    (slow,) = torch.autograd.grad((slow_pool(states, spans) * weights).sum(), states)
+    torch.testing.assert_close(fast, slow)
+    assert (fast[:, 1] == 0).all()
+
+
 @pytest.mark.parametrize("widths", [(16, 16), (16, 8)])
 def test_hidden_kd_equals_per_word_loop_in_value_and_gradient(widths):
     g = torch.Generator().manual_seed(1)
