@@ -82,17 +82,12 @@ def build(out: str, n: int, shape: str) -> dict:
             "builder_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
 
-def memory() -> dict:
-    status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
-    kb = {k: int(status[k].split()[0]) for k in ("VmRSS", "RssAnon", "RssFile")}
-    return {"rss_mb": kb["VmRSS"] / 1024, "private_mb": kb["RssAnon"] / 1024, "file_mb": kb["RssFile"] / 1024}
-
-
 def read(cache_dir: str, batches: int, shape: str) -> dict:
     import json as _json
     import random
 
     import torch
+    from common import resident_mb
 
     from dsgkd.core.features import collate, encode_notes
     from dsgkd.core.teacher.cache import CachedTeacher
@@ -109,7 +104,7 @@ def read(cache_dir: str, batches: int, shape: str) -> dict:
                                                     max_length=128))}
     for i, ex in examples.items():
         ex["idx"] = i
-    before = memory()
+    before = resident_mb()
     teacher = CachedTeacher(cache_dir, meta["layers"], meta["attn_layers"], logits=False)
     times = []
     for p in picks:
@@ -118,10 +113,10 @@ def read(cache_dir: str, batches: int, shape: str) -> dict:
         out = teacher(batch, "train")
         times.append(time.perf_counter() - t0)
         assert torch.isfinite(out.pooled).all()
-    after = memory()
-    return {"reader_rss_mb": round(after["rss_mb"] - before["rss_mb"], 1),
-            "reader_private_mb": round(after["private_mb"] - before["private_mb"], 1),
-            "reader_file_mb": round(after["file_mb"] - before["file_mb"], 1),
+    after = resident_mb()
+    return {"reader_rss_mb": round(after["VmRSS"] - before["VmRSS"], 1),
+            "reader_private_mb": round(after["RssAnon"] - before["RssAnon"], 1),
+            "reader_file_mb": round(after["RssFile"] - before["RssFile"], 1),
             "batch_read_ms_median": round(sorted(times)[len(times) // 2] * 1000, 2)}
 
 

@@ -27,13 +27,9 @@ def child(role: str, tmp: str, train: int, transfer: int, steps: int) -> dict:
     import resource
 
     import torch
+    from common import resident_mb, timed_steps
 
     from dsgkd.config import RunConfig
-    from dsgkd.core.distiller import Distiller
-    from dsgkd.core.engine import make_teacher_signal
-    from dsgkd.core.features import collate, make_batches
-    from dsgkd.core.steps import make_optimizer, train_step
-    from dsgkd.models.load import encoder_width
     from dsgkd.pipeline.teachers import build_cache, prepare_run
 
     torch.set_num_threads(1)
@@ -41,28 +37,13 @@ def child(role: str, tmp: str, train: int, transfer: int, steps: int) -> dict:
     if role == "build":
         p = prepare_run(cfg)
         return {"cache": str(build_cache(cfg, p.teacher_layers, Path(tmp) / "cache"))}
-    stages = {"imports": rss_mb()}
+    stages = {"imports": resident_mb()}
     p = prepare_run(cfg, teacher_weights=False)
-    stages["prepared"] = rss_mb()
-    model = Distiller(p.student, cfg, p.layer_pairs, encoder_width(p.teacher_config))
-    signal = make_teacher_signal(p, sys.argv[-1], torch.device("cpu"))
-    stages["cache_open"] = rss_mb()
-    opt = make_optimizer(model, cfg)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
-    batches = make_batches([len(ex["s_ids"]) for ex in p.train_examples], 16, shuffle=True)[:steps]
-    for idx in batches:
-        batch = collate([p.train_examples[i] for i in idx], p.student_tok.pad_token_id, p.teacher_tok.pad_token_id)
-        train_step(model, batch, signal, opt, sched, 1.0, torch.device("cpu"))
-    stages["trained"] = rss_mb()
+    stages["prepared"] = resident_mb()
+    timed_steps(p, cfg, steps=steps, teacher_cache=sys.argv[-1], warmup=0)
+    stages["trained"] = resident_mb()
     return {"kd_pool": len(p.train_examples), "rss_mb_after": stages,
             "trial_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
-
-
-def rss_mb() -> dict:
-    """Private (anonymous) and file-backed resident memory: the memory-mapped cache pages a trial touched are
-    file-backed, shared with every trial on the node and dropped by the kernel under pressure."""
-    status = Path("/proc/self/status").read_text()
-    return {k: round(int(status.split(f"{k}:")[1].split()[0]) / 1024, 1) for k in ("RssAnon", "RssFile")}
 
 
 def run(*args: str) -> dict:
