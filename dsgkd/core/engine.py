@@ -22,6 +22,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from dsgkd.config import RunConfig
 from dsgkd.constants import lower_is_better
+from dsgkd.data.emr import Splits
 from dsgkd.core.distiller import Distiller
 from dsgkd.core.features import collate, make_batches
 from dsgkd.core.layer_maps import attention_pairs
@@ -37,7 +38,7 @@ class Prepared:
     """Everything a run trains on, loaded and checked before its first step (by `dsgkd.pipeline.prepare`)."""
 
     cfg: RunConfig
-    splits: object                               # dsgkd.data.emr.Splits
+    splits: Splits
     transfer_texts: list[str]
     student_tok: object
     student: nn.Module
