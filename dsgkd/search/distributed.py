@@ -1,9 +1,10 @@
-"""Ray Train around `dsgkd.core.engine.fit`: the same training loop, run as a group of DDP workers.
+"""Ray around `dsgkd.core.engine.fit`: the same training loop inside a Tune trial, or as a group of DDP workers.
 
 The engine stays Ray-free (DESIGN §2): once Ray Train's TorchConfig has initialised `torch.distributed`
 (gloo on CPU, nccl on GPU), `fit` shards the batches across ranks, wraps the student in DDP and all-gathers
 validation predictions, so every rank holds the same metrics; on a GPU it runs the forward passes under
-bf16 autocast. This module only adds what Ray Train owns: the worker group, per-epoch reports (a barrier
+bf16 autocast. A single-worker trial runs `fit` in the trial itself
+(`fit_in_trial`); a multi-worker trial gets what Ray Train owns: the worker group, per-epoch reports (a barrier
 every rank must reach), rank-0 checkpoints on shared storage, resuming from `ray.train.get_checkpoint()`,
 and worker-level retries (`ray.train.FailureConfig`).
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,48 @@ from dsgkd.core.steps import NonFiniteLossError
 from dsgkd.pipeline.teachers import prepare_run
 
 
+def epoch_reporter(report, checkpoint_cls, *, rank: int, world: int, entered: float,
+                   trial_started_at: float | None) -> Callable[[EpochReport], None]:
+    """The one seam between the engine's epochs and Ray: `report` is `ray.train.report` in a Train worker
+    and `ray.tune.report` in a single-worker trial; only rank 0 writes the checkpoint."""
+    def on_epoch(epoch: EpochReport) -> None:
+        metrics = {**epoch.metrics, "is_best": epoch.is_best, "workers": world}
+        if trial_started_at:  # Ray's share: trial start -> this process running our code
+            metrics["ray_startup_s"] = entered - trial_started_at
+        with tempfile.TemporaryDirectory() as tmp:
+            checkpoint = None
+            if rank == 0:
+                epoch.save(tmp)
+                checkpoint = checkpoint_cls.from_directory(tmp)
+            report(metrics, checkpoint=checkpoint)
+
+    return on_epoch
+
+
+def fit_from_checkpoint(cfg: RunConfig, previous, on_epoch, *, teacher_cache: str | None, device=None) -> None:
+    """`engine.fit`, resumed from `previous` (a Ray checkpoint, set after a restart or a restored search)."""
+    quiet_libraries()
+    with contextlib.ExitStack() as stack:
+        resume_from = stack.enter_context(previous.as_directory()) if previous else None
+        fit(cfg, prepare_run(cfg, teacher_weights=teacher_cache is None), on_epoch=on_epoch,
+            resume_from=resume_from, teacher_cache=teacher_cache, device=device)
+
+
+def quiet_libraries() -> None:
+    transformers.logging.set_verbosity_error()  # a fresh classifier head's load report, per trial, is noise
+    transformers.logging.disable_progress_bar()
+
+
+def fit_in_trial(cfg: RunConfig, *, teacher_cache: str | None, trial_started_at: float) -> None:
+    """A single-worker trial trains inside the Tune trial itself: no worker group to start (17-22 s a
+    trial on a 2-core machine), and Tune's own checkpoints, FailureConfig and `Tuner.restore` apply."""
+    from ray import tune
+
+    on_epoch = epoch_reporter(tune.report, tune.Checkpoint, rank=0, world=1, entered=time.time(),
+                              trial_started_at=trial_started_at)
+    fit_from_checkpoint(cfg, tune.get_checkpoint(), on_epoch, teacher_cache=teacher_cache)
+
+
 def train_loop_per_worker(loop_config: dict[str, Any]) -> str | None:
     """One Train worker. Returns the reason when the loss turned non-finite, else None.
 
@@ -34,33 +77,16 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> str | None:
     the check), rank 0's return value reaches the trial driver, and the driver fails the trial with it.
     """
     entered = time.time()
-    transformers.logging.set_verbosity_error()  # a fresh classifier head's load report, per worker, is noise
-    transformers.logging.disable_progress_bar()
     cfg = RunConfig.model_validate(loop_config["config"])
     ctx = ray.train.get_context()
-    rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    device = ray.train.torch.get_device()
-
-    def on_epoch(report: EpochReport) -> None:
-        metrics = {**report.metrics, "is_best": report.is_best, "workers": world}
-        if loop_config.get("trial_started_at"):  # Ray's share: trial start -> this worker running our code
-            metrics["ray_startup_s"] = entered - loop_config["trial_started_at"]
-        with tempfile.TemporaryDirectory() as tmp:
-            checkpoint = None
-            if rank == 0:
-                report.save(tmp)
-                checkpoint = ray.train.Checkpoint.from_directory(tmp)
-            ray.train.report(metrics, checkpoint=checkpoint)
-
-    with contextlib.ExitStack() as stack:
-        previous = ray.train.get_checkpoint()  # set after a worker restart or a resumed trial
-        resume_from = stack.enter_context(previous.as_directory()) if previous else None
-        teacher_cache = loop_config["teacher_cache"]
-        try:
-            fit(cfg, prepare_run(cfg, teacher_weights=teacher_cache is None), on_epoch=on_epoch,
-                resume_from=resume_from, teacher_cache=teacher_cache, device=device)
-        except NonFiniteLossError as e:
-            return str(e)
+    on_epoch = epoch_reporter(ray.train.report, ray.train.Checkpoint, rank=ctx.get_world_rank(),
+                              world=ctx.get_world_size(), entered=entered,
+                              trial_started_at=loop_config.get("trial_started_at"))
+    try:
+        fit_from_checkpoint(cfg, ray.train.get_checkpoint(), on_epoch, teacher_cache=loop_config["teacher_cache"],
+                            device=ray.train.torch.get_device())
+    except NonFiniteLossError as e:
+        return str(e)
     return None
 
 

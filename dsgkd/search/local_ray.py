@@ -61,13 +61,15 @@ def concurrency(space: SearchSpace) -> int:
     over-subscribes the worker placement groups and hangs)."""
     b = space.budget
     res = ray.cluster_resources()
-    if res.get("trial_driver", 0) < 1:
-        raise UserError("the Ray cluster advertises no 'trial_driver' resource; start its head with "
-                        "--resources='{\"trial_driver\": 8}' (cluster.yaml does)")
+    multi = b.workers_per_trial > 1
+    if multi and res.get("trial_driver", 0) < 1:
+        raise UserError("the Ray cluster advertises no 'trial_driver' resource, which multi-worker trials need; "
+                        "start its head with --resources='{\"trial_driver\": 8}' (cluster.yaml does)")
     if b.max_concurrent:
         return b.max_concurrent
-    limits = {"trial_driver": res["trial_driver"],
-              "CPU": res.get("CPU", 0) // (b.workers_per_trial * b.cpus_per_worker)}
+    limits = {"CPU": res.get("CPU", 0) // (b.workers_per_trial * b.cpus_per_worker)}
+    if multi:
+        limits["trial_driver"] = res["trial_driver"]
     if b.gpus_per_worker:
         limits["GPU"] = res.get("GPU", 0) // (b.workers_per_trial * b.gpus_per_worker)
     n = int(min(limits.values()))

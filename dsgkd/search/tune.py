@@ -1,10 +1,12 @@
-"""`dsgkd search`: Ray Tune + Optuna (define-by-run) + ASHA over DSG-KD configs, each trial a Ray Train DDP run.
+"""`dsgkd search`: Ray Tune + Optuna (define-by-run) + ASHA over DSG-KD configs.
 
-Wiring (DESIGN §5): a Tune trial is a small driver that fits a TorchTrainer (`dsgkd.search.distributed`) named after
-the trial id on RUN/train, so a restarted trial resumes from its last epoch. The driver holds only a
-custom `trial_driver` resource; the Train workers get their own placement group, so the number of
-concurrent trials is computed from the cluster's CPUs/GPUs and the per-trial worker demand (unset, it
-over-subscribes and hangs). Optuna's study lives in RUN/optuna.db, ASHA stops trials on the per-epoch
+Wiring (DESIGN §5): a single-worker trial trains inside the Tune trial (Ray's guidance for one-process
+training; a worker group of its own cost 17-22 s a trial here), holding that worker's CPUs/GPU, and resumes
+from Tune's checkpoint. A multi-worker trial is a small driver that fits a TorchTrainer
+(`dsgkd.search.distributed`) named after the trial id on RUN/train, so a restarted trial resumes from its
+last epoch; the driver holds only a custom `trial_driver` resource and the Train workers get their own
+placement group. Either way the number of concurrent trials is computed from the cluster's CPUs/GPUs and
+the per-trial demand (unset, Tune over-subscribes the placement groups and hangs). Optuna's study lives in RUN/optuna.db, ASHA stops trials on the per-epoch
 validation metric, and the frozen teacher's signals are computed once per cache group (teacher, data,
 tokenisation) before any trial starts, then read by every trial.
 """
@@ -52,7 +54,7 @@ def search(space: SearchSpace | str | Path | None, out: str | Path, *, resume: b
         if not resume:
             atomic_write_text(run_dir / "space.yaml", space.dump_yaml())
         _set_up(space, plans, run_dir, teacher_cache)
-        trainable = tune.with_resources(_trainable(space, run_dir, teacher_cache), {"trial_driver": 1})
+        trainable = tune.with_resources(_trainable(space, run_dir, teacher_cache), trial_resources(space))
         if resume:
             tuner = tune.Tuner.restore(str(run_dir / "tune"), trainable, resume_errored=True)
         else:
@@ -182,9 +184,21 @@ def _cache_dir(cfg: RunConfig, run_dir: Path) -> Path | None:
     return run_dir / "teacher_cache" / name if name else None
 
 
+def trial_resources(space: SearchSpace) -> dict[str, float]:
+    """A single-worker trial trains in its own process and holds that worker's CPUs/GPU; a multi-worker
+    trial is a driver holding one `trial_driver` unit while its Train workers get a placement group."""
+    b = space.budget
+    if b.workers_per_trial > 1:
+        return {"trial_driver": 1}
+    return {"CPU": b.cpus_per_worker, **({"GPU": b.gpus_per_worker} if b.gpus_per_worker else {})}
+
+
 def _trainable(space: SearchSpace, run_dir: Path, use_cache: bool):
+    b = space.budget
+
     def trial_driver(config: dict[str, Any]) -> None:
-        """One Tune trial: fit a TorchTrainer for this config; fail the trial when the loss diverged."""
+        """One Tune trial: fit in the trial, or through a TorchTrainer when it has several workers; fail the
+        trial when the loss diverged."""
         started = time.time()
         trial_id = tune.get_context().get_trial_id()
         name = f"train-{trial_id}"  # no timestamp: a restarted trial finds its Train run and resumes
@@ -195,7 +209,13 @@ def _trainable(space: SearchSpace, run_dir: Path, use_cache: bool):
         cache = _cache_dir(cfg, run_dir) if use_cache and cfg.distill.kd_on else None
         if use_cache and cfg.distill.kd_on and cache is None:  # a numeric data/teacher setting was searched
             print(f"[dsgkd] trial {trial_id}: no teacher cache for this config; running the teacher live")
-        b = space.budget
+        if b.workers_per_trial == 1:
+            try:
+                distributed.fit_in_trial(cfg, teacher_cache=str(cache) if cache else None, trial_started_at=started)
+            except NonFiniteLossError as e:
+                atomic_write_text(marker, str(e))
+                raise
+            return
         result = distributed.make_trainer(
             cfg, name=name, storage_path=run_dir / "train", workers=b.workers_per_trial,
             cpus_per_worker=b.cpus_per_worker, gpus_per_worker=b.gpus_per_worker, teacher_cache=cache,
@@ -223,7 +243,10 @@ def _new_tuner(space: SearchSpace, plans, run_dir: Path, trainable, concurrency:
                                     scheduler=scheduler, num_samples=space.budget.num_samples,
                                     max_concurrent_trials=concurrency, trial_dirname_creator=_trial_dirname),
         run_config=tune.RunConfig(name="tune", storage_path=str(run_dir),
-                                  failure_config=tune.FailureConfig(max_failures=space.budget.trial_retries)))
+                                  failure_config=tune.FailureConfig(max_failures=space.budget.trial_retries),
+                                  # single-worker trials checkpoint through Tune: the latest only, as
+                                  # `distributed.make_trainer` keeps for Train runs
+                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
 
 
 def _trial_dirname(trial) -> str:

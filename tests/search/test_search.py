@@ -187,6 +187,10 @@ def test_sigkill_then_resume_keeps_finished_trials(cluster, notes, tmp_path):
         assert epochs == sorted(set(epochs)) and epochs[-1] == 3
     study = optuna.load_study(study_name=run.name, storage=f"sqlite:///{run / 'optuna.db'}")
     assert len(study.trials) == 3
+    # single-worker trials trained inside the Tune trial: no Train run, Tune's checkpoints (the latest only)
+    assert not (run / "train").exists()
+    assert all(len(glob.glob(f"{r.path}/checkpoint_*")) == 1 for r in grid)
+    assert all(set(r.metrics_dataframe["workers"]) == {1} for r in grid)
 
 
 def test_asha_rungs_are_rebuilt_from_recorded_results(tmp_path):
