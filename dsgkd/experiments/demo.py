@@ -37,11 +37,10 @@ class Stages:
 
 
 def build_models(space) -> None:
-    from dsgkd.models.tiny import ensure_tiny
+    from dsgkd.models.tiny import ensure_all
 
-    for ref in sorted({r for p in space.pairs for r in (p.teacher, p.student)}):
-        t0 = time.time()
-        print(f"  {ref}: {ensure_tiny(ref)} ({time.time() - t0:.0f} s)", flush=True)
+    for ref, path in ensure_all({r for p in space.pairs for r in (p.teacher, p.student)}).items():
+        print(f"  {ref}: {path}", flush=True)
 
 
 def run_demo(out: Path, *, notes: int, trials: int | None, epochs: int | None, seeds: list[int],

@@ -228,7 +228,7 @@ def describe(cfg: RunConfig) -> str:
 def run_table(out: Path, *, seeds: list[int], trials: int | None, workers: int, sizes: dict[str, int],
               pairs: list[str] | None, results_path: Path | None, space_path: Path = SPACE,
               command: str = "dsgkd table") -> dict:
-    from dsgkd.models.tiny import ensure_tiny
+    from dsgkd.models.tiny import ensure_all
 
     started = time.time()
     space = load_space(space_path)
@@ -237,8 +237,7 @@ def run_table(out: Path, *, seeds: list[int], trials: int | None, workers: int, 
         raise UserError(f"--pairs: unknown pair in {pairs}; the space has {[p.key for p in space.pairs]}")
     out = out.resolve()
     space = table_space(space, make_data(out / "data", sizes))
-    for ref in sorted({r for p in chosen for r in (p.teacher, p.student)}):
-        ensure_tiny(ref)
+    ensure_all({r for p in chosen for r in (p.teacher, p.student)})
     print("==> fine-tune teachers (pretrained and random-init, per seed)", flush=True)
     base = space.base
     jobs = []

@@ -12,11 +12,14 @@ rebuilt beside a cached model could silently mismatch its embeddings.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import fcntl
 import hashlib
 import json
+import multiprocessing
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,7 +123,7 @@ def tiny_dir(name: str) -> Path:
     return cache_root() / "models" / f"{name}-{_cache_key(name, spec, steps, _corpora(spec))[:12]}"
 
 
-def ensure_tiny(name: str) -> Path:
+def ensure_tiny(name: str, *, log=None) -> Path:
     """The stand-in's model directory, built on first use. Concurrent callers (Ray trials, test
     workers) serialise on a lock file and re-check, and a build only becomes visible by an atomic
     rename, so a reader never sees a half-written directory."""
@@ -133,6 +136,37 @@ def ensure_tiny(name: str) -> Path:
         if (final / "dsgkd_tiny.json").is_file():
             return final
         spec = TINY_SPECS[name]
+        if log:
+            log(f"  {name}: building ({_steps(spec)} MLM steps)")
         with staged_dir(final) as stage:
             _build(name, spec, _steps(spec), _corpora(spec), stage)
     return final
+
+
+def _build_one(name: str) -> tuple[str, float]:
+    started = time.time()
+    ensure_tiny(name, log=lambda line: print(line, flush=True))
+    return name, time.time() - started
+
+
+def ensure_all(names, *, workers: int | None = None, log=print) -> dict[str, Path]:
+    """Every stand-in in `names`, the missing ones built side by side (each build runs on one thread, so
+    a 2-core machine builds two at once), the costliest first so the slowest one starts at once."""
+    missing = sorted({n for n in names if not (tiny_dir(n) / "dsgkd_tiny.json").is_file()},
+                     key=lambda n: -_cost(TINY_SPECS[n]))
+    workers = max(1, min(workers or os.cpu_count() or 1, len(missing)))
+    if len(missing) > 1 and workers > 1:
+        # spawn: a forked child would inherit the parent's torch threads and locks
+        context = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+            for name, seconds in pool.map(_build_one, missing):
+                log(f"  {name}: built in {seconds:.0f} s")
+    else:
+        for name in missing:
+            log(f"  {name}: built in {_build_one(name)[1]:.0f} s")
+    return {n: ensure_tiny(n) for n in names}
+
+
+def _cost(spec: TinySpec) -> float:
+    """A build's relative cost: steps × layers × width (the MLM's share dominates every build)."""
+    return _steps(spec) * spec.layers * spec.hidden

@@ -257,3 +257,16 @@ def test_pretraining_is_deterministic_given_the_tokenizer(tiny_dirs):
     (a, stats_a), (b, stats_b) = runs
     assert stats_a == stats_b and all(torch.equal(x, y) for x, y in zip(a.state_dict().values(),
                                                                         b.state_dict().values()))
+
+
+def test_missing_stand_ins_are_built_side_by_side(monkeypatch, tmp_path):
+    """Two cold stand-ins build in two spawned processes at once (each on one thread), costliest first."""
+    monkeypatch.setenv("DSGKD_CACHE", str(tmp_path))
+    monkeypatch.setenv("DSGKD_TINY_STEPS", "1")
+    lines = []
+    dirs = tiny.ensure_all(["kobert-tiny", "biobert-tiny"], workers=2, log=lines.append)
+    assert dirs == {n: tiny.tiny_dir(n) for n in ("kobert-tiny", "biobert-tiny")}
+    assert all((d / "dsgkd_tiny.json").is_file() for d in dirs.values())
+    assert [line.split(":")[0].strip() for line in lines] == ["biobert-tiny", "kobert-tiny"]
+    assert tiny.ensure_all(["kobert-tiny"], log=lines.append) == {"kobert-tiny": dirs["kobert-tiny"]}
+    assert len(lines) == 2  # nothing left to build, nothing logged
