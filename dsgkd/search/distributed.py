@@ -22,7 +22,7 @@ import transformers
 
 from dsgkd.config import RunConfig
 from dsgkd.core.engine import EpochReport, fit
-from dsgkd.core.steps import NonFiniteLossError
+from dsgkd.errors import NonFiniteLossError
 from dsgkd.pipeline.teachers import prepare_run
 
 

@@ -23,8 +23,7 @@ from ray.tune.integration.ray_train import TuneReportCallback
 from ray.tune.search.optuna import OptunaSearch
 
 from dsgkd.config import RunConfig
-from dsgkd.core.steps import NonFiniteLossError
-from dsgkd.errors import UserError
+from dsgkd.errors import NonFiniteLossError, UserError
 from dsgkd.models.load import model_depth
 from dsgkd.search import distributed
 from dsgkd.search.asha import ResumableASHA
