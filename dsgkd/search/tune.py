@@ -98,6 +98,10 @@ def _prepare(space, run_dir: Path, resume: bool, num_samples, overrides) -> Sear
         raise UserError("search: --space is required unless --resume")
     if (run_dir / "tune").exists():
         raise UserError(f"{run_dir}: already holds a search; pass --resume or choose another --out")
+    # space.yaml without tune/ is a search that stopped before its first trial: starting it again is fine
+    if run_dir.is_file() or (run_dir.is_dir() and any(run_dir.iterdir()) and not as_run.is_file()):
+        raise UserError(f"{run_dir}: already exists and is not empty, and holds no search (no space.yaml); "
+                        "choose a new or empty --out")
     if not isinstance(space, SearchSpace):
         space = load_space(space)
     raw = space.model_dump(mode="json")
