@@ -10,6 +10,7 @@ and worker-level retries (`ray.train.FailureConfig`).
 from __future__ import annotations
 
 import contextlib
+import logging
 import tempfile
 import time
 from collections.abc import Sequence
@@ -34,8 +35,10 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> str | None:
     the check), rank 0's return value reaches the trial driver, and the driver fails the trial with it.
     """
     entered = time.time()
-    transformers.logging.set_verbosity_error()  # a fresh classifier head's load report, per worker, is noise
-    transformers.logging.disable_progress_bar()
+    quiet_transformers()
+    # Ray Train sets a worker's root logger to INFO on the console, and logs each rank's every report there
+    # (under a logger named after its source file, which its LoggingConfig does not reach).
+    logging.getLogger().setLevel(logging.WARNING)
     cfg = RunConfig.model_validate(loop_config["config"])
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
@@ -64,6 +67,13 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> str | None:
     return None
 
 
+def quiet_transformers() -> None:
+    """A fresh classifier head's load report and the weight-loading bar, from every Ray process, are noise
+    in the job log a user watches."""
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+
+
 def make_trainer(cfg: RunConfig, *, name: str, storage_path: str | Path, workers: int = 1,
                  cpus_per_worker: float = 1, gpus_per_worker: float = 0,
                  teacher_cache: str | Path | None = None, max_failures: int = 1,
@@ -89,5 +99,12 @@ def make_trainer(cfg: RunConfig, *, name: str, storage_path: str | Path, workers
             # state per epoch per trial would fill the disk.
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1),
             callbacks=list(callbacks),
+            # The job log is for progress and errors. Ray Train's own INFO lines (each rank's every report,
+            # every checkpoint, worker-group start) still reach its session log files, not the console. Its
+            # print patch logs even what a library prints into a captured stdout: datasets fingerprints a
+            # table with dill, which disassembles a function into a StringIO, and every worker's log got
+            # that bytecode listing.
+            logging_config=ray.train.LoggingConfig(log_level="WARNING"),
+            worker_runtime_env={"env_vars": {"RAY_TRAIN_ENABLE_PRINT_PATCH": "0"}},
         ),
     )

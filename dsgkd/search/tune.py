@@ -161,6 +161,7 @@ def _set_up(space: SearchSpace, plans, run_dir: Path, use_cache: bool) -> None:
 def _load_tokenizer(ref: str) -> None:
     from dsgkd.models.load import load_tokenizer
 
+    distributed.quiet_transformers()
     load_tokenizer(ref)
 
 
@@ -169,6 +170,7 @@ def _build_cache(cfg: dict[str, Any], layers: list[int], out_dir: str, attention
 
     from dsgkd.pipeline.teachers import build_cache
 
+    distributed.quiet_transformers()
     device = torch.device("cuda") if torch.cuda.is_available() else None
     return str(build_cache(RunConfig.model_validate(cfg), layers, out_dir, attention=attention, device=device))
 
