@@ -37,7 +37,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> str | None:
     entered = time.time()
     quiet_transformers()
     # Ray Train sets a worker's root logger to INFO on the console, and logs each rank's every report there
-    # (under a logger named after its source file, which its LoggingConfig does not reach).
+    # (under a logger named after its source file, which its LoggingConfig does not reach); the reports'
+    # metrics are in RUN/tune all the same.
     logging.getLogger().setLevel(logging.WARNING)
     cfg = RunConfig.model_validate(loop_config["config"])
     ctx = ray.train.get_context()
@@ -99,11 +100,10 @@ def make_trainer(cfg: RunConfig, *, name: str, storage_path: str | Path, workers
             # state per epoch per trial would fill the disk.
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1),
             callbacks=list(callbacks),
-            # The job log is for progress and errors. Ray Train's own INFO lines (each rank's every report,
-            # every checkpoint, worker-group start) still reach its session log files, not the console. Its
-            # print patch logs even what a library prints into a captured stdout: datasets fingerprints a
-            # table with dill, which disassembles a function into a StringIO, and every worker's log got
-            # that bytecode listing.
+            # The job log is for progress and errors. Ray Train's own INFO lines (every checkpoint, the
+            # worker group's start) go to its session log files only, not the console. Its print patch logs
+            # even what a library prints into a captured stdout: datasets fingerprints a table with dill,
+            # which disassembles a function into a StringIO, and every worker's log got that bytecode.
             logging_config=ray.train.LoggingConfig(log_level="WARNING"),
             worker_runtime_env={"env_vars": {"RAY_TRAIN_ENABLE_PRINT_PATCH": "0"}},
         ),
