@@ -8,6 +8,7 @@ defaults (`dsgkd.constants.PAPER`). Importing this module loads no torch.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -121,12 +122,19 @@ class TrainConfig(_Section):
     select_metric: str = Field("auroc", description="validation metric that picks the best epoch")
     bucket: bool = Field(True, description="length-bucketed batches with dynamic padding")
     seed: int = 0
-    device: str = Field("auto", description="auto | cpu | cuda")
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N | mps")
 
     @field_validator("select_metric")
     @classmethod
     def _known_metric(cls, v: str) -> str:
         return _one_of("select metric", SELECT_METRICS, v)
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, v: str) -> str:
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", v):
+            raise ValueError(f"unknown device {v!r}; expected auto, cpu, cuda, cuda:N or mps")
+        return v
 
 
 class EvalConfig(_Section):

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Submit a `dsgkd search` to the Ray cluster of cluster.yaml as a Ray job. See launch/README.md.
+# Submit a `dsgkd search` to the Ray cluster of cluster.yaml (AWS) or launch/onprem.yaml as a Ray job.
+# See launch/README.md.
 set -euo pipefail
 
 usage() {
@@ -9,7 +10,7 @@ usage: launch/submit.sh SPACE [dsgkd search args ...]
 
 Submits `dsgkd search --space SPACE --out RUN --address auto [args]` with
 `ray job submit --working-dir <repository root>`: the job runs on the head node of the cluster
-started by `ray up cluster.yaml`, with the code of this checkout.
+started by `ray up cluster.yaml` (or `ray up launch/onprem.yaml`), with the code of this checkout.
 
   SPACE   a search-space YAML inside this repository, e.g. search_spaces/pairs.yaml
   args    passed on to `dsgkd search`, e.g. --num-samples 64, --resume,
@@ -25,8 +26,10 @@ Environment:
   DSGKD_SHARED          shared storage mounted on every node (default /mnt/shared)
   DSGKD_RUN             RUN directory (default $DSGKD_SHARED/runs/<SPACE name>); --out in args wins
   DSGKD_OPTUNA_STORAGE  Optuna RDB URL (default: SQLite on the head's own disk,
-                        sqlite:////home/ubuntu/dsgkd-optuna/<RUN name>.db; or a postgresql:// URL);
+                        sqlite:///$DSGKD_HEAD_HOME/dsgkd-optuna/<RUN name>.db; or a postgresql:// URL);
                         --optuna-storage in args wins. Keep the same one for --resume.
+  DSGKD_HEAD_HOME       the SSH user's home on the head (default /home/ubuntu, cluster.yaml's user;
+                        launch/onprem.yaml: /home/<auth.ssh_user>)
   DSGKD_SUBMISSION_ID   job id (default dsgkd-<RUN name>-<UTC time>)
   DSGKD_WAIT=1          stream the job's logs until it ends (default: submit and return)
   DSGKD_DRY_RUN=1       print the `ray job submit` command instead of running it
@@ -87,7 +90,8 @@ case "$run" in
 esac
 run_name=$(basename "${run%/}")
 if [[ $has_storage == 0 ]]; then
-    extra+=(--optuna-storage "${DSGKD_OPTUNA_STORAGE:-sqlite:////home/ubuntu/dsgkd-optuna/$run_name.db}")
+    head_home=${DSGKD_HEAD_HOME:-/home/ubuntu}
+    extra+=(--optuna-storage "${DSGKD_OPTUNA_STORAGE:-sqlite:///${head_home%/}/dsgkd-optuna/$run_name.db}")
 fi
 
 # Token authentication. The client only sends the token when RAY_AUTH_MODE=token; the token is read
@@ -100,9 +104,10 @@ if [[ $RAY_AUTH_MODE == token ]]; then
     elif [[ -n ${RAY_AUTH_TOKEN_PATH:-} ]]; then
         [[ -s $RAY_AUTH_TOKEN_PATH ]] || die "RAY_AUTH_TOKEN_PATH=$RAY_AUTH_TOKEN_PATH is missing or empty"
     elif [[ ! -s $HOME/.ray/auth_token ]]; then
-        die "no Ray auth token: the cluster runs with RAY_AUTH_MODE=token. Use the token cluster.yaml put
+        die "no Ray auth token: the cluster runs with RAY_AUTH_MODE=token. Use the token 'ray up' put
 on the nodes: on the machine that ran 'ray up' it is ~/.ray/auth_token; elsewhere
   ray rsync-down cluster.yaml '~/.ray/auth_token' ~/.ray/auth_token && chmod 600 ~/.ray/auth_token
+(launch/onprem.yaml in place of cluster.yaml for the on-premise cluster)
 or set RAY_AUTH_TOKEN / RAY_AUTH_TOKEN_PATH (see --help)"
     fi
 fi

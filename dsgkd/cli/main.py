@@ -1,4 +1,5 @@
-"""The `dsgkd` command. Bad input exits 2 with one line naming the file, field or row.
+"""The `dsgkd` command. Bad input exits 2 with one line naming the file, field or row; a run whose loss
+became NaN or inf exits 3 with one line saying where, which loss part, and what to lower.
 
 Every subcommand module is light (argparse, registries, constants); what a command needs (torch, Ray,
 Optuna, pandas) is imported by its `run`, so `dsgkd --help` and `dsgkd train --help` load none of it.
@@ -12,7 +13,7 @@ import sys
 import warnings
 
 from dsgkd.cli import analyze, demo, export, search, synth, table, train
-from dsgkd.errors import UserError
+from dsgkd.errors import NonFiniteLossError, UserError
 
 COMMANDS = (synth, train, search, analyze, export, demo, table)
 
@@ -41,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"dsgkd {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except NonFiniteLossError as e:
+        print(f"dsgkd {args.command}: error: {e}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         print(f"dsgkd {args.command}: interrupted", file=sys.stderr)
         return 130

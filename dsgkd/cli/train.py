@@ -69,7 +69,7 @@ def add_parser(sub) -> None:
     g.add_argument("--lr-encoder", type=float)
     g.add_argument("--lr-head", type=float)
     g.add_argument("--patience", type=int)
-    g.add_argument("--device", help="auto | cpu | cuda")
+    g.add_argument("--device", help="auto (CUDA when there is one) | cpu | cuda | cuda:N | mps")
     g.add_argument("--threshold", choices=list(THRESHOLD_RULES),
                    help="rule for the decision threshold on validation: " + THRESHOLD_RULES.help_text())
     g.add_argument("--n-bootstrap", type=int)

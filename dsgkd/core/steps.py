@@ -16,10 +16,7 @@ from torch import nn
 from dsgkd.config import RunConfig
 from dsgkd.core.features import collate, make_batches
 from dsgkd.core.metrics import binary_metrics, choose_threshold
-
-
-class NonFiniteLossError(RuntimeError):
-    """The loss became NaN or inf: the run cannot recover, so it stops with where it happened."""
+from dsgkd.errors import NonFiniteLossError, UserError
 
 
 def rank_world() -> tuple[int, int]:
@@ -29,9 +26,20 @@ def rank_world() -> tuple[int, int]:
 
 
 def pick_device(spec: str) -> torch.device:
+    """The device `train.device` names, or a UserError when this machine has none: torch would only fail
+    at the first `.to()`, after the data and models were loaded, with a screen of traceback."""
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(spec)
+    device = torch.device(spec)
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (device.index or 0) >= count:
+            built = "without CUDA" if torch.version.cuda is None else f"with CUDA {torch.version.cuda}"
+            raise UserError(f"train.device {spec}: not on this machine ({count} CUDA device(s), torch "
+                            f"{torch.__version__} built {built}); use --device cpu or auto")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise UserError(f"train.device {spec}: MPS is not available on this machine; use --device cpu or auto")
+    return device
 
 
 def autocast(device: torch.device):
@@ -100,7 +108,7 @@ def train_step(trainable: nn.Module, batch: dict, signal, opt, sched, grad_clip:
     if dist.is_available() and dist.is_initialized():  # every rank must stop at the same step, or DDP hangs
         dist.all_reduce(finite, op=dist.ReduceOp.MIN)
     if not finite.item():
-        raise NonFiniteLossError(f"non-finite loss ({loss.item()}) at epoch {where[0]} step {where[1]}")
+        raise NonFiniteLossError.at(*where, loss.item(), {k: v.item() for k, v in parts.items()})
     opt.zero_grad(set_to_none=True)
     loss.backward()
     nn.utils.clip_grad_norm_(trainable.parameters(), grad_clip)

@@ -61,10 +61,14 @@ def _read(path: Path, encoding: str) -> tuple[pd.DataFrame, RowNamer]:
         raise UserError(f"{path}: unsupported format '{path.suffix}' "
                         f"(use .csv, .tsv, .parquet, .jsonl or a datasets.save_to_disk folder)")
     if kind == "parquet":
+        import pyarrow.parquet as pq
+
         try:
-            return pd.read_parquet(path), lambda i: f"row {i + 1}"
+            names = pq.read_schema(path).names
         except Exception as e:  # pyarrow raises many types for a damaged or non-Parquet file
             raise UserError(f"{path}: not a readable Parquet file ({_first_line(e)})") from None
+        _unique_columns(path, names)
+        return pd.read_parquet(path), lambda i: f"row {i + 1}"
     text = _decode(path, encoding)
     if kind == "jsonl":
         return _parse_json(path, text)
@@ -75,7 +79,19 @@ def _read(path: Path, encoding: str) -> tuple[pd.DataFrame, RowNamer]:
         raise UserError(f"{path}: no rows (the file is empty)") from None
     except (pd.errors.ParserError, ValueError) as e:
         raise UserError(f"{path}: not a valid {kind.upper()} file ({_first_line(e)})") from None
-    return df, _csv_row_namer(text, "\t" if kind == "tsv" else ",", len(df))
+    sep = "\t" if kind == "tsv" else ","
+    _unique_columns(path, next((rec for rec in csv.reader(io.StringIO(text), delimiter=sep) if rec), []))
+    return df, _csv_row_namer(text, sep, len(df))
+
+
+def _unique_columns(path: Path, names: list[str]) -> None:
+    """pandas reads a CSV header `NAME,NAME` as `NAME` and `NAME.1`, so the column a user names would
+    silently be the first of two; a repeated name is an error instead."""
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise UserError(f"{path}: column '{name}' appears more than once in the header; rename or drop one")
+        seen.add(name)
 
 
 def _csv_row_namer(text: str, sep: str, n: int) -> RowNamer:

@@ -7,6 +7,8 @@ that must be fine-tuned first is made by `dsgkd.pipeline.teachers` and handed in
 """
 from __future__ import annotations
 
+import functools
+import sys
 from pathlib import Path
 
 import torch
@@ -18,6 +20,8 @@ from dsgkd.core.layer_maps import resolve_layer_map
 from dsgkd.data.emr import Splits, load_splits, load_unlabeled
 from dsgkd.errors import UserError
 from dsgkd.models.load import encoder_depth, load_classifier, load_config, load_tokenizer, max_positions
+
+FEW_TERMS = 0.10  # share of KD notes with a term below which the user is told the KD terms are near zero
 
 
 def train_texts(splits: Splits, transfer_texts: list[str]) -> list[str]:
@@ -78,6 +82,23 @@ def prepare(cfg: RunConfig, *, splits: Splits | None = None, teacher_weights: bo
     labels = list(splits.train["label"]) + [-1] * len(transfer)
     p.train_examples = encode_notes(train_texts(splits, transfer), labels, s_tok, p.teacher_tok,
                                     selector=d.selector, max_terms=d.max_terms, max_length=t.max_length)
+    if cfg.distill.kd_on:
+        warn_if_few_terms(p.train_examples, d.selector)
     p.val_examples = encode_notes(list(splits.val["text"]), list(splits.val["label"]), s_tok, None,
                                   selector=d.selector, max_terms=d.max_terms, max_length=t.max_length)
     return p
+
+
+def warn_if_few_terms(examples: list[dict], selector: str) -> None:
+    """KD learns only from notes with a term kept on both sides; when the selector matched (almost) nothing,
+    or truncation cut what it matched, the run trains as its own KD-off control, so say so."""
+    n = sum(bool((ex["s_ok"] & ex["t_ok"]).any()) for ex in examples)
+    if n < FEW_TERMS * len(examples):
+        _warn_once(f"warning: only {n} of {len(examples)} training notes ({n / len(examples):.1%}) have a term "
+                   f"to distil with selector '{selector}'; the KD terms will be near zero")
+
+
+@functools.cache
+def _warn_once(message: str) -> None:
+    """One line per message and process: `--seeds` prepares the same notes again for every seed."""
+    print(message, file=sys.stderr)

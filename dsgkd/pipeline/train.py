@@ -76,6 +76,7 @@ def train_one(cfg: RunConfig, out: Path, *, prepared: Prepared | None = None, lo
 
 
 def run_train(cfg: RunConfig, out: str | Path, *, overwrite: bool = False, log=print) -> dict:
+    pick_device(cfg.train.device)  # a device this machine lacks is an error before any data is read
     prepared = prepare_run(cfg)  # every input error surfaces here, before `out` exists
     with staged_output(Path(out), overwrite=overwrite) as stage:
         metrics = train_one(cfg, stage, prepared=prepared, log=log)
@@ -89,6 +90,7 @@ def run_seeds(cfg: RunConfig, out: str | Path, seeds: list[int], *, overwrite: b
     """DSG-KD and its KD-off control (alpha = beta = gamma = 0, everything else equal) for each seed."""
     if not cfg.distill.kd_on:
         raise UserError("--seeds compares DSG-KD with its KD-off control: set alpha, beta or gamma > 0")
+    pick_device(cfg.train.device)
     arms = {"dsgkd": cfg, "control": cfg.model_copy(update={"distill": cfg.distill.control()})}
     first = prepare_run(cfg.with_overrides({"train.seed": seeds[0]}))
     runs: dict[str, list[dict]] = {arm: [] for arm in arms}

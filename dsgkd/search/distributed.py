@@ -11,6 +11,7 @@ and worker-level retries (`ray.train.FailureConfig`).
 from __future__ import annotations
 
 import contextlib
+import logging
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -23,7 +24,7 @@ import transformers
 
 from dsgkd.config import RunConfig
 from dsgkd.core.engine import EpochReport, fit
-from dsgkd.core.steps import NonFiniteLossError
+from dsgkd.errors import NonFiniteLossError
 from dsgkd.pipeline.teachers import prepare_run
 
 
@@ -47,16 +48,11 @@ def epoch_reporter(report, checkpoint_cls, *, rank: int, world: int, entered: fl
 
 def fit_from_checkpoint(cfg: RunConfig, previous, on_epoch, *, teacher_cache: str | None, device=None) -> None:
     """`engine.fit`, resumed from `previous` (a Ray checkpoint, set after a restart or a restored search)."""
-    quiet_libraries()
+    quiet_transformers()
     with contextlib.ExitStack() as stack:
         resume_from = stack.enter_context(previous.as_directory()) if previous else None
         fit(cfg, prepare_run(cfg, teacher_weights=teacher_cache is None), on_epoch=on_epoch,
             resume_from=resume_from, teacher_cache=teacher_cache, device=device)
-
-
-def quiet_libraries() -> None:
-    transformers.logging.set_verbosity_error()  # a fresh classifier head's load report, per trial, is noise
-    transformers.logging.disable_progress_bar()
 
 
 def fit_in_trial(cfg: RunConfig, *, teacher_cache: str | None, trial_started_at: float) -> None:
@@ -77,6 +73,10 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> str | None:
     the check), rank 0's return value reaches the trial driver, and the driver fails the trial with it.
     """
     entered = time.time()
+    # Ray Train sets a worker's root logger to INFO on the console, and logs each rank's every report there
+    # (under a logger named after its source file, which its LoggingConfig does not reach); the reports'
+    # metrics are in RUN/tune all the same.
+    logging.getLogger().setLevel(logging.WARNING)
     cfg = RunConfig.model_validate(loop_config["config"])
     ctx = ray.train.get_context()
     on_epoch = epoch_reporter(ray.train.report, ray.train.Checkpoint, rank=ctx.get_world_rank(),
@@ -88,6 +88,13 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> str | None:
     except NonFiniteLossError as e:
         return str(e)
     return None
+
+
+def quiet_transformers() -> None:
+    """A fresh classifier head's load report and the weight-loading bar, from every Ray process, are noise
+    in the job log a user watches."""
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
 
 
 def make_trainer(cfg: RunConfig, *, name: str, storage_path: str | Path, workers: int = 1,
@@ -115,5 +122,11 @@ def make_trainer(cfg: RunConfig, *, name: str, storage_path: str | Path, workers
             # state per epoch per trial would fill the disk.
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1),
             callbacks=list(callbacks),
+            # The job log is for progress and errors. Ray Train's own INFO lines (every checkpoint, the
+            # worker group's start) go to its session log files only, not the console. Its print patch logs
+            # even what a library prints into a captured stdout: datasets fingerprints a table with dill,
+            # which disassembles a function into a StringIO, and every worker's log got that bytecode.
+            logging_config=ray.train.LoggingConfig(log_level="WARNING"),
+            worker_runtime_env={"env_vars": {"RAY_TRAIN_ENABLE_PRINT_PATCH": "0"}},
         ),
     )

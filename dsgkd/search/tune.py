@@ -25,8 +25,7 @@ from ray.tune.integration.ray_train import TuneReportCallback
 from ray.tune.search.optuna import OptunaSearch
 
 from dsgkd.config import RunConfig
-from dsgkd.core.steps import NonFiniteLossError
-from dsgkd.errors import UserError
+from dsgkd.errors import NonFiniteLossError, UserError
 from dsgkd.models.load import model_depth
 from dsgkd.search import distributed
 from dsgkd.search.asha import ResumableASHA
@@ -101,6 +100,10 @@ def _prepare(space, run_dir: Path, resume: bool, num_samples, overrides) -> Sear
         raise UserError("search: --space is required unless --resume")
     if (run_dir / "tune").exists():
         raise UserError(f"{run_dir}: already holds a search; pass --resume or choose another --out")
+    # space.yaml without tune/ is a search that stopped before its first trial: starting it again is fine
+    if run_dir.is_file() or (run_dir.is_dir() and any(run_dir.iterdir()) and not as_run.is_file()):
+        raise UserError(f"{run_dir}: already exists and is not empty, and holds no search (no space.yaml); "
+                        "choose a new or empty --out")
     if not isinstance(space, SearchSpace):
         space = load_space(space)
     raw = space.model_dump(mode="json")
@@ -160,6 +163,7 @@ def _set_up(space: SearchSpace, plans, run_dir: Path, use_cache: bool) -> None:
 def _load_tokenizer(ref: str) -> None:
     from dsgkd.models.load import load_tokenizer
 
+    distributed.quiet_transformers()
     load_tokenizer(ref)
 
 
@@ -168,6 +172,7 @@ def _build_cache(cfg: dict[str, Any], layers: list[int], out_dir: str, attention
 
     from dsgkd.pipeline.teachers import build_cache
 
+    distributed.quiet_transformers()
     device = torch.device("cuda") if torch.cuda.is_available() else None
     return str(build_cache(RunConfig.model_validate(cfg), layers, out_dir, attention=attention, device=device))
 

@@ -116,6 +116,27 @@ def test_missing_column_lists_existing(tmp_path):
     assert "no column 'PID'" in _err(load_labelled, p, "ER_DHX", "LABEL", group_col="PID")
 
 
+@pytest.mark.parametrize("sep, suffix, encoding", [(",", ".csv", "utf-8"), ("\t", ".tsv", "cp949")])
+def test_repeated_column_name_is_named_not_renamed(tmp_path, sep, suffix, encoding):
+    """pandas would read the second 진단 as 진단.1 and the run would train on the first one."""
+    p = tmp_path / f"dup{suffix}"
+    p.write_bytes(sep.join(["진단", "LABEL", "진단"]).encode(encoding) + b"\n"
+                  + sep.join(["fever", "1", "cough"]).encode(encoding) + b"\n")
+    msg = _err(load_labelled, p, "진단", "LABEL", encoding=encoding)
+    assert str(p) in msg and "column '진단' appears more than once" in msg
+    assert list(read_table(_csv(tmp_path, _notes(4), "ok.csv")).columns) == ["ER_DHX", "LABEL"]
+
+
+def test_repeated_column_name_in_parquet(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    p = tmp_path / "dup.parquet"
+    pq.write_table(pa.table([pa.array(["fever"]), pa.array([1]), pa.array(["x"])], names=["ER_DHX", "LABEL", "LABEL"]), p)
+    msg = _err(load_labelled, p, "ER_DHX", "LABEL")
+    assert "dup.parquet" in msg and "column 'LABEL' appears more than once" in msg
+
+
 def test_bad_label_names_row_and_value(tmp_path):
     df = _notes(10).astype({"LABEL": str})
     df.loc[4, "LABEL"] = "2"

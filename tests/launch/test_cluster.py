@@ -186,6 +186,14 @@ def test_submit_composes_the_job(tmp_path):
 
 
 @bash
+def test_submit_puts_the_study_in_the_heads_home(tmp_path):
+    """launch/onprem.yaml's SSH user is the hospital's, not cluster.yaml's ubuntu."""
+    r = _submit([str(ROOT / "search_spaces" / "pairs.yaml")], tmp_path, RAY_AUTH_TOKEN="t", DSGKD_HEAD_HOME="/home/kim/")
+    argv = shlex.split(r.stdout)
+    assert argv[argv.index("--optuna-storage") + 1] == "sqlite:////home/kim/dsgkd-optuna/pairs.db"
+
+
+@bash
 def test_submit_keeps_callers_out_and_storage(tmp_path):
     r = subprocess.run(["bash", str(SUBMIT), "search_spaces/demo.yaml", "--out", "/mnt/shared/runs/d1",
                         "--optuna-storage=postgresql://db/x"], capture_output=True, text=True, cwd=ROOT,

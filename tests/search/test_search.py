@@ -178,6 +178,11 @@ def test_sigkill_then_resume_keeps_finished_trials(cluster, notes, tmp_path):
     proc.wait()
     finished = {t for t, s in _trial_status(run).items() if s == "TERMINATED"}
     assert finished and len(finished) < 3
+    text = log.read_text()  # what a user watching the search saw: progress, and no library debug output
+    assert "Trial status:" in text
+    for noise in ("LOAD_GLOBAL", "RETURN_VALUE",  # dill's disassembly, logged by Ray Train's print patch
+                  "Reporting training result", "Checkpoint successfully created", "LOAD REPORT"):
+        assert noise not in text, noise
 
     grid = search(None, run, resume=True)
     assert len(grid) == 3 and all(r.error is None for r in grid)
