@@ -60,6 +60,8 @@ def fit_in_trial(cfg: RunConfig, *, teacher_cache: str | None, trial_started_at:
     trial on a 2-core machine), and Tune's own checkpoints, FailureConfig and `Tuner.restore` apply."""
     from ray import tune
 
+    # Tune's function session logs every persisted checkpoint at INFO; the trial table shows progress
+    logging.getLogger("ray.train").setLevel(logging.WARNING)
     on_epoch = epoch_reporter(tune.report, tune.Checkpoint, rank=0, world=1, entered=time.time(),
                               trial_started_at=trial_started_at)
     fit_from_checkpoint(cfg, tune.get_checkpoint(), on_epoch, teacher_cache=teacher_cache)

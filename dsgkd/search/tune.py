@@ -47,6 +47,9 @@ def search(space: SearchSpace | str | Path | None, out: str | Path, *, resume: b
     space = _prepare(space, run_dir, resume, num_samples, overrides or {})
     plans = resolve_pairs(space, model_depth)
     _check_data(space.base)
+    # keeping only the latest checkpoint forces an experiment snapshot at each one (cheap: a few kB on the
+    # run's own disk), and Tune warns about every such snapshot
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     with ray_session(address):
         concurrency = trial_concurrency(space)
         run_dir.mkdir(parents=True, exist_ok=True)
