@@ -25,12 +25,16 @@ from pathlib import Path
 
 from dsgkd.storage import staged_dir
 
-BUILD_VERSION = 2  # bump when the build recipe changes in a way the constants below do not show
-SEQ_LEN = 64
-BATCH_SIZE = 16
+BUILD_VERSION = 3  # bump when the build recipe changes in a way the constants below do not show
+SEQ_LEN = 32
+BATCH_SIZE = 32
+LONG_SEQ_LEN = 128  # the last LONG_FRACTION of the MLM steps, at the same tokens per step
+LONG_FRACTION = 0.1
 LR = 2e-3
 MODEL_MAX_LENGTH = 512
 EVAL_BLOCKS = 64
+
+
 @dataclass(frozen=True)
 class TinySpec:
     """Corpus counts are (domain sentences, general sentences), taken from the front of each corpus."""
@@ -50,13 +54,13 @@ class TinySpec:
 
 TINY_SPECS: dict[str, TinySpec] = {
     # KM-BERT: uncased Korean medical BERT; NFD turns Hangul into jamo, as in real uncased vocabularies
-    # Teachers get 5x the MLM steps: at 800 a tiny MLM is barely past unigram statistics and its term
-    # vectors do not encode severity (benchmarks/term_probe.py: ~0.5); at 4,000 they separate severe from
-    # mild terms (~1.0). A domain teacher that knows nothing would make DSG-KD untestable.
+    # Teachers get 1.5x the MLM steps: at 800 a tiny MLM is barely past unigram statistics and its term
+    # vectors hardly encode severity (benchmarks/term_probe.py); at 1,200 of the 32-token recipe they
+    # separate severe from mild terms (~1.0). A domain teacher that knows nothing would make DSG-KD untestable.
     "kmbert-tiny": TinySpec("bert", cased=False, layers=4, hidden=128, heads=4, intermediate=256, vocab_size=4000,
-                            tokenizer_corpus=(8000, 2000), mlm_corpus=(8000, 2000), mlm_steps=4000),
+                            tokenizer_corpus=(8000, 2000), mlm_corpus=(8000, 2000), mlm_steps=1200),
     "biobert-tiny": TinySpec("bert", cased=True, layers=6, hidden=96, heads=4, intermediate=192, vocab_size=3000,
-                             tokenizer_corpus=(8000, 0), mlm_corpus=(8000, 0), mlm_steps=4000),
+                             tokenizer_corpus=(8000, 0), mlm_corpus=(8000, 0), mlm_steps=1200),
     # students see a little clinical text only in their tokenizer corpus, as multilingual vocabularies do
     "xlmr-tiny": TinySpec("xlm-roberta", cased=True, layers=4, hidden=64, heads=4, intermediate=128,
                           vocab_size=4000, tokenizer_corpus=(3000, 8000), mlm_corpus=(0, 8000)),
@@ -92,6 +96,7 @@ def _corpora(spec: TinySpec) -> tuple[list[str], list[str]]:
 def _recipe() -> dict:
     """The build constants a stand-in's key and its build share."""
     return {"build_version": BUILD_VERSION, "seq_len": SEQ_LEN, "batch_size": BATCH_SIZE, "lr": LR,
+            "long_seq_len": LONG_SEQ_LEN, "long_fraction": LONG_FRACTION,
             "model_max_length": MODEL_MAX_LENGTH, "eval_blocks": EVAL_BLOCKS}
 
 
