@@ -26,7 +26,7 @@ BUILD_VERSION = 2  # bump when the build recipe changes in a way the constants b
 SEQ_LEN = 64
 BATCH_SIZE = 16
 LR = 2e-3
-MODEL_MAX_LENGTH = 512
+MODEL_MAX_LENGTH = 512  # the stand-ins' length limit: tokenizer model_max_length = usable position rows
 EVAL_BLOCKS = 64
 @dataclass(frozen=True)
 class TinySpec:
