@@ -115,11 +115,12 @@ def run_jobs(jobs: list[tuple[str, RunConfig, Path]], workers: int) -> None:
 
 def row_configs(base: RunConfig, searched: RunConfig) -> dict[str, RunConfig]:
     """The paper maps every layer index to index; where depths differ, every student layer to its
-    proportional teacher layer (`uniform`), the nearest thing to "all layers"."""
+    proportional teacher layer (`uniform`), the nearest thing to "all layers": what `auto` names."""
+    from dsgkd.core.layer_maps import named_layer_map
     from dsgkd.models.shape import model_depth
 
-    equal = model_depth(base.teacher.ref) == model_depth(base.student.ref)
-    paper = base.with_overrides({**PAPER, "distill.layer_map": "all" if equal else "uniform"})
+    spec = named_layer_map("auto", model_depth(base.teacher.ref), model_depth(base.student.ref))
+    paper = base.with_overrides({**PAPER, "distill.layer_map": spec})
     control = paper.with_overrides(KD_OFF)
     return {"control": control, "paper": paper, "searched": searched,
             "knowledge-free": searched.with_overrides({"teacher.random_init": True})}
