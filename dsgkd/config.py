@@ -3,7 +3,8 @@
 Every section forbids unknown keys, so a typo in a YAML file or a Tune parameter fails at load time
 with the field's dotted path instead of being silently ignored. Named choices (hidden loss, selector,
 threshold rule, selection metric) are checked against their registries, and the paper's settings are the
-defaults (`dsgkd.constants.PAPER`). Importing this module loads no torch.
+defaults (`dsgkd.constants.PAPER`), but for the layer map: `auto` is the paper's `all` where the depths are
+equal and `uniform` where `all` cannot run. Importing this module loads no torch.
 """
 from __future__ import annotations
 
@@ -83,7 +84,9 @@ class DistillConfig(_Section):
     beta: float = Field(PAPER["distill.beta"], ge=0, description="word-level attention KD weight")
     gamma: float = Field(PAPER["distill.gamma"], ge=0, description="logit KD weight (needs teacher.finetune)")
     temperature: float = Field(1.0, gt=0)
-    layer_map: str | list[tuple[int, int]] = PAPER["distill.layer_map"]
+    layer_map: str | list[tuple[int, int]] = Field(
+        "auto", description="a LAYER_MAPS spelling or explicit pairs; auto: all on equal depths, else uniform "
+                            "(a run records which)")
     hidden_loss: str = Field(PAPER["distill.hidden_loss"], description="a HIDDEN_LOSSES key")
     projection: Literal["auto", "linear"] = Field(
         PAPER["distill.projection"], description="auto: a learned linear map only when widths differ; linear: always")

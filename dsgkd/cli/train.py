@@ -82,7 +82,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from dsgkd.pipeline.train import run_seeds, run_train
+    from dsgkd.pipeline.shapes import check_shapes
 
     cfg = RunConfig.from_yaml(args.config) if args.config else RunConfig()
     overrides = {field: getattr(args, flag) for flag, field in TRAIN_FLAGS.items()
@@ -90,6 +90,9 @@ def run(args) -> int:
     cfg = cfg.with_overrides(overrides, source=args.config or "flags")
     if cfg.data.path is None:
         raise UserError("no training data: pass --data or set data.path in --config")
+    check_shapes(cfg)  # a bad ref, map or length fails here, before torch and transformers are imported
+    from dsgkd.pipeline.train import run_seeds, run_train
+
     if args.seeds:
         run_seeds(cfg, args.out, parse_seeds(args.seeds), overwrite=args.overwrite)
     else:

@@ -4,7 +4,8 @@ Indices count hidden states as Hugging Face returns them: 0 is the embedding out
 of an n-layer encoder. A strategy is a string so a search space can name it as one categorical choice;
 `LAYER_MAPS` lists them (add one with `@LAYER_MAPS.register("name")` on a function
 `(teacher_layers, student_layers, arg) -> [(t, s), ...]`). Explicit pairs are written ``"0:0,6:2,12:4"``
-or as a list of pairs.
+or as a list of pairs. The default, `auto`, is the paper's `all` where the depths allow it and `uniform`
+elsewhere, so a pair of unequal depths runs without naming a map; a run records the name it stood for.
 
 A resolved map becomes match records in TextBrewer's vocabulary (layer_T, layer_S, feature, loss,
 weight): hidden-state records for every pair when alpha > 0, attention records for the pairs that have
@@ -67,6 +68,21 @@ def last_k(n_t: int, n_s: int, arg: str) -> LayerPairs:
 def first_last(n_t: int, n_s: int, _arg: None) -> LayerPairs:
     """Embeddings to embeddings and last to last."""
     return [(0, 0), (n_t, n_s)]
+
+
+@LAYER_MAPS.register("auto")
+def auto(n_t: int, n_s: int, _arg: None) -> LayerPairs:
+    """'all' on equal depths (the paper), else 'uniform' (the default)."""
+    return LAYER_MAPS[named_layer_map("auto", n_t, n_s)].fn(n_t, n_s, None)
+
+
+def named_layer_map(spec: str | Sequence[Sequence[int]], teacher_layers: int,
+                    student_layers: int) -> str | Sequence[Sequence[int]]:
+    """`spec` with `auto` replaced by the strategy it stands for at these depths: what a run records, so its
+    config says which map it used."""
+    if spec != "auto":
+        return spec
+    return "all" if teacher_layers == student_layers else "uniform"
 
 
 def resolve_layer_map(spec: str | Sequence[Sequence[int]], teacher_layers: int, student_layers: int) -> LayerPairs:

@@ -115,11 +115,12 @@ def run_jobs(jobs: list[tuple[str, RunConfig, Path]], workers: int) -> None:
 
 def row_configs(base: RunConfig, searched: RunConfig) -> dict[str, RunConfig]:
     """The paper maps every layer index to index; where depths differ, every student layer to its
-    proportional teacher layer (`uniform`), the nearest thing to "all layers"."""
-    from dsgkd.models.load import model_depth
+    proportional teacher layer (`uniform`), the nearest thing to "all layers": what `auto` names."""
+    from dsgkd.core.layer_maps import named_layer_map
+    from dsgkd.models.shape import model_depth
 
-    equal = model_depth(base.teacher.ref) == model_depth(base.student.ref)
-    paper = base.with_overrides({**PAPER, "distill.layer_map": "all" if equal else "uniform"})
+    spec = named_layer_map("auto", model_depth(base.teacher.ref), model_depth(base.student.ref))
+    paper = base.with_overrides({**PAPER, "distill.layer_map": spec})
     control = paper.with_overrides(KD_OFF)
     return {"control": control, "paper": paper, "searched": searched,
             "knowledge-free": searched.with_overrides({"teacher.random_init": True})}
@@ -128,7 +129,7 @@ def row_configs(base: RunConfig, searched: RunConfig) -> dict[str, RunConfig]:
 def layer_maps_for(space: SearchSpace, pair) -> list[str]:
     """The space's layer maps this pair's depths allow (a one-pair search rejects a map no pair can use)."""
     from dsgkd.core.layer_maps import is_valid
-    from dsgkd.models.load import model_depth
+    from dsgkd.models.shape import model_depth
 
     depths = model_depth(pair.teacher), model_depth(pair.student)
     return [m for m in space.layer_maps if is_valid(m, *depths)]

@@ -39,14 +39,16 @@ def _shape(spec, tokenizer) -> dict:
 def _bert_models(spec, tokenizer):
     from transformers import BertConfig, BertForMaskedLM, BertModel
 
-    return BertConfig(max_position_embeddings=512, **_shape(spec, tokenizer)), BertForMaskedLM, BertModel
+    return (BertConfig(max_position_embeddings=tokenizer.model_max_length, **_shape(spec, tokenizer)),
+            BertForMaskedLM, BertModel)
 
 
 def _xlmr_models(spec, tokenizer):
     from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM, XLMRobertaModel
 
-    # RoBERTa positions start after padding_idx, hence 512 usable + 2
-    config = XLMRobertaConfig(max_position_embeddings=514, type_vocab_size=1, bos_token_id=tokenizer.bos_token_id,
+    # RoBERTa positions start after padding_idx, hence padding_idx + 1 rows more than usable positions
+    positions = tokenizer.model_max_length + tokenizer.pad_token_id + 1
+    config = XLMRobertaConfig(max_position_embeddings=positions, type_vocab_size=1, bos_token_id=tokenizer.bos_token_id,
                               eos_token_id=tokenizer.eos_token_id, **_shape(spec, tokenizer))
     return config, XLMRobertaForMaskedLM, XLMRobertaModel
 

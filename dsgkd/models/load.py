@@ -1,61 +1,25 @@
 """Tokenizer and classifier from any REF, with the guarantees the distillation relies on.
 
 - Fast tokenizers only: term alignment needs `offset_mapping`, which slow tokenizers cannot give.
-- The local Hugging Face cache is tried before the network, so a cached model never waits on a hub
-  that is unreachable (a failed hub lookup retries for ~30 s); a missing model is one `UserError` line.
+- Local files before the network, and the network only for a repo the hub says exists (`dsgkd.models.hub`):
+  a cached model never waits on an unreachable hub, and a missing one is one `UserError` line at once.
 - `trust_remote_code` stays off unless the caller asks: a model id from a config file must not run code.
 """
 from __future__ import annotations
 
-from typing import Callable, TypeVar
-
 import transformers
-from huggingface_hub import constants as hf_constants
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedTokenizerFast
 
 from dsgkd.errors import UserError
-from dsgkd.models.registry import PRESETS, ResolvedRef, known_names, resolve
-from dsgkd.models.tiny import TINY_SPECS, ensure_tiny
-
-T = TypeVar("T")
-
-# RoBERTa-style position ids start at padding_idx + 1, so that many position rows are never usable
-_OFFSET_POSITION_FAMILIES = {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "longformer", "data2vec-text"}
-# tokenizers without a recorded limit report model_max_length as ~1e30
-_SANE_MAX_LENGTH = 1_000_000
-
-
-def _not_available(r: ResolvedRef) -> UserError:
-    if r.kind == "preset":
-        return UserError(f"model {r.ref!r} ({r.source}): not in the local Hugging Face cache and not downloadable "
-                         "(no network here); download it first or pass a local directory")
-    hint = "" if "/" in r.ref else f" (presets: {', '.join(known_names())})"
-    return UserError(f"model {r.ref!r}: not a preset, not a local directory, and not available offline "
-                     f"(no network here); download it first or pass a local directory{hint}")
+from dsgkd.models.hub import fetch
+from dsgkd.models.registry import PRESETS, ResolvedRef, resolve
+from dsgkd.models.tiny import ensure_tiny
 
 
 def _local(ref: str) -> ResolvedRef:
     """Resolve, building a stand-in once so tokenizer, config and weights all come from one directory."""
     r = resolve(ref)
     return ResolvedRef(r.ref, "dir", str(ensure_tiny(r.ref)), r.family) if r.kind == "tiny" else r
-
-
-def _fetch(r: ResolvedRef, load: Callable[..., T], **kwargs) -> T:
-    """Call a `from_pretrained` on the resolved source: cache first, then the hub when allowed."""
-    if r.kind == "dir":
-        try:
-            return load(r.source, local_files_only=True, **kwargs)
-        except (OSError, ValueError) as e:  # missing files; unknown model type or no classification head
-            raise UserError(f"model {r.ref!r}: cannot load from the directory: {str(e).splitlines()[0]}") from None
-    try:
-        return load(r.source, local_files_only=True, **kwargs)
-    except OSError:
-        if hf_constants.is_offline_mode():
-            raise _not_available(r) from None
-    try:
-        return load(r.source, **kwargs)
-    except OSError:
-        raise _not_available(r) from None
 
 
 def _to_fast(ref: str, tok) -> PreTrainedTokenizerFast:
@@ -73,7 +37,7 @@ def _to_fast(ref: str, tok) -> PreTrainedTokenizerFast:
 
 def _tokenizer(r: ResolvedRef, trust_remote_code: bool) -> PreTrainedTokenizerFast:
     fixes = PRESETS[r.ref].tokenizer_kwargs if r.kind == "preset" else {}
-    tok = _fetch(r, AutoTokenizer.from_pretrained, trust_remote_code=trust_remote_code, **fixes)
+    tok = fetch(r, AutoTokenizer.from_pretrained, trust_remote_code=trust_remote_code, **fixes)
     return tok if tok.is_fast else _to_fast(r.ref, tok)
 
 
@@ -82,7 +46,7 @@ def load_tokenizer(ref: str, *, trust_remote_code: bool = False) -> PreTrainedTo
 
 
 def _config(r: ResolvedRef, trust_remote_code: bool, **overrides) -> transformers.PretrainedConfig:
-    return _fetch(r, AutoConfig.from_pretrained, trust_remote_code=trust_remote_code, **overrides)
+    return fetch(r, AutoConfig.from_pretrained, trust_remote_code=trust_remote_code, **overrides)
 
 
 def load_config(ref: str, *, trust_remote_code: bool = False) -> transformers.PretrainedConfig:
@@ -105,9 +69,9 @@ def load_classifier(ref: str, num_labels: int = 2, *, random_init: bool = False,
     else:
         # use_safetensors=None: safetensors when the checkpoint has them, .bin only as the fallback;
         # a classifier checkpoint with another label count gets a fresh head instead of an error
-        model = _fetch(r, AutoModelForSequenceClassification.from_pretrained, num_labels=num_labels,
-                       attn_implementation=attn, use_safetensors=None, ignore_mismatched_sizes=True,
-                       trust_remote_code=trust_remote_code)
+        model = fetch(r, AutoModelForSequenceClassification.from_pretrained, num_labels=num_labels,
+                      attn_implementation=attn, use_safetensors=None, ignore_mismatched_sizes=True,
+                      trust_remote_code=trust_remote_code)
     return tokenizer, model
 
 
@@ -125,26 +89,3 @@ def encoder_depth(model: ModelOrConfig) -> int:
 
 def encoder_width(model: ModelOrConfig) -> int:
     return int(_cfg(model).hidden_size)
-
-
-def max_positions(tokenizer: PreTrainedTokenizerFast, model: ModelOrConfig) -> int:
-    """The longest input (special tokens included) both the tokenizer and the position table accept."""
-    limits = []
-    if 0 < (tokenizer.model_max_length or 0) < _SANE_MAX_LENGTH:
-        limits.append(int(tokenizer.model_max_length))
-    config = _cfg(model)
-    n_pos = getattr(config, "max_position_embeddings", None)
-    if n_pos:
-        offset = (config.pad_token_id or 0) + 1 if config.model_type in _OFFSET_POSITION_FAMILIES else 0
-        limits.append(int(n_pos) - offset)
-    if not limits:
-        raise UserError(f"model {config.name_or_path!r}: neither the tokenizer nor the config gives a maximum length")
-    return min(limits)
-
-
-def model_depth(ref: str) -> int:
-    """Encoder depth from the model's config alone (a stand-in's from its spec, before it is built)."""
-    r = resolve(ref)
-    if r.kind == "tiny":
-        return TINY_SPECS[r.ref].layers
-    return int(load_config(ref).num_hidden_layers)

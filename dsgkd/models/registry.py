@@ -74,14 +74,22 @@ def _family_from_config(config_json: Path) -> str:
         raise UserError(f"model directory {config_json.parent}: unreadable config.json ({e})") from None
 
 
+def presets_hint(ref: str) -> str:
+    """A bare name that is no preset is most likely a misspelt one; an `owner/name` is meant as a hub id."""
+    return "" if "/" in ref else f" (presets: {', '.join(known_names())})"
+
+
 def _cached_family(hub_id: str) -> str:
-    """The family of a hub model if its config is already in the local HF cache; never downloads."""
+    """The family of a hub model if its config is already in the local HF cache; never downloads. A string
+    that cannot be a repo id fails here, before anything asks the cache or the hub about it."""
     from huggingface_hub import try_to_load_from_cache
+    from huggingface_hub.errors import HFValidationError
 
     try:
         hit = try_to_load_from_cache(hub_id, "config.json")
-    except ValueError:  # not a valid repo id; `load` reports it as unavailable
-        return "unknown"
+    except HFValidationError as e:
+        raise UserError(f"model {hub_id!r}: not a preset, not a local directory, and not a valid hub id "
+                        f"({str(e).splitlines()[0]}){presets_hint(hub_id)}") from None
     return _family_from_config(Path(hit)) if isinstance(hit, str) else "unknown"
 
 

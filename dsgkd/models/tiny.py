@@ -31,7 +31,7 @@ BATCH_SIZE = 32
 LONG_SEQ_LEN = 128  # the last LONG_FRACTION of the MLM steps, at the same tokens per step
 LONG_FRACTION = 0.1
 LR = 2e-3
-MODEL_MAX_LENGTH = 512
+MODEL_MAX_LENGTH = 512  # the stand-ins' length limit: tokenizer model_max_length = usable position rows
 EVAL_BLOCKS = 64
 
 

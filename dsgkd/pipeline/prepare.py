@@ -1,9 +1,10 @@
 """Everything a run needs before its first step, loaded and checked before anything is written.
 
-`prepare` loads the notes, both tokenizers and models, resolves the layer map against both depths and
-checks `max_length` against both models, so a bad ref, map or length is a one-line `UserError` raised
-before `dsgkd train` creates its output directory or a search starts Ray. It trains nothing: a teacher
-that must be fine-tuned first is made by `dsgkd.pipeline.teachers` and handed in as `teacher_dir`.
+`prepare` checks the run's shapes from the models' configs first (`dsgkd.pipeline.shapes`: layer map and
+`max_length` against both models), then loads the notes, both tokenizers and models, so a bad ref, map or
+length is a one-line `UserError` raised before `dsgkd train` creates its output directory or a search
+starts Ray. It trains nothing: a teacher that must be fine-tuned first is made by
+`dsgkd.pipeline.teachers` and handed in as `teacher_dir`.
 """
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ from dsgkd.core.engine import Prepared
 from dsgkd.core.features import encode_notes
 from dsgkd.core.layer_maps import resolve_layer_map
 from dsgkd.data.emr import Splits, load_splits, load_unlabeled
-from dsgkd.errors import UserError
-from dsgkd.models.load import encoder_depth, load_classifier, load_config, load_tokenizer, max_positions
+from dsgkd.models.load import encoder_depth, load_classifier, load_config, load_tokenizer
+from dsgkd.pipeline.shapes import check_shapes
 
 FEW_TERMS = 0.10  # share of KD notes with a term below which the user is told the KD terms are near zero
 
@@ -34,12 +35,6 @@ def load_transfer(cfg: RunConfig) -> list[str]:
     if not d.transfer_path:
         return []
     return load_unlabeled(d.transfer_path, d.transfer_text_col or d.text_col, d.encoding, d.max_transfer)
-
-
-def check_max_length(cfg: RunConfig, tok, model, role: str, ref: str) -> None:
-    limit = max_positions(tok, model)
-    if cfg.train.max_length > limit:
-        raise UserError(f"train.max_length {cfg.train.max_length} exceeds {role} '{ref}' limit of {limit} tokens")
 
 
 def load_teacher(cfg: RunConfig, *, attention: bool, teacher_dir: str | Path | None = None):
@@ -57,17 +52,17 @@ def load_teacher(cfg: RunConfig, *, attention: bool, teacher_dir: str | Path | N
 
 def prepare(cfg: RunConfig, *, splits: Splits | None = None, teacher_weights: bool = True,
             teacher_dir: str | Path | None = None) -> Prepared:
-    """Load and validate data, models and the layer map; encode the notes for both tokenizers once.
+    """Check shapes, load data and models, resolve the layer map; encode the notes for both tokenizers once.
 
     `teacher_weights=False` is for runs that read the teacher signal from a cache: only the teacher's
     tokenizer and config are loaded, not a frozen copy of its weights in every trial.
     """
+    cfg = check_shapes(cfg)
     splits = splits or load_splits(cfg.data)
     transfer = load_transfer(cfg)
     torch.manual_seed(cfg.train.seed)  # the student's fresh classifier head is drawn here
     s_tok, student = load_classifier(cfg.student.ref, random_init=cfg.student.random_init,
                                      output_attentions=cfg.distill.beta > 0)
-    check_max_length(cfg, s_tok, student, "student", cfg.student.ref)
     p = Prepared(cfg, splits, transfer, s_tok, student)
     if cfg.distill.kd_on:
         if teacher_weights:
@@ -75,7 +70,6 @@ def prepare(cfg: RunConfig, *, splits: Splits | None = None, teacher_weights: bo
             p.teacher_config = p.teacher.config
         else:
             p.teacher_tok, p.teacher_config = load_tokenizer(cfg.teacher.ref), load_config(cfg.teacher.ref)
-        check_max_length(cfg, p.teacher_tok, p.teacher_config, "teacher", cfg.teacher.ref)
         p.layer_pairs = resolve_layer_map(cfg.distill.layer_map, encoder_depth(p.teacher_config),
                                           encoder_depth(student))
     d, t = cfg.distill, cfg.train

@@ -16,10 +16,11 @@ from dsgkd.core.layer_maps import attention_states
 from dsgkd.core.teacher.cache import cache_key, write_cache
 from dsgkd.data.emr import Splits, load_splits
 from dsgkd.errors import UserError
-from dsgkd.models.load import encoder_depth
+from dsgkd.models.shape import model_depth
 from dsgkd.models.registry import resolve
 from dsgkd.models.tiny import cache_root
 from dsgkd.pipeline.prepare import load_teacher, load_transfer, prepare, train_texts
+from dsgkd.pipeline.shapes import check_shapes
 from dsgkd.storage import content_key, staged_dir
 
 
@@ -58,7 +59,9 @@ def finetuned_teacher_dir(cfg: RunConfig, splits: Splits) -> Path:
 
 
 def prepare_run(cfg: RunConfig, *, splits: Splits | None = None, teacher_weights: bool = True) -> Prepared:
-    """`prepare`, after fine-tuning the teacher when the config asks for one (and it is not cached yet)."""
+    """`prepare`, after fine-tuning the teacher when the config asks for one (and it is not cached yet); the
+    shapes are checked first, so a bad map or length never waits for a fine-tuning."""
+    cfg = check_shapes(cfg)
     splits = splits or load_splits(cfg.data)
     teacher_dir = None
     if cfg.distill.kd_on and teacher_weights and cfg.teacher.finetune:
@@ -73,14 +76,14 @@ def build_cache(cfg: RunConfig, layers: list[int], out_dir: str | Path, *, atten
     `attention` defaults to `distill.beta > 0`; a search passes True when any trial may ask for it.
     Returns the cache directory (reused when it already exists for the same key).
     """
+    depth = model_depth(cfg.teacher.ref)
+    if max(layers) > depth:
+        raise UserError(f"teacher cache: layer {max(layers)} out of range for '{cfg.teacher.ref}' (0..{depth})")
     splits = load_splits(cfg.data)
     transfer = load_transfer(cfg)
     attention = cfg.distill.beta > 0 if attention is None else attention
     teacher_dir = finetuned_teacher_dir(cfg, splits) if cfg.teacher.finetune else None
     tok, model = load_teacher(cfg, attention=attention, teacher_dir=teacher_dir)
-    depth = encoder_depth(model)
-    if max(layers) > depth:
-        raise UserError(f"teacher cache: layer {max(layers)} out of range for '{cfg.teacher.ref}' (0..{depth})")
     attn_layers = attention_states(layers) if attention else []
     d = cfg.distill
     fp = hashlib.sha256("\n".join([splits.fingerprint, *transfer]).encode()).hexdigest()

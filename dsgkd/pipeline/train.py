@@ -22,6 +22,7 @@ from dsgkd.core.features import encode_notes
 from dsgkd.core.metrics import evaluate_with_ci, mean_std, paired_bootstrap
 from dsgkd.core.steps import pick_device, predict
 from dsgkd.errors import UserError
+from dsgkd.pipeline.shapes import check_shapes
 from dsgkd.pipeline.teachers import prepare_run
 from dsgkd.storage import staged_dir
 
@@ -77,6 +78,7 @@ def train_one(cfg: RunConfig, out: Path, *, prepared: Prepared | None = None, lo
 
 def run_train(cfg: RunConfig, out: str | Path, *, overwrite: bool = False, log=print) -> dict:
     pick_device(cfg.train.device)  # a device this machine lacks is an error before any data is read
+    cfg = check_shapes(cfg)  # config.yaml records the layer map `auto` stood for
     prepared = prepare_run(cfg)  # every input error surfaces here, before `out` exists
     with staged_output(Path(out), overwrite=overwrite) as stage:
         metrics = train_one(cfg, stage, prepared=prepared, log=log)
@@ -91,6 +93,7 @@ def run_seeds(cfg: RunConfig, out: str | Path, seeds: list[int], *, overwrite: b
     if not cfg.distill.kd_on:
         raise UserError("--seeds compares DSG-KD with its KD-off control: set alpha, beta or gamma > 0")
     pick_device(cfg.train.device)
+    cfg = check_shapes(cfg)  # both arms and config.yaml record the layer map `auto` stood for
     arms = {"dsgkd": cfg, "control": cfg.model_copy(update={"distill": cfg.distill.control()})}
     first = prepare_run(cfg.with_overrides({"train.seed": seeds[0]}))
     runs: dict[str, list[dict]] = {arm: [] for arm in arms}

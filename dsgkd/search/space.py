@@ -181,6 +181,9 @@ class SearchSpace(_Strict):
                 raise ValueError(f"pairs: name {name!r} must be non-empty and contain no '/'; set pairs[].name")
         if len(set(names)) != len(names):
             raise ValueError(f"pairs: repeated pair {sorted(n for n in names if names.count(n) > 1)[0]!r}")
+        if "auto" in self.layer_maps:  # it would sample 'all' or 'uniform' twice, under two names
+            raise ValueError("layer_maps: 'auto' is a single run's default (all on equal depths, else uniform); "
+                             "list the maps to search, e.g. [all, uniform]: each pair keeps those its depths allow")
         for key, dist in self.params.items():
             if key in RESERVED:
                 raise ValueError(f"params.{key}: chosen by `{RESERVED[key]}`, not params")

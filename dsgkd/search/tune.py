@@ -26,7 +26,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from dsgkd.config import RunConfig
 from dsgkd.errors import NonFiniteLossError, UserError
-from dsgkd.models.load import model_depth
+from dsgkd.models.shape import model_depth
 from dsgkd.search import distributed
 from dsgkd.search.asha import ResumableASHA
 from dsgkd.search.local_ray import concurrency as trial_concurrency

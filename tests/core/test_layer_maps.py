@@ -2,7 +2,7 @@
 import pytest
 
 from dsgkd.core.layer_maps import (LAYER_MAPS, Match, attention_pairs, layer_matches, match_groups,
-                                   resolve_layer_map)
+                                   named_layer_map, resolve_layer_map)
 from dsgkd.errors import UserError
 from dsgkd.registry import Registry
 
@@ -13,6 +13,14 @@ def test_strategies_by_hand():
     assert resolve_layer_map("last_k:2", 4, 2) == [(3, 1), (4, 2)]
     assert resolve_layer_map("first_last", 4, 2) == [(0, 0), (4, 2)]
     assert resolve_layer_map("0:0,4:2", 4, 2) == [(0, 0), (4, 2)]
+
+
+def test_auto_is_all_on_equal_depths_and_uniform_elsewhere():
+    assert named_layer_map("auto", 4, 4) == "all" and named_layer_map("auto", 6, 2) == "uniform"
+    assert resolve_layer_map("auto", 4, 4) == resolve_layer_map("all", 4, 4)
+    assert resolve_layer_map("auto", 6, 2) == resolve_layer_map("uniform", 6, 2) == [(0, 0), (3, 1), (6, 2)]
+    for explicit in ("skip", "last_k:2", "0:0,4:2", [(0, 0), (4, 2)]):
+        assert named_layer_map(explicit, 4, 2) == explicit
 
 
 def test_unknown_names_list_the_registry():

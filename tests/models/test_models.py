@@ -12,9 +12,9 @@ from transformers import AutoModel, AutoModelForSequenceClassification, AutoToke
 
 from dsgkd.errors import UserError
 from dsgkd.models import build, tiny
-from dsgkd.models.load import (encoder_depth, encoder_width, load_classifier, load_config, load_tokenizer,
-                               max_positions)
+from dsgkd.models.load import encoder_depth, encoder_width, load_classifier, load_config, load_tokenizer
 from dsgkd.models.registry import PRESETS, resolve
+from dsgkd.models.shape import ModelShape, max_length_limit, model_shape
 
 NAMES = list(tiny.TINY_SPECS)
 NOTE = "3일전부터 Fever로 내원, r/o UTI. SpO2 98%"
@@ -171,8 +171,9 @@ def test_helpers_and_the_longest_input(tiny_dirs, name):
     spec = tiny.TINY_SPECS[name]
     assert (encoder_depth(model), encoder_width(model)) == (spec.layers, spec.hidden)
     assert load_config(name).num_hidden_layers == spec.layers
-    limit = max_positions(tok, model)
+    limit = max_length_limit(model.config, tok.model_max_length)
     assert limit >= 384
+    assert model_shape(name) == ModelShape(spec.layers, limit)  # what the spec alone says is what was built
     batch = tok(" ".join(["fever"] * 1000), truncation=True, max_length=limit, return_tensors="pt")
     assert batch["input_ids"].shape[1] == limit
     model(**batch)  # the whole position table is usable, including XLM-R's padding offset

@@ -41,13 +41,15 @@ def small_cfg(notes, **over) -> RunConfig:
 @pytest.mark.parametrize("teacher, student", PAIRS)
 def test_train_each_seed_pair_and_reload_the_student(notes_csv, tmp_path, teacher, student, capsys):
     out = tmp_path / "run"
-    assert main(train_args(notes_csv, out, "--teacher", teacher, "--student", student,
-                           "--layer-map", "uniform")) == 0
+    assert main(train_args(notes_csv, out, "--teacher", teacher, "--student", student)) == 0
     assert "test auroc" in capsys.readouterr().out
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["test"]) >= {"auroc", "auprc", "f1", "brier", "ece"}
     assert metrics["test"]["auroc"]["ci_low"] <= metrics["test"]["auroc"]["value"] <= metrics["test"]["auroc"]["ci_high"]
     assert RunConfig.from_yaml(out / "config.yaml").student.ref == student
+    # the default layer map, auto, is recorded as the map it stood for: the paper's on equal depths (4 and 4)
+    recorded = RunConfig.from_yaml(out / "config.yaml").distill.layer_map
+    assert recorded == ("all" if (teacher, student) == ("kmbert-tiny", "xlmr-tiny") else "uniform")
     preds = pd.read_csv(out / "predictions.csv")
     model = AutoModelForSequenceClassification.from_pretrained(out / "student").eval()
     tok = AutoTokenizer.from_pretrained(out / "student")
@@ -78,7 +80,7 @@ def test_local_hf_directory_as_teacher_and_student(notes_csv, tmp_path, local_be
 def test_seeds_compare_against_the_kd_off_control(notes_csv, tmp_path, capsys):
     out = tmp_path / "seeds"
     assert main(train_args(notes_csv, out, "--teacher", "kmbert-tiny", "--student", "kobert-tiny",
-                           "--layer-map", "uniform", "--seeds", "0,1")) == 0
+                           "--seeds", "0,1")) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["test"]) == {"dsgkd", "control"}
     assert 0 <= summary["paired_auroc_dsgkd_minus_control"]["p_value"] <= 1
@@ -86,6 +88,7 @@ def test_seeds_compare_against_the_kd_off_control(notes_csv, tmp_path, capsys):
     kd = RunConfig.from_yaml(out / "seed_1" / "dsgkd" / "config.yaml")
     assert (control.distill.alpha, control.distill.beta, control.distill.gamma) == (0, 0, 0)
     assert control.train == kd.train and control.student == kd.student
+    assert {c.distill.layer_map for c in (control, kd, RunConfig.from_yaml(out / "config.yaml"))} == {"uniform"}
     assert "paired bootstrap" in capsys.readouterr().out
 
 

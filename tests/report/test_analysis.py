@@ -51,7 +51,7 @@ def standin_run(cluster, notes_csv, tmp_path_factory):
     import this test module)."""
     from ray import tune
 
-    from dsgkd.models.load import model_depth
+    from dsgkd.models.shape import model_depth
     from dsgkd.search.tune import _new_tuner
     from dsgkd.search.space import resolve_pairs
 

@@ -54,6 +54,7 @@ def write(tmp_path, text: str) -> Path:
     ("pairs: [{teacher: a, student: b}]\nbase: {distill: {alpha: 0.1}}\n", "include_paper_defaults: distill.alpha=0.6"),
     ("pairs: [{teacher: a, student: b}]\ninclude_control: true\n", "include_control: distill.alpha=0.0"),
     ("pairs: [{teacher: a, student: b}, {teacher: a, student: b}]\n", "repeated pair 'a>b'"),
+    ("pairs: [{teacher: a, student: b}]\nlayer_maps: [all, auto]\n", "layer_maps: 'auto' is a single run's default"),
     ("pairs: [{teacher: a, student: b}]\nstart_points: [{distill.beta: 0.1}]\n",
      "start_points[0].distill.beta: not a searched param"),
     ("pairs: [{teacher: a, student: b}]\nparams: {distill.alpha: {type: float, low: 0, high: 1}}\n"
