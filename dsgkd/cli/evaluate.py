@@ -37,6 +37,8 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     import json
+    import sys
+    import warnings
 
     from dsgkd.core.metrics import METRICS
     from dsgkd.pipeline.serve import evaluate_file, load_student
@@ -47,9 +49,14 @@ def run(args) -> int:
         raise UserError(f"--n-bootstrap {args.n_bootstrap}: must be at least 1")
     student = load_student(args.model, args.device)
     meta = student.meta
-    result = evaluate_file(student, args.data, text_col=args.text_col or meta["text_col"],
-                           label_col=args.label_col or meta["label_col"], encoding=args.encoding or meta["encoding"],
-                           n_boot=args.n_bootstrap, seed=args.seed, batch_size=args.batch_size)
+    with warnings.catch_warnings(record=True) as caught:  # rows dropped for empty text: one line each
+        warnings.simplefilter("always", UserWarning)
+        result = evaluate_file(student, args.data, text_col=args.text_col or meta["text_col"],
+                               label_col=args.label_col or meta["label_col"],
+                               encoding=args.encoding or meta["encoding"], n_boot=args.n_bootstrap, seed=args.seed,
+                               batch_size=args.batch_size)
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
     print(f"{result['n']} notes ({result['n_positive']} positive), threshold {result['threshold']:.6g} "
           f"({result['threshold_rule']} on validation); 95% bootstrap CI over {args.n_bootstrap} draws")
     for m in METRICS:

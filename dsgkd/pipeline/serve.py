@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -75,8 +74,8 @@ def student_dir(path: str | os.PathLike) -> Path:
     inner = sorted(str(p.parent.relative_to(path)) for p in path.glob("seed_*/*/student"))
     if inner:
         raise UserError(f"{path}: a multi-seed run; pass one of its students, e.g. {path / inner[0]}")
-    raise UserError(f"{path}: no {STUDENT_META} here or in {path / 'student'} (not a student written by "
-                    "`dsgkd train`; its threshold is unknown)")
+    raise UserError(f"{path}: no {STUDENT_META} here or in {path / 'student'}, so the decision threshold is "
+                    "unknown (not a student written by `dsgkd train`, or by one older than `dsgkd evaluate`)")
 
 
 def load_student(path: str | os.PathLike, device: str = "cpu") -> Student:
@@ -86,8 +85,11 @@ def load_student(path: str | os.PathLike, device: str = "cpu") -> Student:
     try:
         meta = json.loads((where / STUDENT_META).read_text(encoding="utf-8"))
         float(meta["threshold"]), int(meta["max_length"]), int(meta["batch_size"])
-    except (ValueError, KeyError, TypeError) as e:
+    except (OSError, ValueError, KeyError, TypeError) as e:
         raise UserError(f"{where / STUDENT_META}: unreadable ({type(e).__name__}: {e})") from None
+    if meta.get("format", 0) > META_FORMAT:
+        raise UserError(f"{where / STUDENT_META}: format {meta['format']} is newer than this dsgkd "
+                        f"({__version__}) reads; upgrade dsgkd")
     try:
         tokenizer = AutoTokenizer.from_pretrained(where, local_files_only=True)
         model = AutoModelForSequenceClassification.from_pretrained(where, local_files_only=True)
@@ -151,11 +153,7 @@ def evaluate_file(student: Student, data, *, text_col: str, label_col: str, enco
                   chunk_rows: int = PREDICT_CHUNK_ROWS) -> dict[str, Any]:
     """Metrics with bootstrap CIs on a labelled file at the student's stored threshold, read and
     validated as training reads its files (rows with empty text dropped, with a warning)."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        ds, dropped = load_labelled(data, text_col, label_col, encoding=encoding, classes=student.meta.get("classes"))
-    for w in caught:
-        warnings.warn(w.message, w.category, stacklevel=2)
+    ds, dropped = load_labelled(data, text_col, label_col, encoding=encoding, classes=student.meta.get("classes"))
     y = np.asarray(ds["label"])
     p = predict_probs(student, list(ds["text"]), batch_size=batch_size, chunk_rows=chunk_rows)
     return {"model": str(student.path), "data": str(data), "n": int(len(y)), "n_positive": int(y.sum()),

@@ -92,6 +92,29 @@ def test_evaluate_scores_at_the_stored_threshold(run_dir, notes_csv, tmp_path):
     assert got["threshold"] == student.threshold
 
 
+def test_evaluate_drops_empty_notes_as_train_does_and_says_so(run_dir, notes_csv, tmp_path, capsys):
+    notes = pd.read_csv(notes_csv, dtype=str)
+    notes.loc[3, "ER_DHX"] = " "
+    notes.to_csv(tmp_path / "notes.csv", index=False)
+    report = tmp_path / "eval.json"
+    assert main(["evaluate", "--model", str(run_dir), "--data", str(tmp_path / "notes.csv"), "--n-bootstrap", "20",
+                 "--json", str(report)]) == 0
+    assert "warning: dropped 1 rows with empty text" in capsys.readouterr().err
+    got = json.loads(report.read_text())
+    assert (got["n"], got["dropped_empty"]) == (len(notes) - 1, 1)
+
+
+def test_a_student_from_a_newer_dsgkd_is_refused_in_one_line(run_dir, tmp_path, notes_csv, capsys):
+    import shutil
+
+    student = tmp_path / "student"
+    shutil.copytree(run_dir / "student", student)
+    meta = json.loads((student / STUDENT_META).read_text())
+    (student / STUDENT_META).write_text(json.dumps({**meta, "format": 99}))
+    assert main(["predict", "--model", str(student), "--data", str(notes_csv), "--out", str(tmp_path / "p.csv")]) == 2
+    assert "format 99 is newer" in capsys.readouterr().err
+
+
 def _hf_probs(student_dir, texts):
     """P(positive) straight from the Hugging Face classes, one note at a time: no dsgkd code involved."""
     model = AutoModelForSequenceClassification.from_pretrained(student_dir).eval()
@@ -174,6 +197,25 @@ def test_predict_20000_rows_in_bounded_memory(run_dir, notes_csv, tmp_path):
     assert float(growth_mb) < 60, growth_mb
     preds = pd.read_csv(tmp_path / "preds.csv", usecols=["PT_ID"])
     assert len(preds) == 20_000 and preds["PT_ID"].iloc[-1] == "p19999"
+
+
+def test_predict_scores_and_writes_each_chunk_before_reading_the_next(run_dir, notes_csv, tmp_path, monkeypatch):
+    import dsgkd.pipeline.serve as serve
+
+    events, real_chunks, real_probs = [], serve.iter_chunks, serve.predict_probs
+
+    def chunks(*args, **kwargs):
+        for k, item in enumerate(real_chunks(*args, **kwargs)):
+            events.append(("read", k, len(item[0])))
+            yield item
+
+    monkeypatch.setattr(serve, "iter_chunks", chunks)
+    monkeypatch.setattr(serve, "predict_probs", lambda s, texts, **kw: events.append(("score", len(texts)))
+                        or real_probs(s, texts, **kw))
+    serve.predict_file(load_student(run_dir), notes_csv, tmp_path / "p.csv", text_col="ER_DHX", chunk_rows=100,
+                       log=lambda line: events.append(("log", line)))
+    assert [e[0] for e in events] == ["read", "score", "log"] * 3
+    assert [e[2] for e in events if e[0] == "read"] == [100, 100, 40]
 
 
 def _write(path, text, encoding="utf-8"):
