@@ -29,8 +29,8 @@ BLOCK = 1 << 20  # bytes per read while checking the encoding
 def iter_chunks(path, columns: list[str], encoding: str = "utf-8", rows: int = 4096
                 ) -> Iterator[tuple[pd.DataFrame, float]]:
     """(the next at most `rows` rows, restricted to `columns` (distinct names) in that order; the fraction
-    of the file read so far), in file order; an empty file yields nothing. Raises `UserError` before yielding anything for a file that cannot be
-    read or lacks a column."""
+    of the file read so far), in file order; an empty file yields nothing. Raises `UserError` at the call,
+    before anything is yielded, for a file that cannot be read or lacks a column."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path}: no such file")
@@ -45,7 +45,7 @@ def iter_chunks(path, columns: list[str], encoding: str = "utf-8", rows: int = 4
     codec = check_encoding(path, encoding)
     if kind == "jsonl":
         return _jsonl(path, columns, codec, rows)
-    return _csv(path, columns, codec, "\t" if kind == "tsv" else ",", rows)
+    return _csv(path, columns, codec, kind, rows)
 
 
 def check_encoding(path: Path, encoding: str) -> str:
@@ -91,35 +91,34 @@ def _first_bad_byte(path: Path, codec: str) -> tuple[int, int, int] | None:
 def _decodes(path: Path, codec: str) -> bool:
     if codec == "utf-16":
         with open(path, "rb") as f:
-            if not f.read(2) in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+            if f.read(2) not in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
                 return False  # almost any even-length byte string "decodes" as UTF-16
     return _first_bad_byte(path, codec) is None
 
 
-def _csv(path: Path, columns: list[str], codec: str, sep: str, rows: int):
-    kw = dict(sep=sep, dtype=str, keep_default_na=False, na_values=[""], encoding=codec)
+def _csv(path: Path, columns: list[str], codec: str, kind: str, rows: int):
+    kw = dict(sep="\t" if kind == "tsv" else ",", dtype=str, keep_default_na=False, na_values=[""], encoding=codec)
     try:
         header = pd.read_csv(path, nrows=0, **kw)
     except pd.errors.EmptyDataError:
         raise UserError(f"{path}: no rows (the file is empty)") from None
     except (pd.errors.ParserError, ValueError) as e:
-        raise UserError(f"{path}: not a valid {'TSV' if sep == chr(9) else 'CSV'} file ({_first_line(e)})") from None
+        raise UserError(f"{path}: not a valid {kind.upper()} file ({_first_line(e)})") from None
     _require_columns(path, header, columns)
-    return _csv_rows(path, columns, kw, rows)
+    return _csv_rows(path, columns, kw, kind, rows)
 
 
-def _csv_rows(path: Path, columns: list[str], kw: dict, rows: int):
+def _csv_rows(path: Path, columns: list[str], kw: dict, kind: str, rows: int):
     size = max(1, path.stat().st_size)
     with open(path, "rb") as f:
-        reader = pd.read_csv(f, usecols=columns, chunksize=rows, **kw)
+        reader = pd.read_csv(f, chunksize=rows, **kw)  # all columns: a row with a field too many is an error
         while True:
             try:
                 chunk = next(reader)
             except StopIteration:
                 return
             except (pd.errors.ParserError, ValueError) as e:
-                raise UserError(f"{path}: not a valid {'TSV' if kw['sep'] == chr(9) else 'CSV'} file "
-                                f"({_first_line(e)})") from None
+                raise UserError(f"{path}: not a valid {kind.upper()} file ({_first_line(e)})") from None
             yield chunk[columns], min(1.0, f.tell() / size)
 
 

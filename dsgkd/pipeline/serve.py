@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
+import torch
 
 from dsgkd import __version__
 from dsgkd.config import RunConfig
@@ -95,7 +96,12 @@ def load_student(path: str | os.PathLike, device: str = "cpu") -> Student:
         model = AutoModelForSequenceClassification.from_pretrained(where, local_files_only=True)
     except (OSError, ValueError) as e:
         raise UserError(f"{where}: cannot load the student ({str(e).splitlines()[0]})") from None
-    dev = pick_device(device)
+    try:
+        dev = pick_device(device)
+    except RuntimeError:
+        raise UserError(f"--device {device!r}: expected auto, cpu or cuda") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {device}: no CUDA device on this machine")
     return Student(model.to(dev).eval(), tokenizer, meta, where, dev)
 
 

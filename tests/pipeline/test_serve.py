@@ -66,6 +66,21 @@ def test_the_model_card_states_provenance_metrics_threshold_and_limits(run_dir):
     assert f"| f1 | {metrics['val']['f1']:.4f} |" in text  # the validation table
 
 
+def test_the_card_of_a_hub_student_names_its_base_model_and_the_run_s_choices(run_dir):
+    from dsgkd.pipeline.card import render_card
+
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    cfg = RunConfig.from_yaml(run_dir / "config.yaml").with_overrides({
+        "student.ref": "xlmr", "teacher.finetune": True, "teacher.random_init": True, "distill.gamma": 0.5,
+        "data.classes": ["routine", "urgent"], "data.test_path": "held_out.csv"})
+    card = ModelCard(render_card(cfg, metrics, [(0, 0), (4, 2)]))
+    assert card.data.base_model == "FacebookAI/xlm-roberta-base"
+    assert "offline-stand-in" in card.data.tags  # the teacher is still a stand-in
+    for needle in ("random-init twin", "fine-tuned on the task first", "| gamma (logit KD) | 0.5 |",
+                   "classes ['routine', 'urgent']", "held_out.csv", "uniform → [(0, 0), (4, 2)]"):
+        assert needle in card.text, needle
+
+
 def test_evaluate_on_the_test_split_reproduces_the_runs_test_metrics(run_dir, test_split_csv, tmp_path, capsys):
     report = tmp_path / "eval.json"
     assert main(["evaluate", "--model", str(run_dir), "--data", str(test_split_csv), "--n-bootstrap", "50",
@@ -231,6 +246,7 @@ def _write(path, text, encoding="utf-8"):
      "try --encoding cp949"),
     (lambda d: _write(d / "notes.xlsx", "x"), [], "unsupported format"),
     (lambda d: _write(d / "ok.csv", "ER_DHX,LABEL\nfever,1\ncough,0\n"), ["--batch-size", "0"], "--batch-size"),
+    (lambda d: _write(d / "ok.csv", "ER_DHX,LABEL\nfever,1\ncough,0\n"), ["--device", "gpu"], "--device 'gpu'"),
 ])
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(run_dir, tmp_path, capsys, command, make, extra, needle):
     data = make(tmp_path)
@@ -249,16 +265,20 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(run_dir, tmp_path, c
     (["predict", "--data", "{notes}", "--out", "{notes}"], "is the input file"),
     (["predict", "--data", "{notes}", "--id-col", "label", "--out", "{tmp}/p.csv"], "already has a column"),
     (["predict", "--data", "{empty}", "--out", "{tmp}/p.csv"], "no rows"),
+    (["predict", "--data", "{ragged}", "--chunk-rows", "1", "--out", "{tmp}/p.csv"], "Expected 1 fields in line 4"),
 ])
 def test_bad_arguments_exit_2_with_one_line(run_dir, notes_csv, tmp_path, capsys, argv, needle):
     _write(tmp_path / "labels.csv", "ER_DHX,LABEL\nfever,1\ncough,2\n")
     _write(tmp_path / "empty.csv", "ER_DHX\n")
-    fill = {"data_labels": tmp_path / "labels.csv", "notes": notes_csv, "tmp": tmp_path, "empty": tmp_path / "empty.csv"}
+    _write(tmp_path / "ragged.csv", "ER_DHX\nfever\ncough\nrash, itch\n")  # found after two chunks were written
+    fill = {"data_labels": tmp_path / "labels.csv", "notes": notes_csv, "tmp": tmp_path, "empty": tmp_path / "empty.csv",
+            "ragged": tmp_path / "ragged.csv"}
     argv = [a.format(**fill) for a in argv]
     assert main([argv[0], "--model", str(run_dir), *argv[1:]]) == 2
-    err = capsys.readouterr().err.strip()
-    assert needle in err and len(err.splitlines()) == 1
-    assert not (tmp_path / "p.csv").exists()
+    *progress, error = capsys.readouterr().err.strip().splitlines()  # a row found bad mid-file follows progress
+    assert needle in error and error.startswith(f"dsgkd {argv[0]}: error: ")
+    assert all(line.startswith("predict: ") for line in progress)
+    assert not (tmp_path / "p.csv").exists() and not list(tmp_path.glob(".p.csv*"))
 
 
 def test_a_directory_that_is_not_a_dsgkd_student_is_one_line(local_bert_dir, tmp_path, notes_csv, capsys):
