@@ -37,3 +37,6 @@ def lower_is_better(metric: str) -> bool:
 
 def direction(metric: str) -> str:
     return "min" if lower_is_better(metric) else "max"
+
+# `dsgkd predict`: rows read, encoded and scored together (memory is bounded by one chunk)
+PREDICT_CHUNK_ROWS = 4096

@@ -22,9 +22,11 @@ from dsgkd.core.features import encode_notes
 from dsgkd.core.metrics import evaluate_with_ci, mean_std, paired_bootstrap
 from dsgkd.core.steps import pick_device, predict
 from dsgkd.errors import UserError
+from dsgkd.pipeline.card import render_card
+from dsgkd.pipeline.serve import write_meta
 from dsgkd.pipeline.shapes import check_shapes
 from dsgkd.pipeline.teachers import prepare_run
-from dsgkd.storage import staged_dir
+from dsgkd.storage import atomic_write_text, staged_dir
 
 
 @contextlib.contextmanager
@@ -51,7 +53,8 @@ def test_predictions(result, cfg: RunConfig) -> tuple[np.ndarray, np.ndarray]:
 
 
 def train_one(cfg: RunConfig, out: Path, *, prepared: Prepared | None = None, log=print) -> dict:
-    """Fit, pick the threshold on validation, evaluate once on test, and write the run to `out`."""
+    """Fit, pick the threshold on validation, evaluate once on test, and write the run to `out`; the student
+    directory carries its threshold (`serve.STUDENT_META`) and a model card (README.md)."""
     started = time.time()
     result = fit(cfg, prepared or prepare_run(cfg),
                  on_epoch=lambda r: log(_epoch_line(r.epoch, r.metrics, cfg.train.select_metric)))
@@ -73,6 +76,8 @@ def train_one(cfg: RunConfig, out: Path, *, prepared: Prepared | None = None, lo
     pd.DataFrame({"label": y, "prob": p}).to_csv(out / "predictions.csv", index_label="row")
     result.model.save_pretrained(out / "student")
     result.tokenizer.save_pretrained(out / "student")
+    write_meta(out / "student", cfg, metrics)
+    atomic_write_text(out / "student" / "README.md", render_card(cfg, metrics, result.prepared.layer_pairs))
     return metrics
 
 

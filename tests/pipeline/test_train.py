@@ -90,6 +90,12 @@ def test_seeds_compare_against_the_kd_off_control(notes_csv, tmp_path, capsys):
     assert control.train == kd.train and control.student == kd.student
     assert {c.distill.layer_map for c in (control, kd, RunConfig.from_yaml(out / "config.yaml"))} == {"uniform"}
     assert "paired bootstrap" in capsys.readouterr().out
+    for seed in (0, 1):  # every arm's student carries its own threshold and card
+        for arm in ("dsgkd", "control"):
+            run = out / f"seed_{seed}" / arm
+            meta = json.loads((run / "student" / "dsgkd.json").read_text())
+            assert meta["threshold"] == json.loads((run / "metrics.json").read_text())["threshold"]
+    assert "KD-off control" in (out / "seed_1" / "control" / "student" / "README.md").read_text()
 
 
 @pytest.mark.parametrize("extra, needle", [

@@ -1,0 +1,118 @@
+"""The model card (README.md) every student directory `dsgkd train` writes carries.
+
+A student copied out of its run loses config.yaml and metrics.json beside it; the card keeps what a
+reader of the weights needs: where they came from (teacher, student, data fingerprint, distillation
+settings), how well they did (validation, and test with bootstrap CIs at the threshold frozen on
+validation), the threshold itself, and what they are not fit for. The YAML front matter is the Hugging
+Face model-card convention (`huggingface_hub.ModelCardData`, rendered offline), so the hub and
+`ModelCard.load` read it. It lives in `pipeline`, not `report`, because `train` writes it and an inner
+layer may not import an outer one.
+"""
+from __future__ import annotations
+
+from huggingface_hub import ModelCardData
+
+from dsgkd.config import RunConfig
+from dsgkd.core.metrics import METRICS
+from dsgkd.errors import UserError
+from dsgkd.models.registry import resolve
+from dsgkd.models.tiny import TINY_SPECS
+from dsgkd.pipeline.serve import STUDENT_META
+
+
+def base_model(ref: str) -> str | None:
+    """The hub id a student started from, for the card's `base_model`; None for stand-ins and directories."""
+    try:
+        r = resolve(ref)
+    except UserError:  # a directory that has gone since training
+        return None
+    return r.source if r.kind in ("preset", "hub") else None
+
+
+def stand_ins(cfg: RunConfig) -> list[str]:
+    return [ref for ref in (cfg.teacher.ref, cfg.student.ref) if ref in TINY_SPECS]
+
+
+def card_data(cfg: RunConfig) -> ModelCardData:
+    tags = ["dsgkd", "knowledge-distillation", "clinical-notes", "code-switching"]
+    return ModelCardData(library_name="transformers", pipeline_tag="text-classification",
+                         base_model=base_model(cfg.student.ref),
+                         tags=tags + (["offline-stand-in", "synthetic-data"] if stand_ins(cfg) else []))
+
+
+def _fmt(v) -> str:
+    return f"{v:.4f}" if isinstance(v, float) else str(v)
+
+
+def _g(v: float) -> str:
+    return f"{v:g}"
+
+
+def _table(header: list[str], rows: list[list]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+            *("| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows)]
+
+
+def render_card(cfg: RunConfig, metrics: dict, layer_pairs: list[tuple[int, int]]) -> str:
+    """The card as Markdown with YAML front matter, from the run's resolved config and metrics.json."""
+    d, t, data = cfg.distill, metrics["test"], metrics["data"]
+    kd = "KD-off control (alpha = beta = gamma = 0)" if not d.kd_on else "DSG-KD"
+    teacher = cfg.teacher.ref + (" (random-init twin, knowledge-free control)" if cfg.teacher.random_init else "") \
+        + (" (fine-tuned on the task first)" if cfg.teacher.finetune else "")
+    lines = [
+        "---", card_data(cfg).to_yaml(), "---", "",
+        f"# {cfg.student.ref} distilled from {cfg.teacher.ref} ({kd})", "",
+        f"A binary note classifier: `{cfg.student.ref}` fine-tuned on labelled notes "
+        + (f"while distilling the frozen teacher `{cfg.teacher.ref}` on the code-switched terms of each note "
+           "(DSG-KD, arXiv 2409.14904)" if d.kd_on else "with every distillation weight at zero (the KD-off "
+           "control of DSG-KD, arXiv 2409.14904: same head, schedule and data)")
+        + f", written by `dsgkd train` (dsgkd {metrics['dsgkd_version']}, seed {metrics['seed']}).", "",
+        "## Decision threshold", "",
+        f"A note is positive iff P(class 1) = softmax(logits)[1] >= **{metrics['threshold']:.6g}**, chosen on "
+        f"validation by the `{metrics['threshold_rule']}` rule and frozen for test. It is stored with the model "
+        f"in `{STUDENT_META}`, with `max_length` {cfg.train.max_length} (longer notes are truncated) and the "
+        "training data's columns; `dsgkd predict` and `dsgkd evaluate` apply it.", "",
+        "```bash",
+        "dsgkd predict  --model DIR --data notes.csv --text-col "
+        f"{cfg.data.text_col} [--id-col ID] --out preds.csv",
+        f"dsgkd evaluate --model DIR --data labelled.csv --text-col {cfg.data.text_col} --label-col "
+        f"{cfg.data.label_col}",
+        "```", "",
+        "## Training", "",
+        *_table(["setting", "value"], [
+            ["teacher", teacher], ["student", cfg.student.ref + (" (random init)" if cfg.student.random_init else "")],
+            ["alpha (hidden-state KD)", _g(d.alpha)], ["beta (attention KD)", _g(d.beta)],
+            ["gamma (logit KD)", _g(d.gamma)], ["temperature", _g(d.temperature)], ["layer map", f"{d.layer_map} → {layer_pairs}"],
+            ["selector (terms distilled)", d.selector], ["max terms per note", d.max_terms],
+            ["hidden loss", d.hidden_loss], ["projection", d.projection],
+            ["epochs (best)", f"{cfg.train.epochs} ({metrics['best_epoch']})"],
+            ["batch size", cfg.train.batch_size], ["max length", cfg.train.max_length],
+            ["learning rates (encoder, head)", f"{cfg.train.lr_encoder:g}, {cfg.train.lr_head:g}"],
+            ["best epoch selected by", f"validation {cfg.train.select_metric}"]]), "",
+        "## Data", "",
+        f"`{cfg.data.path}`" + "".join(f", `{p}`" for p in (cfg.data.val_path, cfg.data.test_path) if p)
+        + f": text column `{cfg.data.text_col}`, label column `{cfg.data.label_col}`"
+        + (f" (classes {cfg.data.classes}, negative first)" if cfg.data.classes else " (0/1)")
+        + f"; content fingerprint `{data['fingerprint']}` (train, validation and test splits); "
+        f"{data['n_train']} train, {data['n_val']} validation, {data['n_test']} test notes; "
+        f"{data['dropped_empty']} empty notes dropped; {data['n_transfer']} unlabelled transfer notes.", "",
+        "## Validation (best epoch)", "",
+        *_table(["metric", "value"], [[k, v] for k, v in metrics["val"].items()]), "",
+        f"## Test ({data['n_test']} notes, threshold from validation, 95% bootstrap CI over "
+        f"{cfg.eval.n_bootstrap} draws)", "",
+        *_table(["metric", "value", "95% CI"],
+                [[m, t[m]["value"], f"[{_fmt(t[m]['ci_low'])}, {_fmt(t[m]['ci_high'])}]"] for m in METRICS if m in t]),
+        "", "## Intended use and limits", "",
+        "- Research use: studying knowledge distillation for classifying code-switched clinical notes.",
+        "- Not a medical device. As triage decision support it is not validated clinically: it must not "
+        "decide or delay anyone's care, and it does not replace clinical judgement.",
+        "- The metrics hold for notes like the test split above (same source, period, prevalence and "
+        "writing), and the threshold was tuned to the validation split. Re-measure on your own "
+        "labelled notes with `dsgkd evaluate` before relying on either.",
+        f"- Notes longer than {cfg.train.max_length} tokens are truncated; empty notes are not scored.",
+    ]
+    if stand_ins(cfg):
+        lines.append(f"- {' and '.join(f'`{r}`' for r in stand_ins(cfg))}: offline stand-in models (tiny, pretrained "
+                     "briefly on dsgkd's synthetic corpora), used with synthetic notes (`dsgkd synth`) to test "
+                     "the software. These numbers say nothing about real patients or real checkpoints.")
+    return "\n".join(lines) + "\n"
