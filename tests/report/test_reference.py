@@ -1,0 +1,42 @@
+"""The non-neural reference row, and the demo's verdict that reads the final table against it."""
+import numpy as np
+
+from dsgkd.config import DataConfig
+from dsgkd.data.emr import load_splits
+from dsgkd.experiments.demo import verdict
+from dsgkd.report.reference import C_GRID, ngram_reference
+
+
+def test_ngram_reference_learns_the_synthetic_task_and_freezes_its_threshold_on_validation(tmp_path):
+    from dsgkd.data.synthetic import generate_notes, write_table
+
+    path = tmp_path / "notes.csv"
+    write_table(generate_notes(1200, seed=3), path)
+    splits = load_splits(DataConfig(path=str(path), text_col="ER_DHX", label_col="LABEL", group_col="PT_ID"))
+    ref = ngram_reference(splits, n_boot=200)
+    assert ref["C"] in C_GRID
+    assert ref["test"]["auroc"]["value"] > 0.75  # a broken feature path or shuffled labels gives ~0.5
+    assert ref["test"]["auroc"]["ci_low"] < ref["test"]["auroc"]["value"] < ref["test"]["auroc"]["ci_high"]
+    assert 0 < ref["threshold"] < 1
+    again = ngram_reference(splits, n_boot=200)
+    assert np.isclose(again["test"]["auroc"]["value"], ref["test"]["auroc"]["value"])
+
+
+def _summary(diff, low, high, dsgkd=0.60, control=0.58):
+    return {"seeds": [0, 1, 2], "test": {"dsgkd": {"auroc": {"mean": dsgkd}}, "control": {"auroc": {"mean": control}}},
+            "paired_auroc_dsgkd_minus_control": {"diff": diff, "ci_low": low, "ci_high": high}}
+
+
+def _ref(value):
+    return {"test": {"auroc": {"value": value, "ci_low": value - 0.05, "ci_high": value + 0.05}}}
+
+
+def test_verdict_says_no_difference_and_names_the_gap_to_the_reference():
+    text = verdict(_summary(-0.02, -0.05, 0.01, dsgkd=0.48, control=0.50), _ref(0.87))
+    assert "No difference" in text and "0.370 test AUROC below the character n-gram reference" in text
+
+
+def test_verdict_claims_a_gain_only_when_the_interval_excludes_zero():
+    assert verdict(_summary(0.03, 0.01, 0.05), _ref(0.55)).startswith("DSG-KD beat its KD-off control")
+    assert "below the character n-gram" not in verdict(_summary(0.03, 0.01, 0.05), _ref(0.55))
+    assert verdict(_summary(-0.03, -0.05, -0.01), _ref(0.55)).startswith("DSG-KD scored below")
