@@ -13,12 +13,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from ray_cluster_config import COMMAND_LISTS, validated
 
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER = ROOT / "cluster.yaml"
 SUBMIT = ROOT / "launch" / "submit.sh"
-COMMAND_LISTS = ("initialization_commands", "setup_commands", "head_setup_commands", "worker_setup_commands",
-                 "head_start_ray_commands", "worker_start_ray_commands")
 
 bash = pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
 
@@ -30,12 +29,7 @@ def raw():
 
 @pytest.fixture(scope="module")
 def prepared(raw):
-    """The config exactly as `ray up` validates it (ray.autoscaler._private.commands._bootstrap_config)."""
-    from ray.autoscaler._private.util import prepare_config, validate_config
-
-    cfg = prepare_config(copy.deepcopy(raw))
-    validate_config(cfg)
-    return cfg
+    return validated(raw)
 
 
 def _head(cfg):
@@ -142,7 +136,9 @@ def test_shared_storage_is_mounted_on_every_node(raw):
 
 
 @bash
-def test_every_node_command_is_valid_bash(prepared):
+@pytest.mark.parametrize("path", [CLUSTER, ROOT / "launch" / "onprem.yaml"], ids=["aws", "onprem"])
+def test_every_node_command_is_valid_bash(path):
+    prepared = validated(yaml.safe_load(path.read_text(encoding="utf-8")))
     for key in COMMAND_LISTS:
         for c in prepared.get(key, []):
             r = subprocess.run(["bash", "-n", "-c", c], capture_output=True, text=True)
