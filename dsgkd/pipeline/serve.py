@@ -21,7 +21,6 @@ from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
-import torch
 
 from dsgkd import __version__
 from dsgkd.config import RunConfig
@@ -97,11 +96,9 @@ def load_student(path: str | os.PathLike, device: str = "cpu") -> Student:
     except (OSError, ValueError) as e:
         raise UserError(f"{where}: cannot load the student ({str(e).splitlines()[0]})") from None
     try:
-        dev = pick_device(device)
-    except RuntimeError:
+        dev = pick_device(device)  # a device this machine lacks is a UserError already
+    except RuntimeError:  # torch does not know the name
         raise UserError(f"--device {device!r}: expected auto, cpu or cuda") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {device}: no CUDA device on this machine")
     return Student(model.to(dev).eval(), tokenizer, meta, where, dev)
 
 
