@@ -220,6 +220,13 @@ class SearchSpace(_Strict):
     def max_t(self) -> int:
         return self.asha.max_t or self.base.train.epochs
 
+    @property
+    def tuned_metric(self) -> str:
+        """What Optuna and ASHA are told: the trial's best-so-far `metric` (the engine reports it every epoch).
+        Tune hands a searcher the last report (ray #5459), so on `metric` itself a trial stopped early or past
+        its peak would be stored worse than it reached, and TPE would learn from the wrong number."""
+        return f"best_{self.metric}"
+
     def pair(self, name: str) -> Pair:
         return next(p for p in self.pairs if p.key == name)
 

@@ -239,7 +239,7 @@ def _trainable(space: SearchSpace, run_dir: Path, use_cache: bool):
 def _new_tuner(space: SearchSpace, plans, run_dir: Path, trainable, concurrency: int,
                storage: str | None) -> tune.Tuner:
     searcher = OptunaSearch(
-        DefineByRun(space, plans), metric=space.metric, mode=space.mode, seed=space.seed,
+        DefineByRun(space, plans), metric=space.tuned_metric, mode=space.mode, seed=space.seed,
         storage=optuna.storages.RDBStorage(storage or f"sqlite:///{run_dir / 'optuna.db'}"),
         study_name=run_dir.name, points_to_evaluate=seeded_points(space, plans) or None)
     scheduler = ResumableASHA(  # epoch, not training_iteration: the latter restarts after a restore
@@ -247,7 +247,7 @@ def _new_tuner(space: SearchSpace, plans, run_dir: Path, trainable, concurrency:
         reduction_factor=space.asha.reduction_factor, stop_last_trials=False)
     return tune.Tuner(
         trainable,
-        tune_config=tune.TuneConfig(metric=space.metric, mode=space.mode, search_alg=searcher,
+        tune_config=tune.TuneConfig(metric=space.tuned_metric, mode=space.mode, search_alg=searcher,
                                     scheduler=scheduler, num_samples=space.budget.num_samples,
                                     max_concurrent_trials=concurrency, trial_dirname_creator=_trial_dirname),
         run_config=tune.RunConfig(name="tune", storage_path=str(run_dir),

@@ -90,6 +90,10 @@ def test_layout_and_study_on_disk(ddp_search):
         teacher, student = pair.split(">")
         assert is_valid(t.params[f"layer_map/{pair}"], DEPTHS[teacher], DEPTHS[student])
     assert yaml.safe_load((run / "space.yaml").read_text())["budget"]["num_samples"] == space.budget.num_samples
+    # the study holds each trial's best epoch (what analysis and export rank by), not its last report
+    finished = [r for r in ddp_search["grid"] if r.error is None]
+    done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert sorted(t.value for t in done) == pytest.approx(sorted(r.metrics_dataframe["val_auroc"].max() for r in finished))
 
 
 def test_ddp_trials_report_every_epoch(ddp_search):
