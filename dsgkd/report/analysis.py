@@ -16,7 +16,7 @@ import pandas as pd
 from dsgkd.constants import IMPORTANCE_EVALUATORS
 from dsgkd.report.plots import write_plots
 from dsgkd.report.results import FINISHED, Run, load_run
-from dsgkd.search.space import CategoricalDist, FloatDist, IntDist
+from dsgkd.search.dists import CategoricalDist, FloatDist, IntDist
 from dsgkd.storage import staged_dir
 
 

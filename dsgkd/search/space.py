@@ -17,99 +17,22 @@ import itertools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, Union
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from dsgkd.config import RunConfig, describe_validation_error, read_yaml
 from dsgkd.constants import KD_OFF, PAPER_WEIGHTS, direction
 from dsgkd.core.layer_maps import resolve_layer_map
 from dsgkd.errors import UserError
+from dsgkd.search.dists import CategoricalDist, Distribution, Scalar, Strict, as_declared
+
 # Chosen per pair (pairs, layer_maps), so searching them as plain params would bypass the depth checks.
 RESERVED = {"teacher.ref": "pairs", "student.ref": "pairs", "distill.layer_map": "layer_maps"}
-Scalar = Union[bool, int, float, str, None]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class FloatDist(_Strict):
-    type: Literal["float"]
-    low: float
-    high: float
-    log: bool = False
-    step: float | None = Field(None, gt=0)
-
-    @model_validator(mode="after")
-    def _check(self) -> "FloatDist":
-        if self.low > self.high:
-            raise ValueError(f"low {self.low} > high {self.high}")
-        if self.log and (self.low <= 0 or self.step is not None):
-            raise ValueError("log: true needs low > 0 and no step")
-        return self
-
-    def values(self) -> list[Any]:
-        return [self.low, self.high]
-
-    def contains(self, v: Any) -> bool:
-        return isinstance(v, (int, float)) and not isinstance(v, bool) and self.low <= v <= self.high
-
-    def suggest(self, trial, name: str) -> Any:
-        return trial.suggest_float(name, self.low, self.high, log=self.log, step=self.step)
-
-
-class IntDist(_Strict):
-    type: Literal["int"]
-    low: int
-    high: int
-    log: bool = False
-    step: int = Field(1, ge=1)
-
-    @model_validator(mode="after")
-    def _check(self) -> "IntDist":
-        if self.low > self.high:
-            raise ValueError(f"low {self.low} > high {self.high}")
-        if self.log and (self.low < 1 or self.step != 1):
-            raise ValueError("log: true needs low >= 1 and step 1")
-        return self
-
-    def values(self) -> list[Any]:
-        return [self.low, self.high]
-
-    def contains(self, v: Any) -> bool:
-        return (isinstance(v, int) and not isinstance(v, bool) and self.low <= v <= self.high
-                and (v - self.low) % self.step == 0)
-
-    def suggest(self, trial, name: str) -> Any:
-        return trial.suggest_int(name, self.low, self.high, log=self.log, step=self.step)
-
-
-class CategoricalDist(_Strict):
-    type: Literal["categorical"]
-    choices: list[Scalar] = Field(min_length=1)
-
-    @model_validator(mode="after")
-    def _check(self) -> "CategoricalDist":
-        if len({repr(c) for c in self.choices}) != len(self.choices):
-            raise ValueError("repeated choices")
-        return self
-
-    def values(self) -> list[Any]:
-        return list(self.choices)
-
-    def contains(self, v: Any) -> bool:
-        return any(v == c and isinstance(v, bool) == isinstance(c, bool) for c in self.choices)
-
-    def suggest(self, trial, name: str) -> Any:
-        return trial.suggest_categorical(name, self.choices)
-
-
-Distribution = Annotated[Union[FloatDist, IntDist, CategoricalDist], Field(discriminator="type")]
-
-
-class Pair(_Strict):
+class Pair(Strict):
     teacher: str
     student: str
     name: str | None = Field(None, description="label in results (default: last path parts, 'kmbert-tiny>xlmr-tiny')")
@@ -119,7 +42,7 @@ class Pair(_Strict):
         return self.name or f"{_short(self.teacher)}>{_short(self.student)}"
 
 
-class Budget(_Strict):
+class Budget(Strict):
     num_samples: int = Field(8, ge=1, description="trials, the seeded ones included")
     workers_per_trial: int = Field(1, ge=1, description="Ray Train (DDP) workers of one trial")
     cpus_per_worker: float = Field(1, gt=0)
@@ -130,13 +53,13 @@ class Budget(_Strict):
     worker_retries: int = Field(1, ge=0, description="Train-level restarts of a trial's worker group")
 
 
-class Asha(_Strict):
+class Asha(Strict):
     grace_period: int = Field(1, ge=1, description="epochs before a trial can be stopped")
     reduction_factor: float = Field(2, gt=1)
     max_t: int | None = Field(None, ge=1, description="default: base.train.epochs")
 
 
-class SearchSpace(_Strict):
+class SearchSpace(Strict):
     base: RunConfig = RunConfig()
     pairs: list[Pair] = Field(min_length=1)
     params: dict[str, Distribution] = {}
@@ -333,7 +256,7 @@ def seeded_points(space: SearchSpace, plans: dict[str, PairPlan]) -> list[dict[s
         points += [{"pair": name, **base, **{k: v for k, v in KD_OFF.items() if k in space.params}}
                    for name in plans]
     points += [{"pair": name, **base, **start} for start in space.start_points for name in plans]
-    return [{k: _as_declared(space.params.get(k), v) for k, v in p.items()} for p in points]
+    return [{k: as_declared(space.params.get(k), v) for k, v in p.items()} for p in points]
 
 
 def categorical_variants(space: SearchSpace) -> list[tuple[str, RunConfig]]:
@@ -351,13 +274,6 @@ def categorical_variants(space: SearchSpace) -> list[tuple[str, RunConfig]]:
             except UserError:
                 continue  # a combination no trial can run (e.g. logit KD without a fine-tuned teacher)
     return out
-
-
-def _as_declared(dist, v):
-    """Match a seeded value's type to the distribution's (Optuna compares categorical choices by type)."""
-    if isinstance(dist, CategoricalDist):
-        return next((c for c in dist.choices if c == v and isinstance(c, bool) == isinstance(v, bool)), v)
-    return float(v) if isinstance(dist, FloatDist) else v
 
 
 def _check_setting(key: str) -> None:
