@@ -25,7 +25,7 @@ def space_yaml(notes: Path, trials: int, epochs: int) -> dict:
         "base": {"data": {"path": str(notes), "text_col": "ER_DHX", "label_col": "LABEL"},
                  "train": {"epochs": epochs, "batch_size": 16, "max_length": 128, "patience": epochs}},
         "pairs": [{"teacher": "kmbert-tiny", "student": "xlmr-tiny"}],
-        "params": {"distill.temperature": {"type": "float", "low": 1.0, "high": 8.0, "log": True},
+        "params": {"train.lr_encoder": {"type": "float", "low": 1.0e-4, "high": 1.0e-3, "log": True},
                    "distill.alpha": {"type": "float", "low": 0.1, "high": 1.0},
                    "distill.beta": {"type": "float", "low": 0.1, "high": 0.5}},
         "layer_maps": ["all", "uniform", "last_k:2"],

@@ -30,6 +30,9 @@ from dsgkd.search.dists import CategoricalDist, Distribution, Scalar, Strict, as
 
 # Chosen per pair (pairs, layer_maps), so searching them as plain params would bypass the depth checks.
 RESERVED = {"teacher.ref": "pairs", "student.ref": "pairs", "distill.layer_map": "layer_maps"}
+# A setting that acts only where another is positive, with what that other one turns on: it is sampled only
+# in the trials where it can change the run, so the study and the importances never credit it with noise.
+CONDITIONS = {"distill.temperature": ("distill.gamma", "logit KD")}
 
 
 class Pair(Strict):
@@ -116,6 +119,7 @@ class SearchSpace(Strict):
                     self.base.with_overrides({key: v}, source=f"params.{key}={v!r}")
                 except UserError as e:
                     raise ValueError(str(e)) from None
+            self._require_gate(key)
         if self.asha.grace_period > self.max_t:
             raise ValueError(f"asha.grace_period {self.asha.grace_period} > max_t {self.max_t}")
         if self.include_paper_defaults:
@@ -128,6 +132,24 @@ class SearchSpace(Strict):
                     raise ValueError(f"start_points[{i}].{key}: not a searched param ({', '.join(self.params)})")
             self._require_point(f"start_points[{i}]", point)
         return self
+
+    def _require_gate(self, key: str) -> None:
+        """A searched setting whose gate is 0 in every trial cannot change any trial: refuse it by name."""
+        if key not in CONDITIONS:
+            return
+        gate, what = CONDITIONS[key]
+        declared = self.params.get(gate)
+        values = declared.values() if declared else [setting(self.base, gate)]
+        if not any(isinstance(v, (int, float)) and v > 0 for v in values):
+            raise ValueError(f"params.{key}: cannot change any trial: {gate} is 0 in every trial ({what} off); "
+                             f"drop it, or search {gate} (or set base.{gate} > 0)")
+
+    def applies(self, key: str, values: dict[str, Any]) -> bool:
+        """Whether searched `key` acts in a trial with these settings (a gate not in `values`: the base's)."""
+        if key not in CONDITIONS:
+            return True
+        gate = CONDITIONS[key][0]
+        return values.get(gate, setting(self.base, gate)) > 0
 
     def _require_point(self, flag: str, values: dict[str, float]) -> None:
         """A seeded point must lie inside the space: Optuna rejects an enqueued value outside a log range."""
@@ -192,14 +214,17 @@ class DefineByRun:
     """
 
     def __init__(self, space: SearchSpace, plans: dict[str, PairPlan]):
-        self.params = space.params
+        self.params = dict(sorted(space.params.items(), key=lambda kv: kv[0] in CONDITIONS))  # gates first
+        self.gates = {gate: setting(space.base, gate) for gate, _ in CONDITIONS.values()}
         self.maps = {name: plan.layer_maps for name, plan in plans.items()}
 
     def __call__(self, trial) -> None:
         pair = trial.suggest_categorical("pair", list(self.maps))
         trial.suggest_categorical(f"layer_map/{pair}", self.maps[pair])
+        values = dict(self.gates)
         for key, dist in self.params.items():
-            dist.suggest(trial, key)
+            if key not in CONDITIONS or values[CONDITIONS[key][0]] > 0:
+                values[key] = dist.suggest(trial, key)
 
 
 def load_space(path: str | os.PathLike) -> SearchSpace:
@@ -256,7 +281,7 @@ def seeded_points(space: SearchSpace, plans: dict[str, PairPlan]) -> list[dict[s
         points += [{"pair": name, **base, **{k: v for k, v in KD_OFF.items() if k in space.params}}
                    for name in plans]
     points += [{"pair": name, **base, **start} for start in space.start_points for name in plans]
-    return [{k: as_declared(space.params.get(k), v) for k, v in p.items()} for p in points]
+    return [{k: as_declared(space.params.get(k), v) for k, v in p.items() if space.applies(k, p)} for p in points]
 
 
 def categorical_variants(space: SearchSpace) -> list[tuple[str, RunConfig]]:

@@ -60,7 +60,7 @@ def standin_run(cluster, notes_csv, tmp_path_factory):
         (T < 2) or keeps rising, and the engine's patience of 2. The kobert KD-off control fails."""
         import math
 
-        pair, temp = config["pair"], config["distill.temperature"]
+        pair, temp = config["pair"], config["train.lr_encoder"] * 1e4  # 1 at the base's 1e-4
         alpha, beta = config["distill.alpha"], config["distill.beta"]
         if pair == "kmbert-tiny>kobert-tiny" and alpha == 0 and beta == 0:
             raise RuntimeError("simulated failure: CUDA out of memory")
@@ -83,7 +83,7 @@ def standin_run(cluster, notes_csv, tmp_path_factory):
         "base": base(notes_csv, epochs=5),
         "pairs": [{"teacher": "kmbert-tiny", "student": "xlmr-tiny"},
                   {"teacher": "kmbert-tiny", "student": "kobert-tiny"}],
-        "params": {"distill.temperature": {"type": "float", "low": 1.0, "high": 4.0, "log": True},
+        "params": {"train.lr_encoder": {"type": "float", "low": 1.0e-4, "high": 4.0e-4, "log": True},
                    "distill.alpha": {"type": "categorical", "choices": [0.0, 0.3, 0.6]},
                    "distill.beta": {"type": "categorical", "choices": [0.0, 0.2, 0.4]}},
         "layer_maps": ["all", "last_k:2"],
@@ -138,14 +138,14 @@ def test_leaderboard_scores_each_trial_at_its_best_reported_epoch(analysed):
     ranked = board[board["val_auroc"].notna()]
     assert list(ranked["rank"]) == list(range(1, len(ranked) + 1))
     assert ranked["val_auroc"].is_monotonic_decreasing
-    assert set(board.columns) >= {"optuna_trial", "pair", "layer_map", "distill.temperature", "distill.alpha",
+    assert set(board.columns) >= {"optuna_trial", "pair", "layer_map", "train.lr_encoder", "distill.alpha",
                                   "distill.beta", "max_epochs", "asha_stopped", "stopped_by", "status", "error"}
 
 
 def test_stop_reasons_status_and_errors(analysed):
     board = analysed["board"]
     paper = board[(board["pair"] == XLMR) & (board["distill.alpha"] == 0.6) & (board["distill.beta"] == 0.2)
-                  & (board["distill.temperature"] == 1.0)].iloc[0]
+                  & (board["train.lr_encoder"] == 1.0e-4)].iloc[0]
     assert (paper["best_epoch"], paper["epochs"], paper["stopped_by"]) == (2, 4, "patience")  # 2 bad epochs
     assert paper["val_auroc"] == pytest.approx(0.82)  # epoch 2 of 0.74, 0.82, 0.81, 0.80
     control = board[(board["pair"] == XLMR) & (board["kd"] == "off")].iloc[0]
@@ -175,7 +175,7 @@ def test_optuna_numbers_pairs_and_importance(analysed):
     assert kobert_line.split("|")[7].strip() == "—"  # its control failed: no control value
     imp = pd.read_csv(run / "analysis" / "importance.csv")
     assert set(imp.columns) == {"param", "importance", "evaluator", "n_trials"}
-    assert len(imp) and set(imp["param"]) <= {"pair", "layer_map", "distill.temperature", "distill.alpha",
+    assert len(imp) and set(imp["param"]) <= {"pair", "layer_map", "train.lr_encoder", "distill.alpha",
                                               "distill.beta"}
     assert imp["importance"].sum() == pytest.approx(1.0) and (imp["evaluator"] == "fanova").all()
 

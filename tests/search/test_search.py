@@ -60,7 +60,7 @@ def ddp_search(cluster, notes, tmp_path_factory):
         "base": base(notes),
         "pairs": [{"teacher": "kmbert-tiny", "student": "xlmr-tiny"},
                   {"teacher": "kmbert-tiny", "student": "kobert-tiny"}],
-        "params": {"distill.temperature": {"type": "float", "low": 1.0, "high": 4.0, "log": True},
+        "params": {"train.lr_encoder": {"type": "float", "low": 1.0e-4, "high": 1.0e-3, "log": True},
                    "distill.alpha": {"type": "categorical", "choices": [0.6, 0.3, DIVERGE]},
                    "distill.beta": {"type": "float", "low": 0.0, "high": 0.5}},
         "layer_maps": ["all", "uniform", "last_k:2", "first_last"],
@@ -86,7 +86,7 @@ def test_layout_and_study_on_disk(ddp_search):
     assert first["layer_map/kmbert-tiny>xlmr-tiny"] == "all"
     for t in trials:
         pair = t.params["pair"]
-        assert {"distill.temperature", "distill.alpha", "distill.beta", f"layer_map/{pair}"} <= set(t.params)
+        assert {"train.lr_encoder", "distill.alpha", "distill.beta", f"layer_map/{pair}"} <= set(t.params)
         teacher, student = pair.split(">")
         assert is_valid(t.params[f"layer_map/{pair}"], DEPTHS[teacher], DEPTHS[student])
     assert yaml.safe_load((run / "space.yaml").read_text())["budget"]["num_samples"] == space.budget.num_samples

@@ -18,13 +18,16 @@ FOUR_PAIRS = [{"teacher": t, "student": s}
 
 def space(**over):
     raw = {"pairs": FOUR_PAIRS,
+           "base": {"teacher": {"finetune": True}},
            "params": {"distill.temperature": {"type": "float", "low": 1.0, "high": 8.0, "log": True},
+                      "distill.gamma": {"type": "categorical", "choices": [0.0, 1.0]},
                       "distill.alpha": {"type": "float", "low": 0.0, "high": 1.0},
                       "distill.beta": {"type": "categorical", "choices": [0.0, 0.2, 0.5]},
                       "train.lr_encoder": {"type": "float", "low": 1e-5, "high": 1e-3, "log": True},
                       "distill.projection": {"type": "categorical", "choices": ["auto", "linear"]},
                       "distill.selector": {"type": "categorical", "choices": ["latin", "all"]}},
            "layer_maps": ["all", "uniform", "skip", "last_k:2", "first_last", "0:0,6:4"]}
+    raw["base"] = {**raw["base"], **over.pop("base", {})}
     raw.update(over)
     return space_from_dict(raw)
 
@@ -45,6 +48,8 @@ def write(tmp_path, text: str) -> Path:
      "log: true needs low > 0"),
     ("pairs: [{teacher: a, student: b}]\nparams: {distill.temperature: {type: float, low: 0, high: 4}}\n",
      "distill.temperature: Input should be greater than 0"),
+    ("pairs: [{teacher: a, student: b}]\nparams: {distill.temperature: {type: float, low: 1, high: 4}}\n",
+     "params.distill.temperature: cannot change any trial: distill.gamma is 0 in every trial (logit KD off)"),
     ("pairs: [{teacher: a, student: b}]\nparams: {distill.gamma: {type: float, low: 0, high: 1}}\n",
      "needs teacher.finetune"),
     ("pairs: [{teacher: a, student: b}]\nparams: {teacher.ref: {type: categorical, choices: [a]}}\n",
@@ -107,7 +112,7 @@ def test_define_by_run_samples_only_runnable_configs():
     for point in points:
         study.enqueue_trial(point)
     space_fn = DefineByRun(s, plans)
-    seen_pairs = set()
+    seen_pairs, seen_gammas = set(), set()
     for i in range(40):
         trial = study.ask()
         space_fn(trial)
@@ -115,7 +120,10 @@ def test_define_by_run_samples_only_runnable_configs():
         cfg = s.trial_config(params)  # re-validated by RunConfig
         pair = params["pair"]
         seen_pairs.add(pair)
-        assert set(params) == {"pair", f"layer_map/{pair}", *s.params}
+        # the temperature is sampled only where logit KD is on: elsewhere it could change nothing
+        gated = {"distill.temperature"} if params["distill.gamma"] == 0 else set()
+        assert set(params) == {"pair", f"layer_map/{pair}", *s.params} - gated
+        seen_gammas.add(params["distill.gamma"])
         assert is_valid(cfg.distill.layer_map, DEPTHS[cfg.teacher.ref], DEPTHS[cfg.student.ref])
         assert f"{cfg.teacher.ref}>{cfg.student.ref}" == pair
         if i == 0:  # the paper's defaults
@@ -124,7 +132,7 @@ def test_define_by_run_samples_only_runnable_configs():
         elif i < len(points):  # KD-off controls, one per pair
             assert not cfg.distill.kd_on
         study.tell(trial, float(cfg.distill.alpha))
-    assert seen_pairs == set(plans)
+    assert seen_pairs == set(plans) and seen_gammas == {0.0, 1.0}
     assert len(points) == 1 + len(plans)
 
 
