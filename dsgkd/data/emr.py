@@ -8,7 +8,6 @@ counted), "line N" for JSONL, "row N" for Parquet and `datasets` folders.
 """
 from __future__ import annotations
 
-import codecs
 import csv
 import functools
 import hashlib
@@ -25,12 +24,11 @@ import numpy as np
 import pandas as pd
 
 from dsgkd.config import DataConfig
+from dsgkd.data.encoding import check_encoding, codec_for
 from dsgkd.errors import UserError
 
 SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".parquet": "parquet",
             ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
-# Encodings worth suggesting, most likely first for Korean hospital exports.
-_SUGGEST = ("utf-8", "cp949", "utf-16")
 
 RowNamer = Callable[[int], str]
 
@@ -116,31 +114,14 @@ def _csv_row_namer(text: str, sep: str, n: int) -> RowNamer:
 
 
 def _decode(path: Path, encoding: str) -> str:
-    """Decode the whole file ourselves so a bad byte is reported with its absolute offset and line,
-    plus an encoding that does decode it (pandas would only say 'codec can't decode')."""
-    try:
-        codec = codecs.lookup(encoding).name
-    except LookupError:
-        raise UserError(f"unknown encoding '{encoding}' (--encoding); e.g. utf-8 or cp949") from None
+    """The whole file as text; a bad byte is the one-line error `encoding.check_encoding` gives."""
+    codec = codec_for(encoding)
     raw = path.read_bytes()
     try:
-        return raw.decode("utf-8-sig" if codec == "utf-8" else codec)
-    except UnicodeDecodeError as e:
-        line = raw.count(b"\n", 0, e.start) + 1
-        hint = next((c for c in _SUGGEST if codecs.lookup(c).name != codec and _decodes(raw, c)), None)
-        advice = f"try --encoding {hint}" if hint else "try --encoding with the file's real encoding (e.g. cp949)"
-        raise UserError(f"{path}: is not valid {encoding} (byte 0x{raw[e.start]:02x} at offset {e.start}, "
-                        f"line {line}); {advice}") from None
-
-
-def _decodes(raw: bytes, codec: str) -> bool:
-    if codec == "utf-16" and not raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return False  # almost any even-length byte string "decodes" as UTF-16
-    try:
-        raw.decode(codec)
-        return True
+        return raw.decode(codec)
     except UnicodeDecodeError:
-        return False
+        check_encoding(path, encoding)  # raises, naming the byte, its line and a codec that decodes the file
+        raise
 
 
 def _parse_json(path: Path, text: str) -> tuple[pd.DataFrame, RowNamer]:

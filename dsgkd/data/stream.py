@@ -12,7 +12,6 @@ has no line structure to stream by); a `datasets` folder is refused with the con
 """
 from __future__ import annotations
 
-import codecs
 import io
 import json
 from collections.abc import Iterator
@@ -20,11 +19,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from dsgkd.data.emr import _SUGGEST, SUFFIXES, _first_line, _require_columns, read_table
+from dsgkd.data.emr import SUFFIXES, _first_line, _require_columns, read_table
+from dsgkd.data.encoding import BLOCK, check_encoding
 from dsgkd.errors import UserError
-
-BLOCK = 1 << 20  # bytes per read while checking the encoding
-
 
 def iter_chunks(path, columns: list[str], encoding: str = "utf-8", rows: int = 4096
                 ) -> Iterator[tuple[pd.DataFrame, float]]:
@@ -46,54 +43,6 @@ def iter_chunks(path, columns: list[str], encoding: str = "utf-8", rows: int = 4
     if kind == "jsonl":
         return _jsonl(path, columns, codec, rows)
     return _csv(path, columns, codec, kind, rows)
-
-
-def check_encoding(path: Path, encoding: str) -> str:
-    """The Python codec to read `path` with, after decoding all of it block by block: a bad byte is
-    reported with its offset, its line and an encoding that does decode the file, as `emr` does."""
-    try:
-        codec = codecs.lookup(encoding).name
-    except LookupError:
-        raise UserError(f"unknown encoding '{encoding}' (--encoding); e.g. utf-8 or cp949") from None
-    codec = "utf-8-sig" if codec == "utf-8" else codec
-    bad = _first_bad_byte(path, codec)
-    if bad is not None:
-        offset, byte, line = bad
-        hint = next((c for c in _SUGGEST if codecs.lookup(c).name != codecs.lookup(codec).name
-                     and _decodes(path, c)), None)
-        advice = f"try --encoding {hint}" if hint else "try --encoding with the file's real encoding (e.g. cp949)"
-        raise UserError(f"{path}: is not valid {encoding} (byte 0x{byte:02x} at offset {offset}, "
-                        f"line {line}); {advice}")
-    return codec
-
-
-def _first_bad_byte(path: Path, codec: str) -> tuple[int, int, int] | None:
-    """(offset, byte, 1-based line) of the first byte `codec` cannot decode, or None."""
-    decoder = codecs.getincrementaldecoder(codec)()
-    offset, lines = 0, 0
-    with open(path, "rb") as f:
-        while True:
-            block = f.read(BLOCK)
-            try:
-                decoder.decode(block, final=not block)
-            except UnicodeDecodeError as e:
-                # e.object is the bytes the decoder held back from earlier blocks followed by this block
-                at = offset - (len(e.object) - len(block)) + e.start
-                return at, e.object[e.start], lines + block.count(b"\n", 0, max(0, at - offset)) + 1
-            except UnicodeError as e:  # e.g. UTF-16 without a byte-order mark
-                raise UserError(f"{path}: is not valid {codec} ({e})") from None
-            if not block:
-                return None
-            offset += len(block)
-            lines += block.count(b"\n")
-
-
-def _decodes(path: Path, codec: str) -> bool:
-    if codec == "utf-16":
-        with open(path, "rb") as f:
-            if f.read(2) not in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
-                return False  # almost any even-length byte string "decodes" as UTF-16
-    return _first_bad_byte(path, codec) is None
 
 
 def _csv(path: Path, columns: list[str], codec: str, kind: str, rows: int):
