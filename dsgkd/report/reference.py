@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dsgkd.core.metrics import binary_metrics, choose_threshold, evaluate_with_ci
+from dsgkd.core.metrics import choose_threshold, evaluate_with_ci
 from dsgkd.data.emr import Splits
 
 C_GRID = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
@@ -19,6 +19,7 @@ def ngram_reference(splits: Splits, *, threshold_rule: str = "f1", n_boot: int =
     """{"C", "val_auroc", "threshold", "test": {metric: {value, ci_low, ci_high}}} of the reference."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
 
     vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=NGRAMS, sublinear_tf=True, min_df=2)
     x_train = vectorizer.fit_transform(splits.train["text"])
@@ -27,7 +28,7 @@ def ngram_reference(splits: Splits, *, threshold_rule: str = "f1", n_boot: int =
     fits = {}
     for c in C_GRID:
         model = LogisticRegression(C=c, max_iter=2000).fit(x_train, y_train)
-        fits[c] = (binary_metrics(y_val, model.predict_proba(x_val)[:, 1], 0.5)["auroc"], model)
+        fits[c] = (roc_auc_score(y_val, model.predict_proba(x_val)[:, 1]), model)
     best_c = max(C_GRID, key=lambda c: fits[c][0])  # ties: the smaller C, the stronger regularisation
     val_auroc, model = fits[best_c]
     threshold = choose_threshold(y_val, model.predict_proba(x_val)[:, 1], threshold_rule)

@@ -22,9 +22,12 @@ def test_ngram_reference_learns_the_synthetic_task_and_freezes_its_threshold_on_
     assert np.isclose(again["test"]["auroc"]["value"], ref["test"]["auroc"]["value"])
 
 
-def _summary(diff, low, high, dsgkd=0.60, control=0.58):
+def _summary(diff, low, high, dsgkd=0.60, control=0.58, per_seed=None):
+    """Per-seed AUROCs default to every seed agreeing with the sign of `diff`."""
+    step = 0.01 if diff > 0 else -0.01
+    per_seed = per_seed or {"dsgkd": [control + step] * 3, "control": [control] * 3}
     return {"seeds": [0, 1, 2], "test": {"dsgkd": {"auroc": {"mean": dsgkd}}, "control": {"auroc": {"mean": control}}},
-            "paired_auroc_dsgkd_minus_control": {"diff": diff, "ci_low": low, "ci_high": high}}
+            "paired_auroc_dsgkd_minus_control": {"diff": diff, "ci_low": low, "ci_high": high}, "per_seed": per_seed}
 
 
 def _ref(value):
@@ -40,3 +43,10 @@ def test_verdict_claims_a_gain_only_when_the_interval_excludes_zero():
     assert verdict(_summary(0.03, 0.01, 0.05), _ref(0.55)).startswith("DSG-KD beat its KD-off control")
     assert "below the character n-gram" not in verdict(_summary(0.03, 0.01, 0.05), _ref(0.55))
     assert verdict(_summary(-0.03, -0.05, -0.01), _ref(0.55)).startswith("DSG-KD scored below")
+
+
+def test_verdict_claims_nothing_when_seeds_disagree_with_the_note_level_bootstrap():
+    """The bootstrap of seed-averaged predictions ignores seed spread; one seed against it voids the claim."""
+    split = {"dsgkd": [0.61, 0.62, 0.57], "control": [0.58, 0.58, 0.58]}
+    text = verdict(_summary(0.03, 0.01, 0.05, per_seed=split), _ref(0.55))
+    assert text.startswith("No difference") and "the seeds disagree" in text and "in 2 of 3 seeds" in text
