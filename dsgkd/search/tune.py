@@ -219,7 +219,7 @@ def _trainable(space: SearchSpace, run_dir: Path, use_cache: bool):
             print(f"[dsgkd] trial {trial_id}: no teacher cache for this config; running the teacher live")
         if b.workers_per_trial == 1:
             try:
-                distributed.fit_in_trial(cfg, teacher_cache=str(cache) if cache else None, trial_started_at=started)
+                distributed.fit_in_trial(cfg, teacher_cache=str(cache) if cache else None)
             except NonFiniteLossError as e:
                 atomic_write_text(marker, str(e))
                 raise
