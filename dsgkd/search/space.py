@@ -27,6 +27,7 @@ from dsgkd.constants import KD_OFF, PAPER_WEIGHTS, direction
 from dsgkd.core.layer_maps import resolve_layer_map
 from dsgkd.errors import UserError
 from dsgkd.search.dists import CategoricalDist, Distribution, Scalar, Strict, as_declared
+from dsgkd.search.samplers import SAMPLERS
 
 # Chosen per pair (pairs, layer_maps), so searching them as plain params would bypass the depth checks.
 RESERVED = {"teacher.ref": "pairs", "student.ref": "pairs", "distill.layer_map": "layer_maps"}
@@ -57,6 +58,7 @@ class Budget(Strict):
 
 
 class Asha(Strict):
+    enabled: bool = Field(True, description="false: no early stopping, every trial runs all its epochs")
     grace_period: int = Field(1, ge=1, description="epochs before a trial can be stopped")
     reduction_factor: float = Field(2, gt=1)
     max_t: int | None = Field(None, ge=1, description="default: base.train.epochs")
@@ -73,6 +75,8 @@ class SearchSpace(Strict):
         description="what ASHA and Optuna rank by; default val_<base.train.select_metric>")
     mode: Literal["max", "min"]
     seed: int = 0
+    sampler: Literal[SAMPLERS] = Field(
+        "tpe", description="Optuna sampler (seeded by `seed`): tpe, tpe-multivariate, gp or random")
     include_paper_defaults: bool = Field(True, description="trial 0: alpha 0.6, beta 0.2, no logit KD, all layers")
     include_control: bool = Field(False, description="one KD-off trial (alpha = beta = gamma = 0) per pair")
     start_points: list[dict[str, Scalar]] = Field(

@@ -32,6 +32,7 @@ from dsgkd.search.asha import ResumableASHA
 from dsgkd.search.local_ray import concurrency as trial_concurrency
 from dsgkd.search.local_ray import ray_session
 from dsgkd.search.records import best_epoch
+from dsgkd.search.samplers import make_sampler
 from dsgkd.search.space import (DefineByRun, SearchSpace, categorical_variants, load_space, resolve_pairs,
                                 seeded_points, setting, space_from_dict)
 from dsgkd.storage import atomic_write_text, content_key
@@ -239,12 +240,13 @@ def _trainable(space: SearchSpace, run_dir: Path, use_cache: bool):
 def _new_tuner(space: SearchSpace, plans, run_dir: Path, trainable, concurrency: int,
                storage: str | None) -> tune.Tuner:
     searcher = OptunaSearch(
-        DefineByRun(space, plans), metric=space.tuned_metric, mode=space.mode, seed=space.seed,
+        DefineByRun(space, plans), metric=space.tuned_metric, mode=space.mode,
+        sampler=make_sampler(space.sampler, space.seed),
         storage=optuna.storages.RDBStorage(storage or f"sqlite:///{run_dir / 'optuna.db'}"),
         study_name=run_dir.name, points_to_evaluate=seeded_points(space, plans) or None)
     scheduler = ResumableASHA(  # epoch, not training_iteration: the latter restarts after a restore
         time_attr="epoch", max_t=space.max_t, grace_period=space.asha.grace_period,
-        reduction_factor=space.asha.reduction_factor, stop_last_trials=False)
+        reduction_factor=space.asha.reduction_factor, stop_last_trials=False) if space.asha.enabled else None
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(metric=space.tuned_metric, mode=space.mode, search_alg=searcher,

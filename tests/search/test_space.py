@@ -8,6 +8,7 @@ import yaml
 
 from dsgkd.errors import UserError
 from dsgkd.core.layer_maps import is_valid
+from dsgkd.search.samplers import SAMPLERS, make_sampler
 from dsgkd.search.space import DefineByRun, load_space, resolve_pairs, seeded_points, space_from_dict
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,6 +69,7 @@ def write(tmp_path, text: str) -> Path:
     ("pairs: []\n", "pairs"),
     ("pairs: [{teacher: a, student: b}]\nmetric: val_f1\n", "set base.train.select_metric: f1"),
     ("pairs: [{teacher: a, student: b}]\nmode: min\n", "mode min: val_auroc is better when higher"),
+    ("pairs: [{teacher: a, student: b}]\nsampler: cmaes\n", "sampler: Input should be 'tpe', 'tpe-multivariate'"),
 ])
 def test_bad_space_is_one_line_user_error(tmp_path, text, expected):
     path = write(tmp_path, text)
@@ -134,6 +136,27 @@ def test_define_by_run_samples_only_runnable_configs():
         study.tell(trial, float(cfg.distill.alpha))
     assert seen_pairs == set(plans) and seen_gammas == {0.0, 1.0}
     assert len(points) == 1 + len(plans)
+
+
+@pytest.mark.parametrize("name", SAMPLERS)
+def test_every_sampler_runs_the_conditional_space_and_is_seeded(name):
+    """Each sampler a space may name drives the define-by-run space (the temperature only where gamma > 0),
+    past its start-up trials, and the same seed draws the same trials."""
+    s = space(sampler=name)
+    plans = resolve_pairs(s, DEPTHS.__getitem__)
+
+    def draws(seed):
+        study = optuna.create_study(direction="maximize", sampler=make_sampler(s.sampler, seed))
+        out = []
+        for _ in range(14):
+            trial = study.ask()
+            DefineByRun(s, plans)(trial)
+            assert ("distill.temperature" in trial.params) == (trial.params["distill.gamma"] > 0)
+            out.append(trial.params)
+            study.tell(trial, s.trial_config(trial.params).distill.alpha)
+        return out
+
+    assert draws(0) == draws(0) != draws(1)
 
 
 def test_trial_to_overrides_accepts_tunes_nested_config():
