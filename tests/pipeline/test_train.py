@@ -83,13 +83,15 @@ def test_seeds_compare_against_the_kd_off_control(notes_csv, tmp_path, capsys):
                            "--seeds", "0,1")) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["test"]) == {"dsgkd", "control"}
-    assert 0 <= summary["paired_auroc_dsgkd_minus_control"]["p_value"] <= 1
+    d = summary["auroc_dsgkd_minus_control"]
+    per_seed = np.mean(summary["per_seed"]["dsgkd"]) - np.mean(summary["per_seed"]["control"])
+    assert d["diff"] == pytest.approx(per_seed) and d["ci_low"] <= d["diff"] <= d["ci_high"] and 0 <= d["p"] <= 1
     control = RunConfig.from_yaml(out / "seed_1" / "control" / "config.yaml")
     kd = RunConfig.from_yaml(out / "seed_1" / "dsgkd" / "config.yaml")
     assert (control.distill.alpha, control.distill.beta, control.distill.gamma) == (0, 0, 0)
     assert control.train == kd.train and control.student == kd.student
     assert {c.distill.layer_map for c in (control, kd, RunConfig.from_yaml(out / "config.yaml"))} == {"uniform"}
-    assert "paired bootstrap" in capsys.readouterr().out
+    assert "seeds × notes bootstrap" in capsys.readouterr().out
     for seed in (0, 1):  # every arm's student carries its own threshold and card
         for arm in ("dsgkd", "control"):
             run = out / f"seed_{seed}" / arm

@@ -22,31 +22,25 @@ def test_ngram_reference_learns_the_synthetic_task_and_freezes_its_threshold_on_
     assert np.isclose(again["test"]["auroc"]["value"], ref["test"]["auroc"]["value"])
 
 
-def _summary(diff, low, high, dsgkd=0.60, control=0.58, per_seed=None):
-    """Per-seed AUROCs default to every seed agreeing with the sign of `diff`."""
+def _summary(diff, low, high, dsgkd=0.60, control=0.58):
     step = 0.01 if diff > 0 else -0.01
-    per_seed = per_seed or {"dsgkd": [control + step] * 3, "control": [control] * 3}
+    per_seed = {"dsgkd": [control + step, control + step, control - step], "control": [control] * 3}
     return {"seeds": [0, 1, 2], "test": {"dsgkd": {"auroc": {"mean": dsgkd}}, "control": {"auroc": {"mean": control}}},
-            "paired_auroc_dsgkd_minus_control": {"diff": diff, "ci_low": low, "ci_high": high}, "per_seed": per_seed}
+            "auroc_dsgkd_minus_control": {"diff": diff, "ci_low": low, "ci_high": high}, "per_seed": per_seed}
 
 
 def _ref(value):
     return {"test": {"auroc": {"value": value, "ci_low": value - 0.05, "ci_high": value + 0.05}}}
 
 
-def test_verdict_says_no_difference_and_names_the_gap_to_the_reference():
+def test_verdict_says_no_effect_at_demo_size_and_names_the_gap_to_the_reference():
     text = verdict(_summary(-0.02, -0.05, 0.01, dsgkd=0.48, control=0.50), _ref(0.87))
-    assert "No difference" in text and "0.370 test AUROC below the character n-gram reference" in text
+    assert text.startswith("No effect at demo size") and "[-0.0500, +0.0100] includes 0" in text
+    assert "0.370 test AUROC below the character n-gram reference" in text
 
 
-def test_verdict_claims_a_gain_only_when_the_interval_excludes_zero():
-    assert verdict(_summary(0.03, 0.01, 0.05), _ref(0.55)).startswith("DSG-KD beat its KD-off control")
-    assert "below the character n-gram" not in verdict(_summary(0.03, 0.01, 0.05), _ref(0.55))
+def test_verdict_claims_a_gain_only_when_the_seed_level_interval_excludes_zero():
+    text = verdict(_summary(0.03, 0.01, 0.05), _ref(0.55))
+    assert text.startswith("DSG-KD beat its KD-off control") and "in 2 of 3 seeds" in text
+    assert "below the character n-gram" not in text
     assert verdict(_summary(-0.03, -0.05, -0.01), _ref(0.55)).startswith("DSG-KD scored below")
-
-
-def test_verdict_claims_nothing_when_seeds_disagree_with_the_note_level_bootstrap():
-    """The bootstrap of seed-averaged predictions ignores seed spread; one seed against it voids the claim."""
-    split = {"dsgkd": [0.61, 0.62, 0.57], "control": [0.58, 0.58, 0.58]}
-    text = verdict(_summary(0.03, 0.01, 0.05, per_seed=split), _ref(0.55))
-    assert text.startswith("No difference") and "the seeds disagree" in text and "in 2 of 3 seeds" in text
