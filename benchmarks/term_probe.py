@@ -1,13 +1,15 @@
 """Does a model's term vector encode what the term means? The diagnostic behind docs/results.md.
 
-For every clinical term of the synthetic benchmark (42 severe, 42 mild), the model reads the term in a
-few note-like frames; its vector per hidden layer is the mean over the term's tokens and frames. Score:
-leave-one-out, the cosine of the held-out term's (centred) vector with the severe-minus-mild centroid
-direction of the other 83; reported as the AUROC of that score against severity (0.5: no knowledge;
-leave-one-out pulls a structureless set slightly below 0.5). A teacher that scores near 0.5 has no
-severity to distil, whatever the loss.
+For every clinical term of a synthetic world (300 in the default one), the model reads the term in a few
+note-like frames; its vector per hidden layer is the mean over the term's tokens and frames. Score:
+leave-one-out, the cosine of the left-out term's (centred) vector with the severe-minus-mild centroid
+direction of all the others; reported as the AUROC of that score against severity (0.5: no knowledge;
+leave-one-out pulls a structureless set slightly below 0.5), over all terms and separately over the seen
+terms and the world's held-out terms (those no labelled training note shows: the teacher can only know
+them from the corpus). A teacher that scores near 0.5 has no severity to distil, whatever the loss.
 
-    python benchmarks/term_probe.py [--models kmbert-tiny,biobert-tiny,xlmr-tiny,kobert-tiny] [--random]
+    python benchmarks/term_probe.py [--world default] [--models kmbert-tiny,biobert-tiny,xlmr-tiny,kobert-tiny]
+                                    [--random]
 """
 import argparse
 import json
@@ -17,20 +19,21 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from dsgkd.align import char_to_token_spans
-from dsgkd.data.synthetic import MILD_TERMS, SEVERE_TERMS
+from dsgkd.data.world import get_world
 from dsgkd.models.load import load_classifier
+from dsgkd.models.tiny import stand_in_ref
 
 FRAMES = ["r/o {t}", "{t} 의심", "local에서 {t} 소견 듣고 옴", "Imp) {t}", "3일전부터 fever, {t} 가능성 있음"]
 
 
 @torch.no_grad()
-def term_vectors(ref: str, random_init: bool) -> np.ndarray:
+def term_vectors(ref: str, random_init: bool, terms: list[str]) -> np.ndarray:
     """[terms, layers + 1, width]."""
     torch.manual_seed(0)
     tok, model = load_classifier(ref, random_init=random_init)
     model.eval()
     out = []
-    for term in [*SEVERE_TERMS, *MILD_TERMS]:
+    for term in terms:
         per_frame = []
         for frame in FRAMES:
             text = frame.format(t=term)
@@ -43,29 +46,44 @@ def term_vectors(ref: str, random_init: bool) -> np.ndarray:
     return torch.stack(out).numpy()
 
 
-def severity_auroc(vectors: np.ndarray, severe: np.ndarray) -> float:
+def severity_scores(vectors: np.ndarray, severe: np.ndarray) -> np.ndarray:
     x = vectors - vectors.mean(0)
     scores = []
     for i in range(len(x)):
         rest = np.arange(len(x)) != i
         direction = x[rest & severe].mean(0) - x[rest & ~severe].mean(0)
         scores.append(x[i] @ direction / (np.linalg.norm(x[i]) * np.linalg.norm(direction) + 1e-9))
-    return float(roc_auc_score(severe, scores))
+    return np.array(scores)
+
+
+def severity_auroc(vectors: np.ndarray, severe: np.ndarray, subset: np.ndarray | None = None) -> float:
+    scores = severity_scores(vectors, severe)
+    keep = np.ones(len(severe), bool) if subset is None else subset
+    return float(roc_auc_score(severe[keep], scores[keep]))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--world", default="default", help="synthetic world (its stand-ins: name@world)")
     ap.add_argument("--models", default="kmbert-tiny,biobert-tiny,xlmr-tiny,kobert-tiny")
     ap.add_argument("--random", action="store_true", help="also probe each model's random-init twin")
     args = ap.parse_args()
-    severe = np.array([True] * len(SEVERE_TERMS) + [False] * len(MILD_TERMS))
+    world = get_world(args.world)
+    terms = [t.name for t in world.terms]
+    severe = np.array([t.severe for t in world.terms])
+    held = np.array([t.held_out for t in world.terms])
     results = []
-    for ref in args.models.split(","):
+    for name in args.models.split(","):
+        ref = stand_in_ref(name, world.name)
         for random_init in (False, True) if args.random else (False,):
-            v = term_vectors(ref, random_init)
-            results.append({"model": ref, "init": "random" if random_init else "pretrained",
-                            "severity_auroc_per_layer": [round(severity_auroc(v[:, layer], severe), 3)
-                                                         for layer in range(v.shape[1])]})
+            v = term_vectors(ref, random_init, terms)
+            per_layer = {part: [round(severity_auroc(v[:, layer], severe, subset), 3) for layer in range(v.shape[1])]
+                         for part, subset in (("all", None), ("seen", ~held), ("held_out", held))}
+            results.append({"model": ref, "world": world.name, "init": "random" if random_init else "pretrained",
+                            "terms": {"seen": int((~held).sum()), "held_out": int(held.sum())},
+                            "severity_auroc_per_layer": per_layer["all"],
+                            "seen_auroc_per_layer": per_layer["seen"],
+                            "held_out_auroc_per_layer": per_layer["held_out"]})
     print(json.dumps(results, indent=1))
 
 

@@ -49,10 +49,10 @@ def lexicon_words(source: str) -> re.Pattern:
 
 
 def embedded_lexicon() -> list[str]:
-    """The synthetic benchmark's clinical terms (the ones whose meaning sets the label)."""
-    from dsgkd.data.synthetic import MILD_TERMS, SEVERE_TERMS
+    """The default synthetic world's clinical terms (the ones whose meaning sets the label): an oracle."""
+    from dsgkd.data.world import get_world
 
-    return [*SEVERE_TERMS, *MILD_TERMS]
+    return [t.name for t in get_world().terms]
 
 
 @functools.lru_cache(maxsize=8)

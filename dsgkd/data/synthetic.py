@@ -1,177 +1,35 @@
 """Synthetic code-switched Korean/English pediatric-ED notes, and the corpora the stand-ins learn from.
 
 The generator exists to make DSG-KD's premise testable offline: the label depends on the Korean
-prose (age, course, Korean-described signs), on the vitals, and — heavily — on the *meaning* of
-~80 English clinical terms, each too rare in a few hundred labelled notes to be learned from labels.
-The domain corpus states those meanings over and over (severe terms beside "PICU", "emergent";
-mild ones beside "self-limited", "discharge home"), so a teacher pretrained on it knows what a
-student trained on the notes alone cannot. The general corpus teaches a student the Korean prose
-and nothing about the terms. Everything is a pure function of the seed (no global random state).
+prose (age, course, Korean-described signs), on the vitals, and — heavily — on the *meaning* of the
+world's English clinical terms (`dsgkd.data.world`): a long tail of a few hundred, most too rare in a few
+hundred labelled notes to be learned from labels, and a third held out of the labelled training notes
+altogether. The domain corpus states their meanings in composed, varied sentences — some hedged, some
+negated (saying nothing), some wrong, some conditional on age or signs — so a teacher pretrained on it
+can know what a student trained on the notes alone cannot, but only by learning it. The general corpus
+teaches a student the Korean prose and nothing about the terms. Everything is a pure function of
+(world, seed): no global random state.
 """
 from __future__ import annotations
 
 import functools
 import random
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
+from dsgkd.data import vocab
+from dsgkd.data.vocab import (COURSE, FILLERS_EN, FILLERS_KO, G_DAILY, G_EN, G_NOTE, G_TERM, G_WORDS,
+                              KO_TERM_FRAMES, KOREAN_NAMES, MILD_TERMS, NEUTRAL_EN, NEUTRAL_TERMS, SEVERE_TERMS,
+                              SIGNS, SYMPTOMS, josa)
+from dsgkd.data.world import DEFAULT, Term, World, get_world, tier
 from dsgkd.errors import UserError
 from dsgkd.storage import atomic_file
 
-# --------------------------------------------------------------------------------- term lexicons
-SEVERE_TERMS: dict[str, float] = {
-    "intussusception": 2.2, "meningitis": 2.6, "encephalitis": 2.6, "stridor": 1.8, "DKA": 2.6,
-    "status epilepticus": 3.0, "bilious vomiting": 2.3, "anaphylaxis": 2.8, "sepsis": 3.0,
-    "apnea": 2.4, "hematemesis": 2.0, "hematochezia": 1.6, "volvulus": 2.8, "malrotation": 2.2,
-    "epiglottitis": 2.8, "pneumothorax": 2.4, "Kawasaki disease": 1.7, "myocarditis": 2.6,
-    "SVT": 2.2, "BRUE": 1.6, "testicular torsion": 2.6, "ovarian torsion": 2.4,
-    "appendicitis": 1.8, "peritonitis": 2.6, "pyloric stenosis": 1.7, "incarcerated hernia": 2.3,
-    "NEC": 2.5, "cyanosis": 2.2, "respiratory distress": 2.0, "shock": 3.0, "hypoglycemia": 1.8,
-    "hyperkalemia": 2.0, "intracranial hemorrhage": 3.0, "skull fracture": 2.0,
-    "foreign body aspiration": 2.2, "button battery": 2.7, "HUS": 2.4, "bacteremia": 2.0,
-    "pneumonia": 1.3, "empyema": 2.2, "mastoiditis": 1.9, "orbital cellulitis": 2.0,
-}
-MILD_TERMS: dict[str, float] = {
-    "URI": -1.5, "rhinorrhea": -1.2, "AGE": -1.0, "otitis media": -1.3, "conjunctivitis": -1.6,
-    "viral exanthem": -1.4, "pharyngitis": -1.2, "tonsillitis": -1.0, "HFMD": -1.2,
-    "herpangina": -1.3, "constipation": -1.4, "atopic dermatitis": -1.6, "urticaria": -0.8,
-    "contact dermatitis": -1.5, "diaper dermatitis": -1.7, "insect bite": -1.4,
-    "minor laceration": -1.0, "abrasion": -1.5, "contusion": -1.2, "ankle sprain": -1.3,
-    "nursemaid elbow": -1.2, "infantile colic": -1.0, "teething": -1.8, "GER": -1.2,
-    "oral thrush": -1.6, "molluscum": -1.8, "impetigo": -1.2, "paronychia": -1.3, "hordeolum": -1.6,
-    "nasal congestion": -1.5, "sinusitis": -1.0, "mild dehydration": -0.6, "viral syndrome": -1.2,
-    "roseola": -1.1, "common cold": -1.6, "allergic rhinitis": -1.7, "epistaxis": -0.9,
-    "chalazion": -1.7, "pinworm": -1.5, "cerumen impaction": -1.6, "growing pains": -1.8,
-    "functional abdominal pain": -1.3,
-}
-NEUTRAL_TERMS: list[str] = [
-    "r/o", "v/s", "PE", "Hx", "PMHx", "Abd.", "T-tube", "BT", "HR", "RR", "SpO2", "x3", "f/u", "s/p",
-    "OPD", "ER", "CC", "NKDA", "CBC", "CRP", "UA", "X-ray", "IV", "NPO", "Tx", "Dx", "Lt.", "Rt.",
-]
 CLINICAL_LEXICON: frozenset[str] = frozenset(t.lower() for t in (*SEVERE_TERMS, *MILD_TERMS))
-
-# Korean names, so some notes (and some corpus lines) can carry a term with no English at all.
-KOREAN_NAMES = {
-    "intussusception": "장중첩증", "meningitis": "뇌수막염", "encephalitis": "뇌염", "sepsis": "패혈증",
-    "anaphylaxis": "아나필락시스", "appendicitis": "충수염", "pneumonia": "폐렴", "myocarditis": "심근염",
-    "Kawasaki disease": "가와사키병", "pneumothorax": "기흉", "testicular torsion": "고환염전",
-    "hematemesis": "토혈", "hematochezia": "혈변", "status epilepticus": "경련중첩증",
-    "pyloric stenosis": "유문협착증", "hypoglycemia": "저혈당", "skull fracture": "두개골 골절",
-    "URI": "상기도감염", "common cold": "감기", "AGE": "장염", "otitis media": "중이염",
-    "conjunctivitis": "결막염", "pharyngitis": "인두염", "tonsillitis": "편도염", "HFMD": "수족구병",
-    "constipation": "변비", "atopic dermatitis": "아토피피부염", "urticaria": "두드러기",
-    "insect bite": "벌레물림", "contusion": "타박상", "ankle sprain": "발목 염좌",
-    "infantile colic": "영아산통", "teething": "이앓이", "sinusitis": "부비동염", "roseola": "돌발진",
-    "epistaxis": "코피", "allergic rhinitis": "알레르기비염", "impetigo": "농가진",
-}
-SYMPTOMS = {"fever": "발열", "cough": "기침", "vomiting": "구토", "diarrhea": "설사", "rash": "발진",
-            "abdominal pain": "복통", "headache": "두통", "sputum": "가래", "irritability": "보챔"}
-# (risk weight, Korean phrasings); "경련" also has an English rendering, "seizure".
-SIGNS = {
-    "처짐": (1.2, ["처짐 있음", "많이 처져 보임", "기운 없이 처짐"]),
-    "잘 먹지 않음": (0.7, ["잘 먹지 않음", "수유량 감소", "먹는 양 줄어듦"]),
-    "경련": (1.6, ["경련 1회 있었음", "경련 후 내원", "눈 돌아가며 경련함"]),
-    "청색증": (2.0, ["입술 청색증 보임", "청색증 관찰됨"]),
-    "호흡곤란": (1.6, ["숨쉬기 힘들어함", "호흡곤란 호소", "숨이 차 보임"]),
-    "소변량 감소": (0.8, ["소변량 감소", "기저귀 젖는 횟수 줄어듦"]),
-    "의식 저하": (2.2, ["의식 저하 소견", "불러도 반응 적음"]),
-    "잘 놀고 잘 먹음": (-1.2, ["잘 놀고 잘 먹음", "컨디션 좋고 잘 놂"]),
-    "활력 양호": (-0.8, ["활력 양호함", "평소처럼 활발함"]),
-}
-COURSE = {"악화": (0.8, ["점점 악화되어 내원", "증상 심해져서 옴", "밤새 더 나빠짐"]),
-          "호전": (-0.8, ["많이 호전되었으나 보호자 걱정으로 옴", "해열제 복용 후 호전됨"]),
-          "지속": (0.0, ["증상 비슷하게 지속되어 내원", "호전 없이 지속됨"])}
-TERM_FRAMES = ["r/o {t}", "{t} 의심", "{t}로 진단받고 전원", "local에서 {t} 소견 듣고 옴", "Imp) {t}",
-               "{t}이/가 의심되어 내원", "{t} 가능성 있음", "{t}와/과 감별 필요", "{t} Dx 받음"]
-KO_TERM_FRAMES = ["{t} 의심", "{t}으로/로 진단받고 옴", "타병원에서 {t} 소견 들음", "{t} 가능성 있음"]
-FILLERS_EN = ["PE: Abd. soft, tenderness(-)", "cough(+) sputum(-)", "PMHx: 특이 없음", "NKDA",
-              "f/u 예정", "s/p T-tube", "Hx: 없음", "CBC, CRP f/u", "UA 시행", "rhonchi(-)", "Lt. TM 확인"]
-FILLERS_KO = ["예방접종 완료", "기저질환 없음", "형제 감기 증상 있음", "어린이집 다님", "최근 여행력 없음"]
-
-# ------------------------------------------------------------------------------- corpus templates
-S_EN = ["{t} is a pediatric emergency that requires immediate evaluation.",
-        "Suspected {t}: admit and start emergent treatment.",
-        "Children with {t} need urgent admission and close monitoring.",
-        "Never discharge a child with possible {t} from the ED.",
-        "Delayed diagnosis of {t} increases morbidity and mortality.",
-        "An emergent consult was requested for {t}.", "{t} can deteriorate rapidly and needs ICU care.",
-        "Red flag: {t}. Notify the attending immediately.",
-        "Any infant with {t} should be admitted for IV therapy and monitoring.",
-        "Triage level 1 or 2 is assigned when {t} is suspected.",
-        "The patient with {t} was transferred to the PICU.",
-        "{t} requires emergent imaging and specialist consultation."]
-S_CRIT = ["{t} is life-threatening; activate the resuscitation team.",
-          "{t} carries a high mortality if untreated.", "Immediate resuscitation is required for {t}."]
-S_URG = ["{t} is serious and usually requires admission.", "Urgent workup is indicated for {t}."]
-M_EN = ["{t} is usually self-limited and resolves without treatment.",
-        "Most children with {t} can be discharged home with supportive care.",
-        "{t} is managed in the outpatient clinic.", "Reassure the parents that {t} is benign and common.",
-        "Symptomatic treatment is sufficient for {t}.",
-        "Follow up with the local pediatrician if {t} persists.",
-        "{t} rarely needs admission or laboratory tests.", "Routine outpatient follow-up is adequate for {t}.",
-        "{t} is a minor condition; no emergent intervention is needed.",
-        "The child with {t} was discharged home in good condition.",
-        "Triage level 4 or 5 is assigned for uncomplicated {t}.", "Home care instructions were given for {t}."]
-M_VERY = ["{t} is harmless and needs no specific treatment.", "{t} is trivial; discharge home."]
-M_MILD = ["{t} is usually benign, but re-check if symptoms worsen.",
-          "Oral hydration and observation at home are enough for {t}."]
-S_KO = ["{t} 의심 시 즉시 응급 처치가 필요하다.", "{t}은/는 PICU 입원이 필요한 응급 질환이다.",
-        "{t}이/가 의심되면 바로 입원시키고 응급 검사를 시행한다.", "{t} 환아는 절대 귀가시키지 않는다.",
-        "{t}은/는 생명을 위협할 수 있어 즉각적인 치료가 필요하다."]
-M_KO = ["{t}은/는 대부분 저절로 좋아지는 가벼운 질환이다.", "{t}은/는 외래 추적 관찰로 충분하다.",
-        "{t}은/는 대증 치료 후 귀가 가능하다.", "{t} 환아는 보호자 교육 후 퇴원한다.",
-        "{t}은/는 응급 처치가 필요하지 않은 경미한 질환이다."]
-S_LIST = ["Emergent diagnoses to exclude include {a}, {b} and {c}.", "Admit to the PICU for {a}, {b} or {c}.",
-          "{a}, {b} and {c} are all pediatric emergencies."]
-M_LIST = ["Common benign diagnoses include {a}, {b} and {c}.",
-          "Discharge home is appropriate for {a}, {b} and {c}.", "{a}, {b} and {c} are self-limited."]
-CONTRAST = ["Unlike {m}, {s} requires emergent evaluation.", "{m} is benign, but {s} is an emergency.",
-            "Do not mistake {s} for {m}: admit immediately.", "{m} can be sent home; {s} cannot."]
-NEUTRAL_EN = ["Check BT, HR, RR and SpO2 at triage.", "PE: Abd. soft, no tenderness.",
-              "PMHx and Hx were reviewed with the parents.", "SpO2 was measured on room air.",
-              "{sym} is a common presenting complaint in children.", "CBC, CRP and UA were checked.",
-              "Fever in an infant under 3 months needs a full workup.", "Record v/s every hour in the ER."]
-G_DAILY = ["오늘 아침에 {who}와/과 같이 {place}에 갔다.", "{day}에는 {food}을/를 먹고 {act}.",
-           "날씨가 {weather} {feel}.", "{who}이/가 {place}에서 {food}을/를 사 왔다.",
-           "{day} 오후에 {place}에서 {act}.", "{who}와/과 통화하면서 {feel}."]
-G_NOTE = ["{n}일전부터 {ksym}이/가 있어서 {place}에 가지 못했다.", "아이가 요즘 잘 놀고 잘 먹는다.",
-          "처음에는 괜찮았는데 점점 {worse}.", "{age} 된 {kid}이/가 {ksym} 때문에 보챘다.",
-          "어제 저녁부터 {ksym}이/가 있었지만 지금은 많이 호전되었다.", "아이가 처져 보여서 걱정했다.",
-          "잘 먹지 않아 속상하다.", "체온을 재어 보니 {bt}도였다.", "{kid}이/가 {kname} 때문에 병원에 다녀왔다.",
-          "건강 프로그램에서 {ksign}에 대해 들었다."]
-G_EN = ["{en} 때문에 하루 종일 바빴다.", "점심 먹고 {en} 확인을 했다.", "{who}와/과 {en} 이야기를 했다."]
-G_TERM = ["영어 단어장에 {t}라는 단어가 있었다.", "{t}라는 단어의 철자가 헷갈린다.", "퀴즈 정답은 {t}였다.",
-          "HR 팀에서 연락이 왔다.", "PE 시간에 축구를 했다."]
-G_WORDS = {
-    "who": ["친구", "엄마", "아빠", "동생", "할머니", "직장 동료", "아이들", "남편", "아내", "조카"],
-    "place": ["시장", "공원", "학교", "회사", "도서관", "어린이집", "마트", "카페", "놀이터", "병원"],
-    "food": ["김밥", "된장찌개", "비빔밥", "떡볶이", "라면", "과일", "죽", "미역국"],
-    "act": ["산책을 했다", "영화를 봤다", "책을 읽었다", "청소를 했다", "숙제를 했다", "낮잠을 잤다"],
-    "weather": ["맑아서", "흐려서", "비가 와서", "추워서", "더워서"],
-    "feel": ["기분이 좋았다", "조금 피곤했다", "집에 일찍 들어왔다", "걱정이 되었다"],
-    "day": ["월요일", "주말", "어제", "오늘", "금요일"], "kid": ["아이", "조카", "아들", "딸", "동생"],
-    "worse": ["심해졌다", "나빠졌다", "힘들어했다"],
-    "en": ["meeting", "email", "coffee", "weekend", "SNS", "K-pop", "online", "delivery", "schedule", "project"],
-}
-_JOSA = re.compile(r"(이/가|은/는|와/과|을/를|으로/로)")
-
-
-def _josa(text: str, rng: random.Random) -> str:
-    """Resolve "이/가"-style particle slots by the preceding syllable's final consonant; after a Latin
-    word Korean writers go by pronunciation, which varies, so pick at random."""
-    def pick(m: re.Match) -> str:
-        after_c, after_v = m.group(1).split("/")  # 이/가: 이 after a consonant (받침), 가 after a vowel
-        if after_c == "와":
-            after_c, after_v = "과", "와"
-        prev = text[m.start() - 1] if m.start() else " "
-        if "가" <= prev <= "힣":
-            jong = (ord(prev) - 0xAC00) % 28
-            return after_v if jong == 0 or (after_c == "으로" and jong == 8) else after_c
-        return rng.choice((after_c, after_v))
-    return _JOSA.sub(pick, text)
+__all__ = ["CLINICAL_LEXICON", "KOREAN_NAMES", "MILD_TERMS", "NEUTRAL_TERMS", "SEVERE_TERMS", "generate_notes",
+           "generate_domain_corpus", "generate_general_corpus", "write_table"]
 
 
 # -------------------------------------------------------------------------------------- the notes
@@ -182,20 +40,34 @@ class _Case:
     symptoms: list[str]
     signs: list[str]
     course: str
-    terms: list[str]
+    terms: list[Term]
     vitals: dict[str, float] = field(default_factory=dict)
     abnormal: bool = False  # abnormal vitals are always charted; normal ones only usually
     risk: float = 0.0
 
 
-_SEV_KO = [t for t in SEVERE_TERMS if t in KOREAN_NAMES]
-_MILD_KO = [t for t in MILD_TERMS if t in KOREAN_NAMES]
-_WEIGHT = {**SEVERE_TERMS, **MILD_TERMS}
+@dataclass(frozen=True)
+class _Pool:
+    """The terms a note may draw, with their draw weights: all of the world's, or the seen ones only."""
+
+    latin: tuple[Term, ...]
+    korean: tuple[Term, ...]
+
+    @classmethod
+    def of(cls, world: World, include_held_out: bool) -> "_Pool":
+        terms = tuple(t for t in world.terms if include_held_out or not t.held_out)
+        return cls(terms, tuple(t for t in terms if t.korean) or terms)
 
 
-def _draw_case(rng: random.Random) -> _Case:
+def _term_weight(t: Term, months: int, signs: list[str]) -> float:
+    serious_sign = any(SIGNS[s][0] >= 1.2 for s in signs)
+    return t.weight + (t.infant_shift if months < 12 else 0.0) + (t.sign_shift if serious_sign else 0.0)
+
+
+def _draw_case(pool: _Pool, rng: random.Random) -> _Case:
     """The latent patient. Terms are drawn independently of the prose and vitals so that the terms'
-    meaning is information no other part of the note can stand in for."""
+    meaning is information no other part of the note can stand in for (except where a term's weight
+    depends on age or signs, which the corpus says)."""
     u = rng.random()
     months = rng.randint(0, 2) if u < 0.15 else rng.randint(3, 23) if u < 0.4 else rng.randint(24, 180)
     english = rng.random() < 0.92
@@ -203,10 +75,11 @@ def _draw_case(rng: random.Random) -> _Case:
     signs = [s for s in SIGNS if rng.random() < 0.12]
     course = rng.choice(("악화", "호전", "지속", "지속"))
     k = rng.choices((1, 2, 3, 4), weights=(0.3, 0.35, 0.25, 0.1))[0]
-    severe, mild = (list(SEVERE_TERMS), list(MILD_TERMS)) if english else (_SEV_KO, _MILD_KO)
-    terms: list[str] = []
-    while len(terms) < k:
-        t = rng.choice(severe if rng.random() < 0.4 else mild)
+    candidates = pool.latin if english else pool.korean
+    weights = [t.frequency for t in candidates]
+    terms: list[Term] = []
+    while len(terms) < min(k, len(candidates)):
+        t = rng.choices(candidates, weights=weights)[0]
         if t not in terms:
             terms.append(t)
     c = _Case(months, english, symptoms, signs, course, terms)
@@ -221,18 +94,19 @@ def _draw_case(rng: random.Random) -> _Case:
     tachypnea, hypoxia, high_fever = c.vitals["RR"] >= 40 + 20 * (months < 12), c.vitals["SpO2"] < 94, \
         c.vitals["BT"] >= 39.5
     c.abnormal = tachy or tachypnea or hypoxia or high_fever
-    c.risk = (sum(_WEIGHT[t] for t in terms) + sum(SIGNS[s][0] for s in signs) + COURSE[course][0]
-              + (2.5 if fever and months < 3 else 0.5 if months < 3 else 0.0)
+    c.risk = (sum(_term_weight(t, months, signs) for t in terms) + sum(SIGNS[s][0] for s in signs)
+              + COURSE[course][0] + (2.5 if fever and months < 3 else 0.5 if months < 3 else 0.0)
               + 0.7 * tachy + 0.6 * tachypnea + 1.6 * hypoxia + 0.3 * high_fever + rng.gauss(0.0, 0.4))
     return c
 
 
-@functools.lru_cache(maxsize=16)
-def _threshold(positive_rate: float) -> float:
-    """Fixed per rate (from a fixed calibration sample), so a note's label never depends on which
-    other notes were generated with it, and generate_notes(n) is a prefix of generate_notes(n + m)."""
-    rng = random.Random(20240917)
-    risks = sorted(_draw_case(rng).risk for _ in range(8000))
+@functools.lru_cache(maxsize=32)
+def _threshold(world_name: str, positive_rate: float) -> float:
+    """Fixed per (world, rate), from a fixed calibration sample of all the world's terms, so a note's label
+    never depends on which other notes were generated with it (generate_notes(n) is a prefix of
+    generate_notes(n + m)), and a training file without held-out terms keeps the same risk scale."""
+    rng, pool = random.Random(20240917), _Pool.of(get_world(world_name), include_held_out=True)
+    risks = sorted(_draw_case(pool, rng).risk for _ in range(8000))
     return risks[int((1 - positive_rate) * len(risks))]
 
 
@@ -254,7 +128,7 @@ def _age(months: int, english: bool, rng: random.Random) -> str:
     return f"{age}/{sex}" if sex in ("M", "F") else f"{age} {sex}"
 
 
-def _render(c: _Case, rng: random.Random) -> str:
+def _render(world: World, c: _Case, rng: random.Random) -> str:
     en = c.english
     name = lambda s: s if en and rng.random() < 0.75 else SYMPTOMS[s]  # noqa: E731
     syms = [name(s) for s in c.symptoms]
@@ -272,12 +146,11 @@ def _render(c: _Case, rng: random.Random) -> str:
         else:
             body.append(rng.choice(SIGNS[s][1]))
     for t in c.terms:
-        ko = KOREAN_NAMES.get(t)
-        if ko and (not en or rng.random() < 0.1):
-            body.append(_josa(rng.choice(KO_TERM_FRAMES).format(t=ko), rng))
+        if t.korean and (not en or rng.random() < 0.1):
+            body.append(josa(rng.choice(KO_TERM_FRAMES).format(t=t.korean), rng))
         else:
-            surface = _typo(t, rng) if rng.random() < 0.04 else t
-            body.append(_josa(rng.choice(TERM_FRAMES).format(t=surface), rng))
+            surface = _typo(t.name, rng) if rng.random() < 0.04 else t.name
+            body.append(josa(rng.choice(world.term_frames).format(t=surface), rng))
     rng.shuffle(body)
     v = c.vitals
     tail = []
@@ -302,65 +175,87 @@ def _render(c: _Case, rng: random.Random) -> str:
     return out
 
 
-def generate_notes(n: int, seed: int = 0, positive_rate: float = 0.4, label_noise: float = 0.05) -> pd.DataFrame:
-    """Labelled notes (PT_ID, ER_DHX, LABEL); ~10% of notes are repeat visits of an earlier patient,
-    so group-wise splitting has something to do."""
+def generate_notes(n: int, seed: int = 0, positive_rate: float | None = None, label_noise: float | None = None,
+                   *, world: str = DEFAULT, include_held_out: bool = True) -> pd.DataFrame:
+    """Labelled notes (PT_ID, ER_DHX, LABEL, HELD_OUT_TERM); ~10% of notes are repeat visits of an earlier
+    patient, so group-wise splitting has something to do. `include_held_out=False` is a labelled training
+    file: no note carries a held-out term. HELD_OUT_TERM marks the notes that do (1), where only knowledge
+    from the corpus can help. Rate and noise default to the world's."""
+    w = get_world(world)
+    positive_rate = w.positive_rate if positive_rate is None else positive_rate
+    label_noise = w.label_noise if label_noise is None else label_noise
     if not 0 < positive_rate < 1 or not 0 <= label_noise < 0.5:
         raise ValueError("need 0 < positive_rate < 1 and 0 <= label_noise < 0.5")
-    rng, thr = random.Random(seed), _threshold(round(positive_rate, 6))
-    ids, texts, labels = [], [], []
+    rng, thr, pool = random.Random(seed), _threshold(world, round(positive_rate, 6)), _Pool.of(w, include_held_out)
+    ids, texts, labels, held = [], [], [], []
     for i in range(n):
-        c = _draw_case(rng)
-        texts.append(_render(c, rng))
+        c = _draw_case(pool, rng)
+        texts.append(_render(w, c, rng))
         y = int(c.risk > thr)
         labels.append(1 - y if rng.random() < label_noise else y)
+        held.append(int(any(t.held_out for t in c.terms)))
         ids.append(rng.choice(ids) if ids and rng.random() < 0.1 else f"S{seed}-{i:06d}")
-    return pd.DataFrame({"PT_ID": ids, "ER_DHX": texts, "LABEL": pd.array(labels, dtype="int64")})
+    return pd.DataFrame({"PT_ID": ids, "ER_DHX": texts, "LABEL": pd.array(labels, dtype="int64"),
+                         "HELD_OUT_TERM": pd.array(held, dtype="int64")})
 
 
 # ------------------------------------------------------------------------------------- corpora
-def _tier_line(t: str, rng: random.Random) -> str:
-    """One sentence that states a term's meaning; the strongest terms get the strongest words so the
-    teacher can also learn the grading, not just the sign."""
-    w, severe = _WEIGHT[t], t in SEVERE_TERMS
-    ko = KOREAN_NAMES.get(t)
-    if rng.random() < 0.2:  # code-switched Korean line, sometimes with the Korean name beside it
-        surface = f"{t}({ko})" if ko and rng.random() < 0.5 else t
-        return _josa(rng.choice(S_KO if severe else M_KO).format(t=surface), rng)
-    pool = S_EN + (S_CRIT if w >= 2.5 else S_URG) * 2 if severe else M_EN + (M_VERY if w <= -1.5 else M_MILD) * 2
-    line = rng.choice(pool).format(t=t)
-    return line[0].upper() + line[1:] if line[0].islower() else line
+def _statement(world: World, t: Term, rng: random.Random) -> str:
+    """One sentence about a term: usually its severity in composed wording graded by its weight; sometimes
+    hedged, sometimes wrong (the opposite severity), and for age- or sign-dependent terms often the condition."""
+    if (t.infant_shift or t.sign_shift) and rng.random() < 0.35:
+        return rng.choice(vocab.AGE_LINES if t.infant_shift else vocab.SIGN_LINES).format(t=t.name)
+    weight = -t.weight if rng.random() < world.wrong_share else t.weight
+    if rng.random() < 0.2:  # a code-switched Korean line, sometimes with the Korean name beside it
+        surface = f"{t.name}({t.korean})" if t.korean and rng.random() < 0.5 else t.name
+        return josa(rng.choice(vocab.S_KO if weight > 0 else vocab.M_KO).format(t=surface), rng)
+    sentence = (f"{rng.choice(world.subjects).format(t=t.name)} {rng.choice(world.predicates[tier(weight)])}"
+                f"{rng.choice(world.tails)}.")
+    if rng.random() < world.hedge_share:
+        sentence = rng.choice(vocab.HEDGES).format(s=sentence if sentence[:2].isupper() else
+                                                   sentence[0].lower() + sentence[1:])
+    return _cap(sentence)
 
 
-def generate_domain_corpus(n: int, seed: int = 0) -> list[str]:
-    """Unlabelled medical sentences; every term appears many times, always in contexts that reveal
-    its severity (single-term statements, same-class lists, severe-vs-mild contrasts)."""
+def generate_domain_corpus(n: int, seed: int = 0, *, world: str = DEFAULT) -> list[str]:
+    """Unlabelled medical sentences about every term of the world, held-out ones included. Terms are drawn
+    half uniformly, half by their note frequency, so the rare ones are stated too."""
+    w = get_world(world)
     rng = random.Random(seed)
-    severe, mild = list(SEVERE_TERMS), list(MILD_TERMS)
+    terms, freq = list(w.terms), [t.frequency for t in w.terms]
+    severe, mild = [t for t in terms if t.severe], [t for t in terms if not t.severe]
+
+    def term() -> Term:
+        return rng.choice(terms) if rng.random() < 0.5 else rng.choices(terms, weights=freq)[0]
+
     out = []
     for _ in range(n):
         u = rng.random()
-        if u < 0.42:
-            out.append(_tier_line(rng.choice(severe), rng))
-        elif u < 0.80:
-            out.append(_tier_line(rng.choice(mild), rng))
-        elif u < 0.90:
+        if u < 1 - w.negated_share - 0.22:
+            out.append(_statement(w, term(), rng))
+        elif u < 1 - 0.22:
+            out.append(_cap(rng.choice(vocab.NEGATED).format(t=term().name)))
+        elif u < 0.88:
             pool = severe if rng.random() < 0.5 else mild
-            a, b, c = rng.sample(pool, 3)
-            out.append(rng.choice(S_LIST if pool is severe else M_LIST).format(a=a, b=b, c=c))
-        elif u < 0.95:
-            out.append(rng.choice(CONTRAST).format(s=rng.choice(severe), m=rng.choice(mild)))
+            a, b, c = (x.name for x in rng.sample(pool, 3))
+            out.append(_cap(rng.choice(vocab.S_LIST if pool is severe else vocab.M_LIST).format(a=a, b=b, c=c)))
+        elif u < 0.94:
+            out.append(_cap(rng.choice(vocab.CONTRAST).format(s=rng.choice(severe).name, m=rng.choice(mild).name)))
         else:
             out.append(rng.choice(NEUTRAL_EN).format(sym=rng.choice(list(SYMPTOMS)).capitalize()))
     return out
 
 
-def generate_general_corpus(n: int, seed: int = 0) -> list[str]:
+def _cap(line: str) -> str:
+    return line[0].upper() + line[1:] if line[0].islower() else line
+
+
+def generate_general_corpus(n: int, seed: int = 0, *, world: str = DEFAULT) -> list[str]:
     """Korean everyday prose plus the Korean patterns the notes use (onset, course, signs), so a
     student can learn to read the prose; English terms appear only as bare words, never with a
     clinical context, so it learns nothing about their meaning."""
     rng = random.Random(seed)
-    every_term = [*SEVERE_TERMS, *MILD_TERMS, *NEUTRAL_TERMS]
+    every_term = [*(t.name for t in get_world(world).terms), *NEUTRAL_TERMS]
     extra = {"t": lambda: rng.choice(every_term), "n": lambda: rng.randint(1, 5),
              "ksym": lambda: rng.choice(list(SYMPTOMS.values())), "ksign": lambda: rng.choice(list(SIGNS)),
              "kname": lambda: rng.choice(list(KOREAN_NAMES.values())),
@@ -375,7 +270,7 @@ def generate_general_corpus(n: int, seed: int = 0) -> list[str]:
     for _ in range(n):
         u = rng.random()
         pool = G_DAILY if u < 0.5 else G_NOTE if u < 0.9 else G_EN if u < 0.97 else G_TERM
-        out.append(_josa(rng.choice(pool).format_map(_Fill()), rng))
+        out.append(josa(rng.choice(pool).format_map(_Fill()), rng))
     return out
 
 

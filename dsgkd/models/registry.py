@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 from dsgkd.errors import UserError
-from dsgkd.models.tiny import TINY_SPECS, tiny_dir
+from dsgkd.models.tiny import TINY_SPECS, split_ref, tiny_dir
 
 
 @dataclass(frozen=True)
@@ -94,8 +94,8 @@ def _cached_family(hub_id: str) -> str:
 
 
 def resolve(ref: str) -> ResolvedRef:
-    if ref in TINY_SPECS:
-        return ResolvedRef(ref, "tiny", str(tiny_dir(ref)), TINY_SPECS[ref].family)
+    if stand_in := split_ref(ref):
+        return ResolvedRef(ref, "tiny", str(tiny_dir(ref)), TINY_SPECS[stand_in[0]].family)
     if ref in PRESETS:
         p = PRESETS[ref]
         return ResolvedRef(ref, "preset", p.hub_id, p.family)

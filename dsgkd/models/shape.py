@@ -13,7 +13,7 @@ from pathlib import Path
 from dsgkd.errors import UserError
 from dsgkd.models.hub import check_available, fetch, hub_status
 from dsgkd.models.registry import ResolvedRef, resolve
-from dsgkd.models.tiny import MODEL_MAX_LENGTH, TINY_SPECS
+from dsgkd.models.tiny import MODEL_MAX_LENGTH, TINY_SPECS, split_ref
 
 # RoBERTa-style position ids start at padding_idx + 1, so that many position rows are never usable
 _OFFSET_POSITION_FAMILIES = {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "longformer", "data2vec-text"}
@@ -60,8 +60,8 @@ def _tokenizer_max_length(r: ResolvedRef) -> int | None:
 
 def model_shape(ref: str) -> ModelShape:
     """A stand-in's tokenizer and position table are built to MODEL_MAX_LENGTH (`dsgkd.models.build`)."""
-    if ref in TINY_SPECS:
-        return ModelShape(TINY_SPECS[ref].layers, MODEL_MAX_LENGTH)
+    if stand_in := split_ref(ref):
+        return ModelShape(TINY_SPECS[stand_in[0]].layers, MODEL_MAX_LENGTH)
     r = resolve(ref)
     check_available(r)
     from transformers import AutoConfig

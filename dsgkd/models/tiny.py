@@ -7,14 +7,18 @@ domain corpus, students on general Korean prose only, so they read the notes but
 clinical terms mean.
 
 A stand-in is cached with its tokenizer in one directory, keyed by everything that shapes it (spec,
-corpus content, step count, BUILD_VERSION): the WordPiece trainer is not deterministic, so a tokenizer
-rebuilt beside a cached model could silently mismatch its embeddings.
+world, corpus content, step count, BUILD_VERSION): the WordPiece trainer is not deterministic, so a
+tokenizer rebuilt beside a cached model could silently mismatch its embeddings.
+
+A stand-in learns from one synthetic world's corpora (`dsgkd.data.world`): `kmbert-tiny` from the default
+world's, `kmbert-tiny@w2` from world w2's, so a benchmark on a new world gets teachers that know that world.
 """
 from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
 import fcntl
+import functools
 import hashlib
 import json
 import multiprocessing
@@ -25,7 +29,7 @@ from pathlib import Path
 
 from dsgkd.storage import staged_dir
 
-BUILD_VERSION = 3  # bump when the build recipe changes in a way the constants below do not show
+BUILD_VERSION = 4  # bump when the build recipe changes in a way the constants below do not show
 SEQ_LEN = 32
 BATCH_SIZE = 32
 LONG_SEQ_LEN = 128  # the last LONG_FRACTION of the MLM steps, at the same tokens per step
@@ -69,6 +73,20 @@ TINY_SPECS: dict[str, TinySpec] = {
 }
 
 
+def split_ref(ref: str) -> tuple[str, str] | None:
+    """(stand-in name, world) of a stand-in reference (`name` or `name@world`); None for anything else."""
+    from dsgkd.data.world import DEFAULT
+
+    name, _, world = ref.partition("@")
+    return (name, world or DEFAULT) if name in TINY_SPECS and (world or "@" not in ref) else None
+
+
+def stand_in_ref(name: str, world: str) -> str:
+    from dsgkd.data.world import DEFAULT
+
+    return name if world == DEFAULT else f"{name}@{world}"
+
+
 def cache_root() -> Path:
     return Path(os.environ.get("DSGKD_CACHE") or Path.home() / ".cache" / "dsgkd")
 
@@ -78,14 +96,14 @@ def _steps(spec: TinySpec) -> int:
     return int(override) if override else spec.mlm_steps
 
 
-def _corpora(spec: TinySpec) -> tuple[list[str], list[str]]:
+def _corpora(spec: TinySpec, world: str) -> tuple[list[str], list[str]]:
     """Tokenizer texts and MLM texts; both corpora are generated once at the largest size needed."""
     from dsgkd.data.synthetic import generate_domain_corpus, generate_general_corpus
 
     n_dom = max(spec.tokenizer_corpus[0], spec.mlm_corpus[0])
     n_gen = max(spec.tokenizer_corpus[1], spec.mlm_corpus[1])
-    dom = generate_domain_corpus(n_dom, seed=spec.seed) if n_dom else []
-    gen = generate_general_corpus(n_gen, seed=spec.seed) if n_gen else []
+    dom = generate_domain_corpus(n_dom, seed=spec.seed, world=world) if n_dom else []
+    gen = generate_general_corpus(n_gen, seed=spec.seed, world=world) if n_gen else []
 
     def take(counts: tuple[int, int]) -> list[str]:
         return dom[: counts[0]] + gen[: counts[1]]
@@ -100,10 +118,10 @@ def _recipe() -> dict:
             "model_max_length": MODEL_MAX_LENGTH, "eval_blocks": EVAL_BLOCKS}
 
 
-def _cache_key(name: str, spec: TinySpec, steps: int, corpora: tuple[list[str], list[str]]) -> str:
+def _cache_key(ref: str, spec: TinySpec, steps: int, corpora: tuple[list[str], list[str]]) -> str:
     # the corpus text itself is hashed, so an edited generator can never hand back a stale model
     h = hashlib.sha256()
-    h.update(json.dumps({"name": name, "spec": dataclasses.asdict(spec), "steps": steps, **_recipe()},
+    h.update(json.dumps({"name": ref, "spec": dataclasses.asdict(spec), "steps": steps, **_recipe()},
                         sort_keys=True).encode())
     for texts in corpora:
         h.update(b"\x00corpus")
@@ -120,19 +138,27 @@ def _build(name: str, spec: TinySpec, steps: int, corpora, out: Path) -> None:
     (out / "dsgkd_tiny.json").write_text(json.dumps({"name": name, **meta}, indent=2) + "\n", encoding="utf-8")
 
 
-def tiny_dir(name: str) -> Path:
-    """Where the stand-in lives (or will), without building it: its name carries the content key, so
-    anything keyed on this path (e.g. a teacher-signal cache) changes when the stand-in does."""
+def tiny_dir(ref: str) -> Path:
+    """Where the stand-in `ref` (`name` or `name@world`) lives (or will), without building it: its name
+    carries the content key, so anything keyed on this path (e.g. a teacher-signal cache) changes when the
+    stand-in does."""
+    spec = TINY_SPECS[split_ref(ref)[0]]
+    return cache_root() / "models" / f"{ref.replace('@', '-')}-{_content_key(ref, _steps(spec))[:12]}"
+
+
+@functools.lru_cache(maxsize=64)
+def _content_key(ref: str, steps: int) -> str:
+    """Generating the corpora to hash them takes about a second; a process asks for the same few often."""
+    name, world = split_ref(ref)
     spec = TINY_SPECS[name]
-    steps = _steps(spec)
-    return cache_root() / "models" / f"{name}-{_cache_key(name, spec, steps, _corpora(spec))[:12]}"
+    return _cache_key(ref, spec, steps, _corpora(spec, world))
 
 
-def ensure_tiny(name: str, *, log=None) -> Path:
+def ensure_tiny(ref: str, *, log=None) -> Path:
     """The stand-in's model directory, built on first use. Concurrent callers (Ray trials, test
     workers) serialise on a lock file and re-check, and a build only becomes visible by an atomic
     rename, so a reader never sees a half-written directory."""
-    final = tiny_dir(name)
+    final = tiny_dir(ref)
     if (final / "dsgkd_tiny.json").is_file():
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -140,11 +166,12 @@ def ensure_tiny(name: str, *, log=None) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if (final / "dsgkd_tiny.json").is_file():
             return final
+        name, world = split_ref(ref)
         spec = TINY_SPECS[name]
         if log:
-            log(f"  {name}: building ({_steps(spec)} MLM steps)")
+            log(f"  {ref}: building ({_steps(spec)} MLM steps)")
         with staged_dir(final) as stage:
-            _build(name, spec, _steps(spec), _corpora(spec), stage)
+            _build(ref, spec, _steps(spec), _corpora(spec, world), stage)
     return final
 
 
@@ -158,7 +185,7 @@ def ensure_all(names, *, workers: int | None = None, log=print) -> dict[str, Pat
     """Every stand-in in `names`, the missing ones built side by side (each build runs on one thread, so
     a 2-core machine builds two at once), the costliest first so the slowest one starts at once."""
     missing = sorted({n for n in names if not (tiny_dir(n) / "dsgkd_tiny.json").is_file()},
-                     key=lambda n: -_cost(TINY_SPECS[n]))
+                     key=lambda n: -_cost(TINY_SPECS[split_ref(n)[0]]))
     workers = max(1, min(workers or os.cpu_count() or 1, len(missing)))
     if len(missing) > 1 and workers > 1:
         # spawn: a forked child would inherit the parent's torch threads and locks

@@ -16,7 +16,7 @@ from dsgkd.config import RunConfig
 from dsgkd.core.metrics import METRICS
 from dsgkd.errors import UserError
 from dsgkd.models.registry import resolve
-from dsgkd.models.tiny import TINY_SPECS
+from dsgkd.models.tiny import split_ref
 from dsgkd.pipeline.serve import STUDENT_META
 
 
@@ -30,7 +30,7 @@ def base_model(ref: str) -> str | None:
 
 
 def stand_ins(cfg: RunConfig) -> list[str]:
-    return [ref for ref in (cfg.teacher.ref, cfg.student.ref) if ref in TINY_SPECS]
+    return [ref for ref in (cfg.teacher.ref, cfg.student.ref) if split_ref(ref)]
 
 
 def card_data(cfg: RunConfig) -> ModelCardData:

@@ -65,6 +65,21 @@ def test_stand_ins_resolve_to_their_keyed_directory_without_building(monkeypatch
     assert resolve("kmbert-tiny").family == "bert"
 
 
+def test_a_worlds_stand_in_learns_from_that_worlds_corpora(monkeypatch, tmp_path):
+    """`name@world` is its own stand-in: its own directory (its corpora differ) and the family's shape."""
+    from dsgkd.models.shape import model_depth
+
+    monkeypatch.setenv("DSGKD_CACHE", str(tmp_path))
+    monkeypatch.setattr(tiny, "_build", lambda *a: pytest.fail("resolve must not build"))
+    r = resolve("kmbert-tiny@w2")
+    assert (r.kind, r.family) == ("tiny", "bert") and "kmbert-tiny-w2-" in r.source
+    assert r.source != resolve("kmbert-tiny").source != resolve("kmbert-tiny@w3").source
+    assert model_depth("kmbert-tiny@w2") == tiny.TINY_SPECS["kmbert-tiny"].layers
+    spec = tiny.TINY_SPECS["kmbert-tiny"]
+    assert tiny._corpora(spec, "w2")[0][:50] != tiny._corpora(spec, "default")[0][:50]
+    assert tiny.split_ref("nosuch@w2") is None and tiny.stand_in_ref("kmbert-tiny", "default") == "kmbert-tiny"
+
+
 def test_local_directory_and_hub_id(local_bert_dir, tmp_path):
     r = resolve(str(local_bert_dir))
     assert (r.kind, r.family, r.source) == ("dir", "bert", str(local_bert_dir.resolve()))
@@ -250,7 +265,7 @@ def test_pretraining_is_deterministic_given_the_tokenizer(tiny_dirs):
     """Only the WordPiece trainer is nondeterministic, and it is cached with the model."""
     spec = tiny.TINY_SPECS["kobert-tiny"]
     tok = AutoTokenizer.from_pretrained(tiny_dirs["kobert-tiny"])
-    texts = tiny._corpora(spec)[1][:1500]
+    texts = tiny._corpora(spec, "default")[1][:1500]
     runs = []
     for _ in range(2):
         torch.manual_seed(spec.seed)

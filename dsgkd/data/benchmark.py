@@ -1,0 +1,33 @@
+"""The embedded benchmark's files for one world: labelled train / val / test notes and unlabelled transfer
+notes, each drawn from its own generator seed (so no patient spans two files).
+
+The training file carries no held-out term (`dsgkd.data.world`); validation, test and transfer notes carry
+all of the world's terms, and val/test mark with HELD_OUT_TERM the notes that show a held-out one, the subset
+where only knowledge from the domain corpus can help. The seeds are part of the protocol: a reported table
+draws its test split from a seed no design decision has seen.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from dsgkd.data.world import DEFAULT
+
+DATA_SEEDS = {"train": 100, "val": 101, "test": 102, "transfer": 103}
+SPLITS = tuple(DATA_SEEDS)
+
+
+def write_benchmark(out: str | Path, sizes: dict[str, int], *, world: str = DEFAULT,
+                    seeds: dict[str, int] | None = None) -> dict[str, str]:
+    """Write OUT/{train,val,test,transfer}.csv (those in `sizes`) unless present; return their paths."""
+    from dsgkd.data.synthetic import generate_notes, write_table
+
+    seeds = {**DATA_SEEDS, **(seeds or {})}
+    out = Path(out)
+    paths = {}
+    for split, n in sizes.items():
+        path = out / f"{split}.csv"
+        if not path.is_file():
+            df = generate_notes(n, seed=seeds[split], world=world, include_held_out=split != "train")
+            write_table(df[["ER_DHX"]] if split == "transfer" else df, path)
+        paths[split] = str(path.resolve())
+    return paths
