@@ -3,8 +3,9 @@
 Optuna's slice and parallel-coordinate plots colour trials on a scale that starts at white (trial 0, or the
 worst value, vanishes on the light background), quote categorical choices, and give a pair name such as
 `kmbert-tiny>xlmr-tiny` no more room than a number, so its tick labels run into the next axis. Here every
-colour comes from `TRIALS`, whose lightest tone still stands out on white, categorical labels are tilted and
-turned upright when they would still touch, and each axis gets the width its labels need.
+trial's colour comes from `TRIALS`, whose lightest tone still stands out on white; a pair name breaks at its
+`>`; categorical tick labels lie as flat as they fit (level, tilted, upright) and a setting whose choices
+need more room gets a full-width panel; each parallel axis gets the gap its labels need.
 """
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ def slice_plot(study, params: list[str], metric: str) -> Figure:
         if hasattr(dist, "choices"):
             choices = list(dist.choices)
             xs = [choices.index(t.params[name]) for t in have]
-            ax.set_xticks(range(len(choices)), [label(c) for c in choices])
+            ax.set_xticks(range(len(choices)), [_tick_label(c) for c in choices])
             ax.set_xlim(-0.5, len(choices) - 0.5)
         else:
             xs = [t.params[name] for t in have]
@@ -142,7 +143,7 @@ def _scale(values: list, dist) -> tuple:
     if dist is not None and hasattr(dist, "choices"):
         step = 1 / (len(dist.choices) - 1) if len(dist.choices) > 1 else 0
         at = {c: i * step if step else 0.5 for i, c in enumerate(dist.choices)}
-        return at.__getitem__, [(h, label(c)) for c, h in at.items()]
+        return at.__getitem__, [(h, _tick_label(c)) for c, h in at.items()]
     log = getattr(dist, "log", False)
     seen = [math.log10(v) if log else v for v in values]
     lo, hi = min(seen), max(seen)
@@ -155,14 +156,14 @@ def _scale(values: list, dist) -> tuple:
     return place, [(place(v), f"{v:.3g}") for v in shown]
 
 
-def label(choice) -> str:
+def _tick_label(choice) -> str:
     """A categorical choice as a tick label: a pair on two lines, teacher over >student."""
     text = str(choice)
     return text.replace(">", "\n>") if ">" in text and len(text) > 16 else text
 
 
 def _longest(dist) -> int:
-    return max(len(line) for c in dist.choices for line in label(c).split("\n"))
+    return max(len(line) for c in dist.choices for line in _tick_label(c).split("\n"))
 
 
 def _flattest_fit(fig: Figure, axes) -> None:

@@ -1,7 +1,8 @@
 """The figures of `dsgkd analyze`: PNG for reports (matplotlib, Agg), HTML for exploring (plotly, offline).
 
-The slice, parallel-coordinate and Pareto PNGs are dsgkd's own (`dsgkd.report.figures`); the HTML pages are
-Optuna's, with their white-starting colour scales cut to tones that stay visible (`_visible`).
+The slice, parallel-coordinate and Pareto PNGs are dsgkd's own (`dsgkd.report.figures`). The HTML pages are
+Optuna's, with their white-starting colour scales cut to tones that stay visible (`_visible`), except the
+parallel coordinates: plotly's own, on the PNG's axes.
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ def write_plots(run: Run, study, imp, out: Path, *, top: int = 5, pareto=None) -
             with warnings.catch_warnings(), matplotlib.rc_context():
                 warnings.simplefilter("ignore")
                 ax = draw_png()
-                fig = getattr(ax, "figure", None) or getattr(ax, "flat", [ax])[0].figure
+                fig = ax.figure  # an Axes (Optuna's, ours) or a Figure (figures.py), whose .figure is itself
                 fig.savefig(out / f"{name}.png", dpi=110, bbox_inches="tight")
                 plt.close(fig)
                 _visible(draw_html()).write_html(out / f"{name}.html", include_plotlyjs="directory")

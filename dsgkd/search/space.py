@@ -142,6 +142,7 @@ class SearchSpace(Strict):
         return self
 
     def _check_second_objective(self) -> None:
+        """A name no epoch reports would leave every trial's second value missing: Optuna could store none."""
         second, known = self.second_objective, [f"val_{m}" for m in VALIDATION_METRICS]
         if second is None:
             return
