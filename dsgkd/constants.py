@@ -15,6 +15,8 @@ SEARCH_SPACES = Path(__file__).resolve().parents[1] / "search_spaces"
 # what a run can select its best epoch by, and which way is better
 SELECT_METRICS = {"auroc": "max", "auprc": "max", "f1": "max", "brier": "min", "loss": "min"}
 LOWER_IS_BETTER = frozenset({"brier", "loss", "ece"})
+# what every epoch reports on validation as val_<name>: what a search may rank by or trade off against
+VALIDATION_METRICS = (*SELECT_METRICS, "ece")
 # the test metrics every table shows
 REPORTED = ("auroc", "auprc", "f1", "brier")
 

@@ -12,8 +12,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "analyze", help="leaderboard, per-pair table, importance and plots of a search",
         description="Read RUN/tune (Ray Tune) and RUN/optuna.db and write RUN/analysis/: leaderboard.csv/.md, "
                     "pairs.md, importance.csv, summary.md and plots/*.png + *.html (offline: plotly.min.js beside "
-                    "them). Works on finished, running and partly errored searches. Each trial is scored at its "
-                    "best epoch, not its last report.")
+                    "them); with a space's second_objective also pareto.md/.csv and plots/pareto. Works on finished, "
+                    "running and partly errored searches. Each trial is scored at its best epoch, not its last "
+                    "report.")
     p.add_argument("run", type=Path, metavar="RUN", help="the --out directory of `dsgkd search`")
     p.add_argument("--optuna-storage", metavar="URL", help="Optuna RDB URL if the search used one "
                                                            "(default: sqlite:///RUN/optuna.db)")

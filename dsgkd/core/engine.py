@@ -114,6 +114,14 @@ class EpochReport:
         """Write a checkpoint `fit(resume_from=directory)` continues from (call on rank 0 only)."""
         self.checkpoint.save(directory)
 
+    @property
+    def at_best(self) -> dict[str, float]:
+        """The validation metrics of the best epoch so far, whose weights the run keeps: a search scores a second
+        objective there, not at the epoch it happened to peak on its own. Empty before any epoch improved."""
+        state = self.checkpoint.state
+        row = next((h for h in state.history if h["epoch"] == state.best_epoch), {})
+        return {k: v for k, v in row.items() if k.startswith("val_")}
+
 
 @dataclass
 class FitResult:

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from dsgkd.constants import IMPORTANCE_EVALUATORS
+from dsgkd.report.pareto import pareto_front, pareto_heading, pareto_lines
 from dsgkd.report.plots import write_plots
 from dsgkd.report.results import FINISHED, Run, load_run
 from dsgkd.search.dists import CategoricalDist, FloatDist, IntDist
@@ -22,12 +23,13 @@ from dsgkd.storage import staged_dir
 
 # ------------------------------------------------------------------------------------------- tables
 def leaderboard(run: Run) -> pd.DataFrame:
-    rows = []
+    rows, second = [], run.space.second_objective
     ranked = run.ranked()
     for rank, t in enumerate(ranked, 1):
         rows.append({"rank": rank if t.value is not None else None, "trial": t.trial_id,
                      "optuna_trial": t.optuna_number, **t.searched(run.space), "kd": "on" if t.kd_on else "off",
-                     run.metric: t.value, "best_epoch": t.epoch, "epochs": t.epochs, "max_epochs": t.max_epochs,
+                     run.metric: t.value, **({second: t.second} if second else {}), "best_epoch": t.epoch,
+                     "epochs": t.epochs, "max_epochs": t.max_epochs,
                      "asha_stopped": t.stopped_by == "asha", "stopped_by": t.stopped_by, "status": t.status,
                      "error": t.error or ""})
     df = pd.DataFrame(rows)
@@ -70,10 +72,14 @@ def markdown_table(df: pd.DataFrame) -> str:
 
 
 # --------------------------------------------------------------------------------------- importance
-def results_study(run: Run):
+def results_study(run: Run, *, both_objectives: bool = False):
     """An in-memory Optuna study of the finished trials valued at their best epochs, with layer_map/<pair>
     folded into one `layer_map` parameter (fANOVA and MDI skip parameters absent from some trials).
-    Settings with a single possible value are left out: nothing to attribute to them."""
+    Settings with a single possible value are left out: nothing to attribute to them.
+
+    `both_objectives`: a two-objective study (the metric, then the space's second_objective at the same epoch)
+    for the Pareto front. Importance and the per-parameter plots keep the one-objective study: PED-ANOVA takes
+    a multi-objective target as minimised, and the history's best-so-far line needs a single direction."""
     import optuna
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
@@ -88,11 +94,16 @@ def results_study(run: Run):
         elif isinstance(d, CategoricalDist):
             dists[key] = CategoricalDistribution(d.choices)
     dists = {k: d for k, d in dists.items() if not d.single()}
-    study = optuna.create_study(direction="maximize" if space.mode == "max" else "minimize", study_name=run.path.name)
+    modes = [mode for _, _, mode in space.objectives][:2 if both_objectives else 1]
+    study = optuna.create_study(directions=["maximize" if m == "max" else "minimize" for m in modes],
+                                study_name=run.path.name)
     for t in sorted((t for t in run.trials if t.finished), key=lambda t: t.order):
+        values = [t.value, t.second][:len(modes)]
+        if not all(v is not None and math.isfinite(v) for v in values):
+            continue
         params = {k: v for k, v in t.searched(space).items() if k in dists and v is not None}
         study.add_trial(optuna.trial.create_trial(
-            params=params, distributions={k: dists[k] for k in params}, value=t.value,
+            params=params, distributions={k: dists[k] for k in params}, values=values,
             user_attrs={"trial_id": t.trial_id, "epoch": t.epoch}))
     return study
 
@@ -131,6 +142,8 @@ def analyze(run_dir: str | Path, *, storage: str | None = None, evaluator: str =
     run = load_run(run_dir, storage=storage)
     board = leaderboard(run)
     study = results_study(run)
+    two = results_study(run, both_objectives=True) if run.space.second_objective else None
+    front = pareto_front(run, two) if two is not None else None
     imp, note = importance(study, evaluator)
     notes = run.notes + ([note] if note else [])
     with staged_dir(run.path / "analysis") as out:
@@ -139,25 +152,30 @@ def analyze(run_dir: str | Path, *, storage: str | None = None, evaluator: str =
                                             f"epoch\n\n" + markdown_table(board), encoding="utf-8")
         (out / "pairs.md").write_text(pairs_markdown(run), encoding="utf-8")
         imp.to_csv(out / "importance.csv", index=False)
+        if front is not None:
+            front.to_csv(out / "pareto.csv", index=False)
+            (out / "pareto.md").write_text(pareto_heading(run, front, len(two.trials)) + markdown_table(front),
+                                           encoding="utf-8")
         if plots:
-            notes += write_plots(run, study, imp, out / "plots", top=top)
-        text = summary(run, board, imp, notes, top)
+            notes += write_plots(run, study, imp, out / "plots", top=top, pareto=two)
+        text = summary(run, board, imp, notes, top, extra=pareto_lines(run, front) if front is not None else [])
         (out / "summary.md").write_text(text, encoding="utf-8")
     return text + f"\nwrote {run.path / 'analysis'}\n"
 
 
-def summary(run: Run, board: pd.DataFrame, imp: pd.DataFrame, notes: list[str], top: int) -> str:
+def summary(run: Run, board: pd.DataFrame, imp: pd.DataFrame, notes: list[str], top: int,
+            extra: list[str] = ()) -> str:
     counts = pd.Series([t.status for t in run.trials]).value_counts().to_dict()
     head = (f"{run.path.name}: {len(run.trials)} trials (" + ", ".join(f"{n} {s.lower()}" for s, n in counts.items())
             + f"); ranked by {run.metric} ({run.space.mode}) at each trial's best epoch")
-    cols = [c for c in ("rank", "trial", "pair", "layer_map", *run.space.params, "kd", run.metric, "best_epoch",
-                        "epochs", "stopped_by", "error") if c in board]
+    cols = [c for c in ("rank", "trial", "pair", "layer_map", *run.space.params, "kd", run.metric,
+                        run.space.second_objective, "best_epoch", "epochs", "stopped_by", "error") if c in board]
     shown = board[cols].head(top).astype(object).rename(columns=lambda c: c.removeprefix("distill."))
     shown = shown.map(lambda v: "-" if v is None or v is pd.NA or v != v else f"{v:.4g}" if isinstance(v, float) else v)
     lines = [head, "", shown.to_string(index=False), ""]
     if len(imp):
         lines.append(f"importance ({imp['evaluator'].iloc[0]}): " +
                      ", ".join(f"{p} {v:.2f}" for p, v in zip(imp["param"], imp["importance"])))
-    return "\n".join(lines + [f"note: {n}" for n in notes]) + "\n"
+    return "\n".join(lines + list(extra) + [f"note: {n}" for n in notes]) + "\n"
 
 

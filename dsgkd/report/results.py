@@ -45,6 +45,7 @@ class Trial:
     error: str | None = None
     value: float | None = None      # best value of the search metric over the reported epochs
     epoch: int | None = None        # the epoch it came from
+    second: float | None = None     # the space's second_objective at that epoch (None without one)
     epochs: int = 0                 # epochs reported
     max_epochs: int | None = None
     stopped_by: str = ""
@@ -126,6 +127,8 @@ def _trial(t, order: int, status: str, space: SearchSpace) -> Trial:
     found = best_epoch(df, space.metric, space.mode)
     if found:
         rec.value, rec.epoch = found
+        if space.second_objective and space.second_objective in df:
+            rec.second = float(df.loc[df["epoch"] == rec.epoch, space.second_objective].iloc[0])
     rec.epochs = int(df["epoch"].max()) if len(df) else 0
     rec.max_epochs = min(space.max_t, cfg.train.epochs) if cfg else space.max_t
     if status == "ERROR":

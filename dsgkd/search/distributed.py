@@ -31,9 +31,11 @@ from dsgkd.pipeline.teachers import prepare_run
 def epoch_reporter(report, checkpoint_cls, *, rank: int, world: int, entered: float,
                    trial_started_at: float | None) -> Callable[[EpochReport], None]:
     """The one seam between the engine's epochs and Ray: `report` is `ray.train.report` in a Train worker
-    and `ray.tune.report` in a single-worker trial; only rank 0 writes the checkpoint."""
+    and `ray.tune.report` in a single-worker trial; only rank 0 writes the checkpoint. Each validation metric
+    also goes out as `<metric>_at_best`, its value at the best epoch so far (what a second objective is told)."""
     def on_epoch(epoch: EpochReport) -> None:
-        metrics = {**epoch.metrics, "is_best": epoch.is_best, "workers": world}
+        metrics = {**epoch.metrics, **{f"{k}_at_best": v for k, v in epoch.at_best.items()},
+                   "is_best": epoch.is_best, "workers": world}
         if trial_started_at:  # Ray's share: trial start -> this process running our code
             metrics["ray_startup_s"] = entered - trial_started_at
         with tempfile.TemporaryDirectory() as tmp:

@@ -4,6 +4,7 @@ Trials run concurrently, so the TPE variants use the constant liar: a trial stil
 result, and concurrent trials are not drawn at the same promising point. Multivariate TPE uses `group`, which
 models the parameters that occur together (a conditional parameter such as the temperature lives only in the
 trials where logit KD is on) instead of falling back to independent sampling for a define-by-run space.
+Each of the four also drives a two-objective study (`second_objective`): MOTPE, GP's log-EHVI, random.
 """
 from __future__ import annotations
 

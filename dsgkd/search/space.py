@@ -23,7 +23,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from dsgkd.config import RunConfig, describe_validation_error, read_yaml
-from dsgkd.constants import KD_OFF, PAPER_WEIGHTS, direction
+from dsgkd.constants import KD_OFF, PAPER_WEIGHTS, VALIDATION_METRICS, direction
 from dsgkd.core.layer_maps import resolve_layer_map
 from dsgkd.errors import UserError
 from dsgkd.search.dists import CategoricalDist, Distribution, Scalar, Strict, as_declared
@@ -74,6 +74,9 @@ class SearchSpace(Strict):
     metric: str = Field(
         description="what ASHA and Optuna rank by; default val_<base.train.select_metric>")
     mode: Literal["max", "min"]
+    second_objective: str | None = Field(
+        None, description="a second validation metric (e.g. val_brier) for a two-objective Optuna study, scored at "
+                          "each trial's best epoch by `metric`; ASHA and export keep ranking by `metric`")
     seed: int = 0
     sampler: Literal[SAMPLERS] = Field(
         "tpe", description="Optuna sampler (seeded by `seed`): tpe, tpe-multivariate, gp or random")
@@ -124,6 +127,7 @@ class SearchSpace(Strict):
                 except UserError as e:
                     raise ValueError(str(e)) from None
             self._require_gate(key)
+        self._check_second_objective()
         if self.asha.grace_period > self.max_t:
             raise ValueError(f"asha.grace_period {self.asha.grace_period} > max_t {self.max_t}")
         if self.include_paper_defaults:
@@ -136,6 +140,18 @@ class SearchSpace(Strict):
                     raise ValueError(f"start_points[{i}].{key}: not a searched param ({', '.join(self.params)})")
             self._require_point(f"start_points[{i}]", point)
         return self
+
+    def _check_second_objective(self) -> None:
+        """A name no epoch reports would leave every trial's second value missing: Optuna could store none."""
+        second, known = self.second_objective, [f"val_{m}" for m in VALIDATION_METRICS]
+        if second is None:
+            return
+        if second == self.metric:
+            others = ", ".join(m for m in known if m != self.metric)
+            raise ValueError(f"second_objective {second}: already the primary metric; choose another ({others})")
+        if second not in known:
+            hint = f"; did you mean val_{second}?" if f"val_{second}" in known else ""
+            raise ValueError(f"second_objective {second}: not a validation metric (one of {', '.join(known)}){hint}")
 
     def _require_gate(self, key: str) -> None:
         """A searched setting whose gate is 0 in every trial cannot change any trial: refuse it by name."""
@@ -175,6 +191,15 @@ class SearchSpace(Strict):
         Tune hands a searcher the last report (ray #5459), so on `metric` itself a trial stopped early or past
         its peak would be stored worse than it reached, and TPE would learn from the wrong number."""
         return f"best_{self.metric}"
+
+    @property
+    def objectives(self) -> list[tuple[str, str, str]]:
+        """(metric, what the study is told, mode) per objective: the primary's best-so-far value, then the second
+        objective at the epoch that value came from (`<metric>_at_best`): the weights the trial keeps."""
+        first = [(self.metric, self.tuned_metric, self.mode)]
+        if self.second_objective is None:
+            return first
+        return first + [(self.second_objective, f"{self.second_objective}_at_best", direction(self.second_objective))]
 
     def pair(self, name: str) -> Pair:
         return next(p for p in self.pairs if p.key == name)

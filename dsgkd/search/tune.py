@@ -239,8 +239,10 @@ def _trainable(space: SearchSpace, run_dir: Path, use_cache: bool):
 
 def _new_tuner(space: SearchSpace, plans, run_dir: Path, trainable, concurrency: int,
                storage: str | None) -> tune.Tuner:
+    _, metric, mode = zip(*space.objectives)  # with a second objective: lists, for a two-objective study
     searcher = OptunaSearch(
-        DefineByRun(space, plans), metric=space.tuned_metric, mode=space.mode,
+        DefineByRun(space, plans), metric=list(metric) if len(metric) > 1 else metric[0],
+        mode=list(mode) if len(mode) > 1 else mode[0],
         sampler=make_sampler(space.sampler, space.seed),
         storage=optuna.storages.RDBStorage(storage or f"sqlite:///{run_dir / 'optuna.db'}"),
         study_name=run_dir.name, points_to_evaluate=seeded_points(space, plans) or None)
@@ -249,6 +251,8 @@ def _new_tuner(space: SearchSpace, plans, run_dir: Path, trainable, concurrency:
         reduction_factor=space.asha.reduction_factor, stop_last_trials=False) if space.asha.enabled else None
     return tune.Tuner(
         trainable,
+        # ASHA takes metric/mode from here (given on both, Tune refuses the scheduler's), so it cuts trials on
+        # the primary metric alone, also in a two-objective study
         tune_config=tune.TuneConfig(metric=space.tuned_metric, mode=space.mode, search_alg=searcher,
                                     scheduler=scheduler, num_samples=space.budget.num_samples,
                                     max_concurrent_trials=concurrency, trial_dirname_creator=_trial_dirname),

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import optuna
+import pandas as pd
 import pytest
 import torch
 import ray
@@ -230,3 +231,51 @@ def test_asha_rungs_are_rebuilt_from_recorded_results(tmp_path):
     fresh = scheduler()  # without a replay the weak trial would sail through the first rung
     fresh.on_trial_add(None, weak)
     assert fresh.on_trial_result(None, weak, {"epoch": 1, "val_auroc": 0.5}) == "CONTINUE"
+
+
+def test_two_objective_search_tells_optuna_the_second_at_the_primary_best_epoch(cluster, notes, tmp_path, monkeypatch):
+    """second_objective val_brier: a two-objective Optuna study whose every trial holds (best val_auroc, val_brier
+    at that epoch) from its Tune results; ASHA decides on val_auroc alone; analysis writes the front."""
+    from dsgkd.report.analysis import analyze
+    from dsgkd.search.asha import ResumableASHA
+    from dsgkd.search.space import flatten_params
+
+    decided_on = set()
+    on_result = ResumableASHA.on_trial_result
+
+    def spy(self, controller, trial, result):
+        decided_on.add(self._metric)
+        return on_result(self, controller, trial, result)
+
+    monkeypatch.setattr(ResumableASHA, "on_trial_result", spy)
+    space = space_from_dict({
+        "base": base(notes), "pairs": [{"teacher": "kmbert-tiny", "student": "xlmr-tiny"}],
+        "params": {"distill.alpha": {"type": "float", "low": 0.0, "high": 1.0},
+                   "train.lr_encoder": {"type": "float", "low": 1.0e-4, "high": 1.0e-3, "log": True}},
+        "layer_maps": ["all", "last_k:2"], "budget": {"num_samples": 3}, "second_objective": "val_brier", "seed": 1,
+    })
+    run = tmp_path / "two"
+    grid = search(space, run)
+    assert decided_on == {"best_val_auroc"}
+    study = optuna.load_study(study_name=run.name, storage=f"sqlite:///{run / 'optuna.db'}")
+    assert study.directions == [optuna.study.StudyDirection.MAXIMIZE, optuna.study.StudyDirection.MINIMIZE]
+    expected = {}
+    for r in grid:
+        df = r.metrics_dataframe.set_index("epoch")
+        for _, row in df.iterrows():  # every report carries the second objective at the best epoch so far
+            assert row["val_brier_at_best"] == df.at[int(row["best_epoch"]), "val_brier"]
+        best = df["val_auroc"].idxmax()
+        params = dict(flatten_params(r.config))
+        expected[tuple(sorted(params.items()))] = [df.at[best, "val_auroc"], df.at[best, "val_brier"]]
+    trials = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert len(trials) == 3
+    for t in trials:
+        assert t.values == pytest.approx(expected[tuple(sorted(t.params.items()))])
+
+    analyze(run, plots=False)
+    front = set(pd.read_csv(run / "analysis" / "pareto.csv")["optuna_trial"])
+    sign = (1, -1)
+    dominated = {a.number for a in trials for b in trials
+                 if all(s * x <= s * y for s, x, y in zip(sign, a.values, b.values)) and a.values != b.values}
+    assert front == {t.number for t in trials} - dominated
+    assert "Pareto front (val_auroc max, val_brier min" in (run / "analysis" / "summary.md").read_text()

@@ -138,22 +138,26 @@ def test_define_by_run_samples_only_runnable_configs():
     assert len(points) == 1 + len(plans)
 
 
+@pytest.mark.parametrize("second", [None, "val_brier"])
 @pytest.mark.parametrize("name", SAMPLERS)
-def test_every_sampler_runs_the_conditional_space_and_is_seeded(name):
+def test_every_sampler_runs_the_conditional_space_and_is_seeded(name, second):
     """Each sampler a space may name drives the define-by-run space (the temperature only where gamma > 0),
-    past its start-up trials, and the same seed draws the same trials."""
-    s = space(sampler=name)
+    past its start-up trials, and the same seed draws the same trials; with a second objective too (Optuna
+    5.1's TPE, GP and random samplers all take a two-objective study, so no combination is refused)."""
+    s = space(sampler=name, second_objective=second)
     plans = resolve_pairs(s, DEPTHS.__getitem__)
 
     def draws(seed):
-        study = optuna.create_study(direction="maximize", sampler=make_sampler(s.sampler, seed))
+        directions = ["maximize" if mode == "max" else "minimize" for _, _, mode in s.objectives]
+        study = optuna.create_study(directions=directions, sampler=make_sampler(s.sampler, seed))
         out = []
-        for _ in range(14):
+        for _ in range(14 if second is None else 11):  # GP's 10 start-up trials, then one two-objective GP step
             trial = study.ask()
             DefineByRun(s, plans)(trial)
             assert ("distill.temperature" in trial.params) == (trial.params["distill.gamma"] > 0)
             out.append(trial.params)
-            study.tell(trial, s.trial_config(trial.params).distill.alpha)
+            cfg = s.trial_config(trial.params)
+            study.tell(trial, [cfg.distill.alpha, cfg.train.lr_encoder][:len(directions)])
         return out
 
     assert draws(0) == draws(0) != draws(1)
