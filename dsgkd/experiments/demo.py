@@ -1,6 +1,7 @@
 """`dsgkd demo`: the whole product, offline, on one machine.
 
-synthetic notes → stand-in models (cached) → search (search_spaces/demo.yaml) → analyze → export →
+the embedded benchmark's files (default world: train notes without the held-out terms, val, test,
+unlabelled transfer notes) → stand-in models (cached) → search (search_spaces/demo.yaml) → analyze → export →
 multi-seed re-run of the best config against its KD-off control → DEMO/report.md. Each stage prints
 its wall time, and the report records them, so the demo's cost is measured every time it runs.
 """
@@ -43,9 +44,15 @@ def build_models(space) -> None:
         print(f"  {ref}: {path}", flush=True)
 
 
+def demo_sizes(notes: int) -> dict[str, int]:
+    """`notes` labelled notes: half for training, a sixth for validation, a third for test (the subset with
+    held-out terms needs enough notes to be scored); as many unlabelled transfer notes as training notes."""
+    return {"train": notes // 2, "val": notes // 6, "test": notes // 3, "transfer": notes // 2}
+
+
 def run_demo(out: Path, *, notes: int, trials: int | None, epochs: int | None, seeds: list[int],
              space_path: Path = SPACE) -> Path:
-    from dsgkd.data.synthetic import generate_notes, write_table
+    from dsgkd.data.benchmark import write_benchmark
     from dsgkd.pipeline.train import run_seeds
     from dsgkd.report.analysis import analyze
     from dsgkd.report.export import export_best
@@ -57,10 +64,12 @@ def run_demo(out: Path, *, notes: int, trials: int | None, epochs: int | None, s
         raise UserError(f"{out}: already exists and is not empty; pick a new --out")
     space = load_space(space_path)
     stages = Stages()
-    data = out / "data" / "ped.csv"
-    stages.run(f"synthetic notes ({notes})", lambda: write_table(generate_notes(notes, seed=0), data))
+    sizes = demo_sizes(notes)
+    data = stages.run(f"synthetic notes ({', '.join(f'{k} {v}' for k, v in sizes.items())})",
+                      write_benchmark, out / "data", sizes)
     stages.run("stand-in models (built once, then cached)", build_models, space)
-    overrides = {"data.path": str(data), **({"train.epochs": epochs} if epochs else {})}
+    overrides = {"data.path": data["train"], "data.val_path": data["val"], "data.test_path": data["test"],
+                 "data.transfer_path": data["transfer"], **({"train.epochs": epochs} if epochs else {})}
     grid = stages.run("search", search, space_path, out / "search", num_samples=trials, overrides=overrides)
     print(top_trials(grid, load_space(out / "search" / "space.yaml")))
     print(stages.run("analyze", analyze, out / "search"))
