@@ -35,8 +35,8 @@ from dsgkd.config import RunConfig
 from dsgkd.constants import KD_OFF, PAPER, SEARCH_SPACES
 from dsgkd.errors import UserError
 from dsgkd.experiments import table_stats as stats
-from dsgkd.experiments.table_protocol import (DEFAULT_WORLD, check_protocol, check_results, make_protocol,
-                                              record_protocol)
+from dsgkd.experiments.table_protocol import (DEFAULT_WORLD, check_protocol, check_results, code_version,
+                                              make_protocol, record_protocol, saved_protocol)
 from dsgkd.experiments.table_render import render
 from dsgkd.search.space import SearchSpace, load_space
 from dsgkd.storage import atomic_write_text
@@ -332,11 +332,11 @@ def run_table(out: Path, *, seeds: list[int], trials: int | None, workers: int, 
         curve_results[str(n)] = {**curve_results.get(str(n), {}), **point}
     runs_so_far = previous["meta"]["invocations"] if previous else []
     meta = {"invocations": [*runs_so_far, {"command": command, "seconds": round(time.time() - started, 1),
-                                           "date": time.strftime("%Y-%m-%d")}],
+                                           "date": time.strftime("%Y-%m-%d"), "code": code_version()}],
             "machine": f"{os.cpu_count()} CPU cores, no GPU", "recipe": base.train.model_dump(mode="json"),
             "teacher_recipe": {k: getattr(base.teacher, k) for k in
                                ("finetune_epochs", "finetune_lr_encoder", "finetune_lr_head")}}
-    saved = {"protocol": protocol, "meta": meta, "pairs": results,
+    saved = {"protocol": saved_protocol(out), "meta": meta, "pairs": results,
              **({"curve": curve_results} if curve_results else {})}
     atomic_write_text(out / "results.json", json.dumps(saved, indent=1))
     print(write_report(out, results_path))

@@ -35,6 +35,8 @@ def protocol_lines(saved: dict) -> list[str]:
     runs = meta["invocations"]
     minutes = sum(i["seconds"] for i in runs) / 60
     spread = f" over {len(runs)} invocations (resumed)" if len(runs) > 1 else ""
+    last = runs[-1].get("code") or code
+    later = f" (last resumed at commit {last['commit']})" if last["commit"] != code["commit"] else ""
     return [
         "## Protocol (fixed before the first run)", "",
         f"- **World** `{pr['world']}`; generator seeds {data_seeds}.",
@@ -57,7 +59,7 @@ def protocol_lines(saved: dict) -> list[str]:
         + ", ".join(f"`{k}`" for k in stats.COMPARISONS if k != stats.PRIMARY) + ".",
         "- **Test split read once per run**: each run picks its epoch and threshold on validation and predicts "
         "the test notes once; nothing is chosen on test.",
-        f"- Code: dsgkd {code['dsgkd_version']}, commit {code['commit'] or 'unknown'}.", "",
+        f"- Code: dsgkd {code['dsgkd_version']}, commit {code['commit'] or 'unknown'}{later}.", "",
         f"Produced by `{runs[-1]['command']}` in {minutes:.1f} min{spread} on {meta['machine']} "
         f"({runs[-1]['date']}).", "",
     ]
