@@ -26,7 +26,9 @@ FEW_TERMS = 0.10  # share of KD notes with a term below which the user is told t
 
 
 def train_texts(splits: Splits, transfer_texts: list[str]) -> list[str]:
-    """The KD pool: labelled training notes first, then the unlabeled transfer notes."""
+    """The KD pool: labelled training notes first, then the unlabeled transfer notes. A run that names transfer
+    notes batches them whether KD is on or off (they add no CE), so a KD-off control with the same data takes
+    the same optimiser steps over the same batches as its DSG-KD arm (`dsgkd table`'s matched control)."""
     return list(splits.train["text"]) + list(transfer_texts)
 
 

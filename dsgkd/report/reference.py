@@ -16,7 +16,8 @@ NGRAMS = (2, 5)
 
 
 def ngram_reference(splits: Splits, *, threshold_rule: str = "f1", n_boot: int = 1000, seed: int = 0) -> dict:
-    """{"C", "val_auroc", "threshold", "test": {metric: {value, ci_low, ci_high}}} of the reference."""
+    """{"C", "val_auroc", "threshold", "test": {metric: {value, ci_low, ci_high}}} of the reference, and its test
+    labels and probabilities ("test_labels", "test_probs") for comparisons on the same notes."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
@@ -32,5 +33,7 @@ def ngram_reference(splits: Splits, *, threshold_rule: str = "f1", n_boot: int =
     best_c = max(C_GRID, key=lambda c: fits[c][0])  # ties: the smaller C, the stronger regularisation
     val_auroc, model = fits[best_c]
     threshold = choose_threshold(y_val, model.predict_proba(x_val)[:, 1], threshold_rule)
-    test = evaluate_with_ci(y_test, model.predict_proba(x_test)[:, 1], threshold, n_boot=n_boot, seed=seed)
-    return {"C": best_c, "val_auroc": float(val_auroc), "threshold": float(threshold), "test": test}
+    probs = model.predict_proba(x_test)[:, 1]
+    test = evaluate_with_ci(y_test, probs, threshold, n_boot=n_boot, seed=seed)
+    return {"C": best_c, "val_auroc": float(val_auroc), "threshold": float(threshold), "test": test,
+            "test_labels": y_test, "test_probs": probs}

@@ -1,69 +1,269 @@
-"""The paper table's rows and statistics, without training: row configs differ from each other only where
-the row says they do, and the summary's p-values and verdict follow the predictions it is given."""
+"""The paper table without training (fake runs), but for one check of the engine: row configs differ only where
+the row says they do, the KD-off control takes the searched row's optimiser steps over the same batches, the
+statistics follow the predictions they are given (Holm over the pair's comparisons, primary first), the
+held-out-term hook, and the frozen protocol that refuses to mix designs in one OUT."""
 import json
 
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from dsgkd.config import RunConfig
+from dsgkd.constants import KD_OFF
+from dsgkd.core.stats import holm
+from dsgkd.errors import UserError
+from dsgkd.experiments import paper_table as pt
+from dsgkd.experiments import table_stats as stats
+from dsgkd.experiments.table_protocol import check_protocol, record_protocol
+from dsgkd.experiments.table_render import render
 from dsgkd.metrics import evaluate_with_ci
-from dsgkd.experiments.paper_table import ROWS, render, row_configs, summarise_pair, verdict
+
+TINY = {"train": 60, "val": 60, "test": 80, "transfer": 50}
+
+
+def _configs(teacher="kmbert-tiny", student="xlmr-tiny", **data):
+    base = RunConfig().with_overrides({"teacher.ref": teacher, "student.ref": student, "teacher.finetune": True,
+                                       "data.transfer_path": "t.csv", "train.epochs": 6, **data})
+    searched = base.with_overrides({"distill.alpha": 0.3, "distill.gamma": 1.5, "distill.beta": 0.0,
+                                    "distill.hidden_loss": "relational", "distill.layer_map": "last_k:2"})
+    knowledge_free = searched.with_overrides({"teacher.random_init": True, "distill.hidden_loss": "mse"})
+    return base, searched, knowledge_free
 
 
 @pytest.mark.parametrize("teacher, student, paper_map", [("kmbert-tiny", "xlmr-tiny", "all"),
                                                          ("biobert-tiny", "kobert-tiny", "uniform")])
 def test_rows_differ_only_where_they_should(teacher, student, paper_map):
-    base = RunConfig().with_overrides({"teacher.ref": teacher, "student.ref": student, "teacher.finetune": True,
-                                       "data.transfer_path": "t.csv", "train.epochs": 6})
-    searched = base.with_overrides({"distill.alpha": 0.3, "distill.gamma": 1.5, "distill.beta": 0.0,
-                                    "distill.hidden_loss": "relational", "distill.layer_map": "last_k:2"})
-    rows = row_configs(base, searched)
-    paper, control = rows["paper"].distill, rows["control"].distill
+    base, searched, knowledge_free = _configs(teacher, student)
+    rows = pt.row_configs(base, searched, knowledge_free)
+    paper = rows["paper"].distill
     assert (paper.alpha, paper.beta, paper.gamma, paper.layer_map, paper.hidden_loss, paper.selector) == \
         (0.6, 0.2, 0.0, paper_map, "mse", "latin")
     assert not rows["paper"].teacher.finetune and rows["paper"].data.transfer_path is None
-    assert not control.kd_on and rows["control"].data.transfer_path is None
-    assert rows["knowledge-free"] == searched.with_overrides({"teacher.random_init": True})
+    assert rows["control"] == searched.with_overrides(KD_OFF)  # only the KD weights differ, transfer notes kept
+    assert not rows["control"].distill.kd_on and rows["control"].data.transfer_path == "t.csv"
+    assert rows["knowledge_free"] is knowledge_free
     assert all(cfg.train == base.train for cfg in rows.values())  # one training recipe for every row
+    assert pt.shares_batches(rows["searched"], rows["control"]) and pt.shares_batches(searched, knowledge_free)
+    assert not pt.shares_batches(rows["paper"], rows["control"])
+    with pytest.raises(ValueError, match="random_init"):
+        pt.row_configs(base, searched, searched)  # a knowledge-free row must come from the random-teacher search
 
 
-def _fake_runs(tmp_path, quality: dict[str, float], seeds=(0, 1, 2), n=400):
+def test_the_control_takes_the_searched_rows_steps_over_the_same_batches(tmp_path, monkeypatch):
+    """The matched-compute control: KD off, yet every optimiser step of the searched row, on the same notes in
+    the same batches (transfer notes included), while only the searched row reads a teacher signal."""
+    from dsgkd.core import engine
+    from dsgkd.pipeline.prepare import prepare
+
+    data = pt.make_data(tmp_path, TINY)
+    base, searched, knowledge_free = _configs(**{f"data.{k}": data[s] for k, s in (
+        ("path", "train"), ("val_path", "val"), ("test_path", "test"), ("transfer_path", "transfer"))},
+        **{"data.text_col": "ER_DHX", "data.label_col": "LABEL", "train.epochs": 2, "train.batch_size": 16})
+    searched = searched.with_overrides({"teacher.finetune": False, "distill.gamma": 0.0})
+    rows = pt.row_configs(base, searched, knowledge_free)
+    steps = {}
+
+    def fake_step(trainable, batch, signal, *args, where=(0, 0), **kw):
+        steps[arm].append((where[0], batch["idx"].tolist(), signal is not None))
+        return {"loss": 0.0}
+
+    monkeypatch.setattr(engine, "train_step", fake_step)
+    for arm in ("searched", "control"):
+        steps[arm] = []
+        engine.fit(rows[arm], prepare(rows[arm]))
+    n_kd_pool = TINY["train"] + TINY["transfer"]
+    assert len(steps["searched"]) == len(steps["control"]) == 2 * -(-n_kd_pool // 16)
+    assert [s[:2] for s in steps["searched"]] == [s[:2] for s in steps["control"]]
+    assert max(i for _, idx, _ in steps["control"] for i in idx) == n_kd_pool - 1  # transfer notes in the batches
+    assert all(kd for *_, kd in steps["searched"]) and not any(kd for *_, kd in steps["control"])
+
+
+# ---------------------------------------------------------------------------------------- fake runs
+QUALITY = {"control": 0.3, "knowledge_free": 0.3, "searched": 1.0, "paper": 0.3, "teacher": 0.5,
+           "random_teacher": 0.2, "ngram": 0.4}
+
+
+def _write_run(d, y, quality, rng):
+    d.mkdir(parents=True, exist_ok=True)
+    p = 1 / (1 + np.exp(-(quality * (2 * y - 1) + rng.normal(0, 1, len(y)))))
+    pd.DataFrame({"label": y, "prob": p}).to_csv(d / "predictions.csv", index_label="row")
+    (d / "metrics.json").write_text(json.dumps({"test": evaluate_with_ci(y, p, 0.5, n_boot=20)}))
+
+
+def _fake_pair(tmp_path, quality, seeds=(0, 1, 2), n=400):
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, n)
-    for row in ROWS:
+    for row in (*stats.TRAINED_ROWS, *stats.TEACHER_ROWS):
         for s in seeds:
-            d = tmp_path / row / f"seed_{s}"
-            d.mkdir(parents=True)
-            p = 1 / (1 + np.exp(-(quality[row] * (2 * y - 1) + rng.normal(0, 1, n))))
-            pd.DataFrame({"label": y, "prob": p}).to_csv(d / "predictions.csv", index_label="row")
-            (d / "metrics.json").write_text(json.dumps({"test": evaluate_with_ci(y, p, 0.5, n_boot=50)}))
+            _write_run(tmp_path / row / f"seed_{s}", y, quality[row], rng)
+    _write_run(tmp_path / "ngram", y, quality["ngram"], rng)
+    return pt.read_pair(tmp_path, list(seeds), (*stats.TRAINED_ROWS, *stats.TEACHER_ROWS), tmp_path / "ngram")
 
 
-def test_summary_finds_a_real_gain_and_not_a_tie(tmp_path):
-    _fake_runs(tmp_path, {"control": 0.3, "teacher": 0.5, "random teacher": 0.2, "paper": 0.3, "searched": 1.0,
-                          "knowledge-free": 0.3})
-    s = summarise_pair(tmp_path, [0, 1, 2], n_boot=500)
-    assert s["tests"]["searched vs control"]["p_value"] < 0.01 and verdict(s)["goal"]
-    assert s["tests"]["paper vs control"]["p_value"] > 0.05
-    assert set(s["rows"]) == set(ROWS) and len(s["rows"]["searched"]["auroc_per_seed"]) == 3
-    text = render({"a>b": {**s, "searched": "alpha 0.3"}},
-                  {"command": "dsgkd table", "seconds": 60, "machine": "m", "date": "d", "seeds": [0, 1, 2],
-                   "sizes": {"train": 1, "val": 1, "test": 1, "transfer": 1}, "trials": 3})
-    assert "met for 1 of 1 pairs" in text and "| searched vs control |" in text
+PAIRED = {name: name != "paper_vs_control" for name in stats.COMPARISONS}
 
 
-def test_summary_does_not_call_a_knowledge_free_tie_a_win(tmp_path):
-    _fake_runs(tmp_path, {"control": 0.3, "teacher": 0.5, "random teacher": 0.5, "paper": 0.3, "searched": 1.0,
-                          "knowledge-free": 1.2})
-    v = verdict(summarise_pair(tmp_path, [0, 1, 2], n_boot=200))
-    assert v["control"] and not v["knowledge-free"] and not v["goal"]
+def test_summary_schema_and_holm_over_the_pairs_comparisons(tmp_path):
+    y, runs = _fake_pair(tmp_path, QUALITY)
+    s = stats.summarise_pair(y, runs, PAIRED, held_out=None, n_boot=300)
+    assert set(s["rows"]) == {"control", "knowledge_free", "searched", "paper", "teacher", "random_teacher", "ngram"}
+    for row, m in s["rows"].items():
+        assert {"auroc_mean", "auroc_std", "auroc_per_seed"} <= set(m)
+        assert len(m["auroc_per_seed"]) == (1 if row == "ngram" else 3)
+        assert m["auroc_mean"] == pytest.approx(np.mean(m["auroc_per_seed"]))
+    assert s["rows"]["ngram"]["deterministic"] and s["rows"]["ngram"]["auroc_std"] == 0.0
+    assert list(s["comparisons"])[0] == stats.PRIMARY
+    assert {"searched_vs_knowledge_free", "searched_vs_control"} <= set(s["comparisons"])
+    for c in s["comparisons"].values():
+        assert {"diff", "ci", "p", "p_holm"} <= set(c) and len(c["ci"]) == 2
+    p = {name: c["p"] for name, c in s["comparisons"].items()}
+    assert {name: c["p_holm"] for name, c in s["comparisons"].items()} == holm(p)
+    primary = s["comparisons"][stats.PRIMARY]
+    assert primary["p"] < 0.01 and primary["p_holm"] == pytest.approx(min(1.0, 3 * primary["p"]))
+    assert s["comparisons"]["paper_vs_control"]["p"] > 0.05 and not s["comparisons"]["paper_vs_control"]["paired_seeds"]
+    assert s["held_out"] == {"note": "the test file has no HELD_OUT_TERM column: no held-out-term subset to report"}
 
 
-def test_a_higher_seed_mean_with_a_lower_ensemble_is_not_a_win():
-    tie = {"tests": {"searched vs control": {"diff": 0.06, "p_value": 0.002},
-                     "searched vs knowledge-free": {"diff": -0.0035, "p_value": 0.026}},
-           "rows": {"searched": {"auroc": {"mean": 0.6231}}, "control": {"auroc": {"mean": 0.57}},
-                    "knowledge-free": {"auroc": {"mean": 0.6218}}}}
-    assert verdict(tie) == {"control": True, "knowledge-free": False, "knowledge-free, p < 0.05": False,
-                            "goal": False}
+def test_a_knowledge_free_tie_is_not_a_win_even_after_correction(tmp_path):
+    y, runs = _fake_pair(tmp_path, {**QUALITY, "knowledge_free": 1.0})
+    pairs = {"a>b": stats.summarise_pair(y, runs, PAIRED, held_out=None, n_boot=300)}
+    stats.holm_across_pairs(pairs)
+    assert pairs["a>b"]["comparisons"]["searched_vs_control"]["p"] < 0.01
+    assert not stats.primary_holds(pairs["a>b"])
+
+
+def test_holm_across_pairs_can_undo_a_within_pair_win():
+    def pair(p):
+        return {"comparisons": {stats.PRIMARY: {"diff": 0.02, "p": p, "p_holm": p}}}
+    pairs = {"a>b": pair(0.03), "c>d": pair(0.04)}
+    stats.holm_across_pairs(pairs)
+    assert [r["comparisons"][stats.PRIMARY]["p_holm_pairs"] for r in pairs.values()] == [0.06, 0.06]
+    assert not any(stats.primary_holds(r) for r in pairs.values())
+
+
+def test_the_held_out_term_subset_is_scored_when_the_test_file_marks_it(tmp_path):
+    y, runs = _fake_pair(tmp_path, QUALITY)
+    test = tmp_path / "test.csv"
+    held = np.arange(len(y)) % 4 == 0
+    pd.DataFrame({"ER_DHX": ["note"] * len(y), "LABEL": y, "HELD_OUT_TERM": held.astype(int)}).to_csv(test, index=False)
+    cfg = RunConfig().with_overrides({"data.test_path": str(test), "data.text_col": "ER_DHX"})
+    mask = pt.held_out_mask(cfg)
+    assert np.array_equal(mask, held)
+    s = stats.summarise_pair(y, runs, PAIRED, held_out=mask, n_boot=200)
+    block = s["held_out"]
+    assert block["n_notes"] == held.sum() and set(block["rows"]) == set(stats.ROWS)
+    expect = np.mean([roc_auc_score(y[held], p[held]) for p in runs["searched"].probs])
+    assert block["rows"]["searched"]["auroc_mean"] == pytest.approx(expect)
+    assert block["comparisons"][stats.PRIMARY]["diff"] > 0
+    pd.DataFrame({"ER_DHX": ["note"], "LABEL": [1], "HELD_OUT_TERM": ["maybe"]}).to_csv(test, index=False)
+    with pytest.raises(UserError, match="HELD_OUT_TERM"):
+        pt.held_out_mask(cfg)
+
+
+# ------------------------------------------------------------------------------- run_table, faked
+def _fake_jobs(jobs, workers):
+    """Stand-in for the worker pool: each job writes predictions on its config's test notes."""
+    for kind, cfg, out in jobs:
+        if (out / "metrics.json").is_file():
+            continue
+        row = out.parent.name.removesuffix("-random") if kind == "teacher" else out.parent.name
+        y = pd.read_csv(cfg.data.test_path)["LABEL"].to_numpy()
+        quality = QUALITY.get(row, QUALITY["teacher"]) + (0.5 if cfg.data.path.endswith("n200/data/train.csv") else 0)
+        _write_run(out, y, quality, np.random.default_rng(cfg.train.seed))
+
+
+@pytest.fixture
+def fake_table(monkeypatch):
+    import dsgkd.models.tiny
+
+    def fake_search(space, out, trials):
+        (out).mkdir(parents=True, exist_ok=True)
+        return space.base.with_overrides({"teacher.ref": space.pairs[0].teacher, "student.ref": space.pairs[0].student,
+                                          "distill.alpha": 0.4, "distill.layer_map": "uniform"})
+
+    monkeypatch.setattr(pt, "run_jobs", _fake_jobs)
+    monkeypatch.setattr(pt, "searched_config", fake_search)
+    monkeypatch.setattr(dsgkd.models.tiny, "ensure_all", lambda names: None)
+
+    def run(out, **kw):
+        args = {"seeds": [0, 1], "trials": 2, "workers": 1, "sizes": dict(TINY), "pairs": ["kmbert-tiny>kobert-tiny"],
+                "results_path": None, **kw}
+        return pt.run_table(out, **args)
+    return run
+
+
+def test_run_table_writes_the_schema_the_curve_and_the_primary_first(tmp_path, fake_table, capsys):
+    saved = fake_table(tmp_path / "t", curve=[200, 60])
+    r = saved["pairs"]["kmbert-tiny>kobert-tiny"]
+    assert set(r["rows"]) == set(stats.ROWS) and r["comparisons"][stats.PRIMARY]["p_holm_pairs"] >= 0
+    assert saved["protocol"]["world"] == "default" and saved["protocol"]["sizes"] == TINY
+    assert saved["protocol"]["seeds"] == [0, 1] and len(saved["protocol"]["space_sha256"]) == 64
+    on_disk = json.loads((tmp_path / "t" / "results.json").read_text())
+    assert on_disk["pairs"].keys() == {"kmbert-tiny>kobert-tiny"} and set(on_disk["curve"]) == {"200", "60"}
+    point = on_disk["curve"]["60"]["kmbert-tiny>kobert-tiny"]  # the table's own size reuses its rows
+    assert point["rows"]["searched"]["auroc_per_seed"] == r["rows"]["searched"]["auroc_per_seed"]
+    assert (tmp_path / "t" / "curve" / "n200" / "data" / "train.csv").is_file()
+    assert not (tmp_path / "t" / "curve" / "n60").exists()
+    text = (tmp_path / "t" / "results.md").read_text()
+    assert text.index("## Protocol") < text.index("## Primary comparison") < text.index("## Learning curve")
+    assert text.index("## Primary comparison") < min(text.index(k) for k in ("searched − control", "paper − control"))
+    assert "Primary comparison, declared before the run" in text and "Test split read once per run" in text
+    again = fake_table(tmp_path / "t", pairs=["kmbert-tiny>xlmr-tiny"])  # same protocol: merged, curve kept
+    assert set(again["pairs"]) == {"kmbert-tiny>kobert-tiny", "kmbert-tiny>xlmr-tiny"} and "200" in again["curve"]
+    assert len(again["meta"]["invocations"]) == 2
+
+
+def test_a_different_protocol_is_refused_before_anything_runs(tmp_path, fake_table):
+    out = tmp_path / "t"
+    fake_table(out)
+    before = sorted(p.name for p in out.iterdir())
+    with pytest.raises(UserError, match=r"another protocol \(sizes"):
+        fake_table(out, sizes={**TINY, "train": 80})
+    with pytest.raises(UserError, match="seeds"):
+        fake_table(out, seeds=[0, 1, 2])
+    assert sorted(p.name for p in out.iterdir()) == before
+    with pytest.raises(UserError, match="world generator not available yet"):
+        fake_table(tmp_path / "w", world="mars")
+    assert not (tmp_path / "w").exists()
+    results = json.loads((out / "results.json").read_text())
+    results["protocol"]["trials"] = 9
+    (out / "results.json").write_text(json.dumps(results))
+    with pytest.raises(UserError, match="refusing to render or merge"):
+        pt.write_report(out, None)
+
+
+def test_protocol_ignores_the_code_version_and_refuses_an_unprotocolled_out(tmp_path):
+    protocol = pt.table_protocol(pt.SPACE, world=None, sizes=TINY, seeds=[0, 1], trials=3)
+    record_protocol(tmp_path / "a", protocol)
+    check_protocol(tmp_path / "a", {**protocol, "code": {"dsgkd_version": "9", "commit": "abc"}})
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "results.json").write_text("{}")
+    with pytest.raises(UserError, match="no protocol.json"):
+        check_protocol(tmp_path / "old", protocol)
+
+
+def test_cli_parses_pairs_in_both_spellings_and_checks_the_curve():
+    from dsgkd.cli.table import parse_curve, parse_pairs
+
+    assert parse_pairs("kmbert-tiny:xlmr-tiny, biobert-tiny>kobert-tiny") == ["kmbert-tiny>xlmr-tiny",
+                                                                              "biobert-tiny>kobert-tiny"]
+    with pytest.raises(UserError, match="TEACHER:STUDENT"):
+        parse_pairs("kmbert-tiny")
+    assert parse_curve("200,600,2000") == [200, 600, 2000]
+    with pytest.raises(UserError, match="--curve"):
+        parse_curve("20,600")
+
+
+def test_render_reports_a_missing_held_out_column_and_the_reference_check(tmp_path):
+    y, runs = _fake_pair(tmp_path, QUALITY)
+    pairs = {"a>b": {**stats.summarise_pair(y, runs, PAIRED, held_out=None, n_boot=200),
+                     "configs": {"searched": "alpha 1", "knowledge_free": "alpha 2"}}}
+    stats.holm_across_pairs(pairs)
+    protocol = pt.table_protocol(pt.SPACE, world=None, sizes=TINY, seeds=[0, 1, 2], trials=3)
+    meta = {"invocations": [{"command": "dsgkd table", "seconds": 60, "date": "d"}], "machine": "m",
+            "recipe": RunConfig().train.model_dump(), "teacher_recipe": {"finetune_epochs": 6, "finetune_lr_encoder": 1e-3,
+                                                                          "finetune_lr_head": 3e-3}}
+    text = render({"protocol": protocol, "meta": meta, "pairs": pairs})
+    assert "Left out: the test file has no HELD_OUT_TERM column" in text
+    assert "in 1 of 1 pairs.**" in text and "Control − n-gram reference:" in text

@@ -1,0 +1,91 @@
+"""The table's frozen protocol: what a reported number depends on, written before the first run and checked on
+every later one, so figures from two designs can never end up side by side in one OUT.
+
+The protocol is fixed before anything is trained (OUT/protocol.json) and copied into results.json: the world,
+its generator seeds, the split sizes, the training seeds, the search budget, the exact search space (by
+content hash) and the pre-declared primary comparison. A resumed run, a run adding pairs or a learning curve,
+and `--render-only` all read it back and refuse, in one line, when theirs differs. The code that produced the
+figures (dsgkd version, git commit) is recorded but not compared: a fix that changes no figure must not lock
+an OUT, and the commit says which code a reader should look at.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from pathlib import Path
+
+from dsgkd import __version__
+from dsgkd.errors import UserError
+from dsgkd.storage import atomic_write_text
+
+DEFAULT_WORLD = "default"
+PROTOCOL_FILE = "protocol.json"
+RECORDED_ONLY = ("code",)  # recorded for the reader, not part of what must match
+
+
+def code_version() -> dict[str, str | None]:
+    """dsgkd's version and, when the package sits in a git work tree, `git describe --always --dirty`."""
+    here = Path(__file__).resolve().parent
+    try:
+        done = subprocess.run(["git", "-C", str(here), "describe", "--always", "--dirty"],
+                              capture_output=True, text=True, timeout=10, check=False)
+        commit = (done.stdout.strip() or None) if done.returncode == 0 else None
+    except (OSError, subprocess.TimeoutExpired):
+        commit = None
+    return {"dsgkd_version": __version__, "commit": commit}
+
+
+def make_protocol(*, world: str | None, data_seeds: dict[str, int], sizes: dict[str, int], seeds: list[int],
+                  trials: int, space_path: Path, primary: str) -> dict:
+    return {"world": world or DEFAULT_WORLD, "data_seeds": dict(data_seeds), "sizes": dict(sizes),
+            "seeds": list(seeds), "trials": int(trials), "space": Path(space_path).name,
+            "space_sha256": hashlib.sha256(Path(space_path).read_bytes()).hexdigest(),
+            "primary": primary, "code": code_version()}
+
+
+def _compared(protocol: dict) -> dict:
+    return {k: v for k, v in protocol.items() if k not in RECORDED_ONLY}
+
+
+def differences(a: dict, b: dict) -> list[str]:
+    """The fields (besides the recorded code version) in which two protocols differ."""
+    a, b = _compared(a), _compared(b)
+    return sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+
+
+def saved_protocol(out: Path) -> dict | None:
+    path = out / PROTOCOL_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def check_protocol(out: Path, protocol: dict) -> None:
+    """Refuse an OUT whose figures were made under another protocol (or before protocols were recorded)."""
+    saved = saved_protocol(out)
+    if saved is None:
+        if out.is_dir() and any(out.iterdir()):
+            raise UserError(f"{out}: holds files but no {PROTOCOL_FILE} (an older table, or not a table); "
+                            "use a new --out")
+        return
+    diff = differences(saved, protocol)
+    if diff:
+        shown = ", ".join(f"{k} {saved.get(k)!r} → {protocol.get(k)!r}" for k in diff)
+        raise UserError(f"{out}: was run under another protocol ({shown}); use a new --out")
+
+
+def record_protocol(out: Path, protocol: dict) -> None:
+    """Write OUT/protocol.json on the first run only: the code version kept is the one that started it."""
+    if saved_protocol(out) is None:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / PROTOCOL_FILE, json.dumps(protocol, indent=1))
+
+
+def check_results(out: Path, results: dict) -> None:
+    """`--render-only` and merging: results.json must carry the protocol OUT was started under."""
+    saved = saved_protocol(out)
+    if "protocol" not in results or saved is None:
+        raise UserError(f"{out / 'results.json'}: no protocol recorded (an older table); re-run it into a new --out")
+    diff = differences(saved, results["protocol"])
+    if diff:
+        raise UserError(f"{out / 'results.json'}: made under another protocol than {out / PROTOCOL_FILE} "
+                        f"(differs in {', '.join(diff)}); refusing to render or merge it")

@@ -1,0 +1,145 @@
+"""The table's statistics, from the runs on disk: rows, comparisons, Holm, the held-out-term subset, the curve.
+
+The unit is the training seed. A row's figure is the mean over seeds of each run's test AUROC; a comparison is
+A − B in that mean with the seeds × test-notes bootstrap of `dsgkd.core.stats` (both arms scored on the same
+resampled notes). Seeds are paired (one seed index drawn for both arms) only where the two rows train on the
+same notes with the same recipe: then the same seed means the same head initialisation and the same batches in
+the same order, and the pairing removes that shared noise. Elsewhere (the paper row trains on the labelled notes
+only) the arms' seeds are resampled independently. Holm's step-down runs over the pair's comparisons (the
+primary first); the primary comparison is also corrected across the table's pairs.
+
+The n-gram reference is deterministic (no training seed: the same notes give the same fit), so it is one row of
+predictions: `auroc_per_seed` holds its single value, `auroc_std` is 0 and `deterministic` says why, and its
+interval is the note bootstrap alone.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from dsgkd.constants import REPORTED
+from dsgkd.core.metrics import mean_std
+from dsgkd.core.stats import holm, seed_note_ci, seed_note_comparison
+
+PRIMARY = "searched_vs_knowledge_free"
+# the pair's Holm family, primary first; (A, B) for A − B
+COMPARISONS = {PRIMARY: ("searched", "knowledge_free"), "searched_vs_control": ("searched", "control"),
+               "paper_vs_control": ("paper", "control")}
+TRAINED_ROWS = ("control", "knowledge_free", "searched", "paper")
+TEACHER_ROWS = ("teacher", "random_teacher")
+ROWS = (*TRAINED_ROWS, *TEACHER_ROWS, "ngram")
+REFERENCE_MARGIN = 0.02  # the KD-off control should reach the n-gram reference minus this
+HELD_OUT_COL = "HELD_OUT_TERM"
+MIN_SUBSET = 20  # held-out subset: fewer test notes (or one class) and its AUROC is left out
+
+
+@dataclass
+class Runs:
+    """One row's test predictions (seeds × notes) and per-seed test metrics."""
+
+    probs: np.ndarray
+    per_seed: dict[str, list[float]]
+    deterministic: bool = False
+
+
+def read_runs(dirs: list[Path], deterministic: bool = False) -> tuple[np.ndarray, Runs]:
+    """Labels and the row's runs, from each run's predictions.csv and metrics.json."""
+    preds = [pd.read_csv(d / "predictions.csv") for d in dirs]
+    metrics = [json.loads((d / "metrics.json").read_text(encoding="utf-8")) for d in dirs]
+    y = preds[0]["label"].to_numpy()
+    if any(not np.array_equal(p["label"].to_numpy(), y) for p in preds):
+        raise ValueError(f"runs {dirs} were scored on different test notes")
+    per_seed = {m: [r["test"][m]["value"] for r in metrics] for m in REPORTED}
+    return y, Runs(np.stack([p["prob"].to_numpy() for p in preds]), per_seed, deterministic)
+
+
+def row_stats(y: np.ndarray, runs: Runs, n_boot: int) -> dict:
+    mean, std = mean_std(runs.per_seed["auroc"])
+    ci = seed_note_ci(y, runs.probs, "auroc", n_boot=n_boot, seed=0)
+    out = {"auroc_mean": mean, "auroc_std": std, "auroc_per_seed": runs.per_seed["auroc"],
+           "auroc_ci": [ci["ci_low"], ci["ci_high"]],
+           **{m: dict(zip(("mean", "std"), mean_std(v))) for m, v in runs.per_seed.items() if m != "auroc"}}
+    if runs.deterministic:
+        out["deterministic"] = True
+    return out
+
+
+def compare(y: np.ndarray, a: Runs, b: Runs, *, paired: bool, n_boot: int) -> dict:
+    c = seed_note_comparison(y, a.probs, b.probs, "auroc", n_boot=n_boot, seed=0, pair_seeds=paired)
+    return {"diff": c["diff"], "ci": [c["ci_low"], c["ci_high"]], "p": c["p"], "paired_seeds": paired}
+
+
+def subset(runs: Runs, mask: np.ndarray) -> Runs:
+    return Runs(runs.probs[:, mask], {}, runs.deterministic)
+
+
+def subset_ci(y: np.ndarray, runs: Runs, n_boot: int) -> dict:
+    ci = seed_note_ci(y, runs.probs, "auroc", n_boot=n_boot, seed=0)
+    return {"auroc_mean": ci["mean"], "auroc_ci": [ci["ci_low"], ci["ci_high"]]}
+
+
+def held_out_note(mask: np.ndarray | None, y: np.ndarray) -> str | None:
+    """Why the held-out-term subset is left out, or None when it is reported."""
+    if mask is None:
+        return f"the test file has no {HELD_OUT_COL} column: no held-out-term subset to report"
+    picked = y[mask]
+    if picked.size < MIN_SUBSET or len(np.unique(picked)) < 2:
+        return (f"only {picked.size} test notes contain a held-out term ({int(picked.sum())} positive): "
+                "too few for an AUROC")
+    return None
+
+
+def summarise_pair(y: np.ndarray, runs: dict[str, Runs], paired: dict[str, bool], *,
+                   held_out: np.ndarray | None, n_boot: int) -> dict:
+    """rows, comparisons (with Holm over the pair's family), the control against the n-gram reference, and the
+    held-out-term subset: every row's AUROC on it and the primary comparison (uncorrected: one extra look)."""
+    rows = {row: row_stats(y, runs[row], n_boot) for row in ROWS}
+    comparisons = {name: compare(y, runs[a], runs[b], paired=paired[name], n_boot=n_boot)
+                   for name, (a, b) in COMPARISONS.items()}
+    adjusted = holm({name: c["p"] for name, c in comparisons.items()})
+    for name, c in comparisons.items():
+        c["p_holm"] = adjusted[name]
+    reference = compare(y, runs["control"], runs["ngram"], paired=False, n_boot=n_boot)
+    out = {"rows": rows, "comparisons": comparisons, "n_test": int(len(y)),
+           "control_vs_ngram": {**reference, "margin": REFERENCE_MARGIN,
+                                "reached": bool(reference["diff"] >= -REFERENCE_MARGIN)}}
+    out["held_out"] = held_out_block(y, runs, paired[PRIMARY], held_out, n_boot, ROWS)
+    return out
+
+
+def held_out_block(y, runs: dict[str, Runs], paired: bool, mask, n_boot: int, rows) -> dict:
+    note = held_out_note(mask, y)
+    if note is not None:
+        return {"note": note}
+    y_sub = y[mask]
+    sub = {row: subset(runs[row], mask) for row in rows}
+    a, b = COMPARISONS[PRIMARY]
+    return {"n_notes": int(mask.sum()), "n_positive": int(y_sub.sum()),
+            "rows": {row: subset_ci(y_sub, sub[row], n_boot) for row in rows},
+            "comparisons": {PRIMARY: compare(y_sub, sub[a], sub[b], paired=paired, n_boot=n_boot)}}
+
+
+def holm_across_pairs(pairs: dict[str, dict]) -> None:
+    """The primary comparison's p Holm-corrected over every pair in the table, in place (`p_holm_pairs`)."""
+    adjusted = holm({key: r["comparisons"][PRIMARY]["p"] for key, r in pairs.items()})
+    for key, r in pairs.items():
+        r["comparisons"][PRIMARY]["p_holm_pairs"] = adjusted[key]
+
+
+def primary_holds(r: dict) -> bool:
+    """Searched DSG-KD above the knowledge-free control with p < 0.05 after both corrections."""
+    c = r["comparisons"][PRIMARY]
+    return bool(c["diff"] > 0 and max(c["p_holm"], c.get("p_holm_pairs", c["p_holm"])) < 0.05)
+
+
+def curve_point(y: np.ndarray, runs: dict[str, Runs], *, paired: bool, held_out: np.ndarray | None,
+                n_boot: int) -> dict:
+    """The primary comparison at one training size (a descriptive curve: p uncorrected)."""
+    a, b = COMPARISONS[PRIMARY]
+    return {"rows": {row: row_stats(y, runs[row], n_boot) for row in (a, b)},
+            PRIMARY: compare(y, runs[a], runs[b], paired=paired, n_boot=n_boot),
+            "held_out": held_out_block(y, runs, paired, held_out, n_boot, (a, b))}
