@@ -27,23 +27,25 @@ FRAMES = ["r/o {t}", "{t} 의심", "local에서 {t} 소견 듣고 옴", "Imp) {t
 
 
 @torch.no_grad()
-def term_vectors(ref: str, random_init: bool, terms: list[str]) -> np.ndarray:
-    """[terms, layers + 1, width]."""
+def term_vectors(ref: str, random_init: bool, terms: list[str], batch_size: int = 64) -> np.ndarray:
+    """[terms, layers + 1, width]: every (term, frame) text in padded batches."""
     torch.manual_seed(0)
     tok, model = load_classifier(ref, random_init=random_init)
     model.eval()
-    out = []
-    for term in terms:
-        per_frame = []
-        for frame in FRAMES:
-            text = frame.format(t=term)
-            start = text.index(term)
-            enc = tok(text, return_offsets_mapping=True, return_tensors="pt")
-            (a, b), = char_to_token_spans(enc["offset_mapping"][0].tolist(), [(start, start + len(term))])
-            states = model(input_ids=enc["input_ids"], output_hidden_states=True).hidden_states
-            per_frame.append(torch.stack([h[0, a:b].mean(0) for h in states]))
-        out.append(torch.stack(per_frame).mean(0))
-    return torch.stack(out).numpy()
+    texts = [(i, frame.format(t=term)) for i, term in enumerate(terms) for frame in FRAMES]
+    sums = None
+    for start in range(0, len(texts), batch_size):
+        chunk = texts[start:start + batch_size]
+        enc = tok([t for _, t in chunk], return_offsets_mapping=True, return_tensors="pt", padding=True)
+        offsets = enc.pop("offset_mapping")
+        states = torch.stack(model(**enc, output_hidden_states=True).hidden_states, 1)  # [batch, layers+1, seq, w]
+        if sums is None:
+            sums = torch.zeros(len(terms), states.shape[1], states.shape[-1])
+        for row, (i, text) in enumerate(chunk):
+            begin = text.index(terms[i])
+            (a, b), = char_to_token_spans(offsets[row].tolist(), [(begin, begin + len(terms[i]))])
+            sums[i] += states[row, :, a:b].mean(1)
+    return (sums / len(FRAMES)).numpy()
 
 
 def severity_scores(vectors: np.ndarray, severe: np.ndarray) -> np.ndarray:

@@ -33,6 +33,7 @@ import pandas as pd
 
 from dsgkd.config import RunConfig
 from dsgkd.constants import KD_OFF, PAPER, SEARCH_SPACES
+from dsgkd.data.benchmark import DATA_SEEDS as BENCHMARK_SEEDS
 from dsgkd.errors import UserError
 from dsgkd.experiments import table_stats as stats
 from dsgkd.experiments.table_protocol import (DEFAULT_WORLD, check_protocol, check_results, code_version,
@@ -44,27 +45,30 @@ from dsgkd.storage import atomic_write_text
 SPACE = SEARCH_SPACES / "paper_table.yaml"
 TEACHER_DIRS = {"teacher": "", "random_teacher": "-random"}  # row → suffix of its dir under OUT/teachers
 CURVE_ROWS = stats.COMPARISONS[stats.PRIMARY]  # the rows the learning curve re-runs at each size
-DATA_SEEDS = {"train": 100, "val": 101, "test": 102, "transfer": 103}  # disjoint from `dsgkd synth`'s default 0
+DATA_SEEDS = BENCHMARK_SEEDS  # disjoint from `dsgkd synth`'s default 0
 
 
 # ------------------------------------------------------------------------------------------- data
 def make_data(out: Path, sizes: dict[str, int], world: str | None = None) -> dict[str, str]:
-    """The benchmark's files (the splits named in `sizes`) of one world, each from its own generator seed (so
-    no patient spans two files); the transfer notes are written without labels. The one place the table draws
-    notes, so a world generator plugs in here."""
-    from dsgkd.data.synthetic import generate_notes, write_table
+    """The benchmark's files (the splits named in `sizes`) of one world (`dsgkd.data.benchmark`): each from its
+    own generator seed, training notes without the world's held-out terms, transfer notes without labels."""
+    from dsgkd.data.benchmark import write_benchmark
 
-    if world not in (None, DEFAULT_WORLD):
-        raise UserError(f"--world {world}: world generator not available yet")
-    paths = {}
-    for split, n in sizes.items():
-        path = out / f"{split}.csv"
-        if not path.is_file():
-            df = generate_notes(n, seed=DATA_SEEDS[split])
-            out.mkdir(parents=True, exist_ok=True)
-            write_table(df[["ER_DHX"]] if split == "transfer" else df, path)
-        paths[split] = str(path.resolve())
-    return paths
+    return write_benchmark(out, sizes, world=world or DEFAULT_WORLD, seeds=DATA_SEEDS)
+
+
+def world_pairs(pairs, world: str | None):
+    """The space's pairs on `world`'s stand-ins (`name@world`: they learnt from that world's corpora), under
+    their default-world keys, so results.json names a pair the same on every world."""
+    from dsgkd.models.tiny import split_ref, stand_in_ref
+
+    if world in (None, DEFAULT_WORLD):
+        return pairs
+    moved = []
+    for p in pairs:
+        refs = [stand_in_ref(r, world) if split_ref(r) else r for r in (p.teacher, p.student)]
+        moved.append(p.model_copy(update={"teacher": refs[0], "student": refs[1], "name": p.key}))
+    return moved
 
 
 def table_space(space: SearchSpace, data: dict[str, str]) -> SearchSpace:
@@ -279,13 +283,16 @@ def table_protocol(space_path: Path, *, world, sizes, seeds, trials) -> dict:
 def run_table(out: Path, *, seeds: list[int], trials: int | None, workers: int, sizes: dict[str, int],
               pairs: list[str] | None, results_path: Path | None, space_path: Path = SPACE,
               world: str | None = None, curve: list[int] | None = None, command: str = "dsgkd table") -> dict:
+    from dsgkd.data.world import get_world
     from dsgkd.models.tiny import ensure_all
 
     started = time.time()
+    get_world(world or DEFAULT_WORLD)  # a bad world name is one line before anything is written
     space = load_space(space_path)
     chosen = [p for p in space.pairs if pairs is None or p.key in pairs]
     if pairs is not None and len(chosen) != len(pairs):
         raise UserError(f"--pairs: unknown pair in {pairs}; the space has {[p.key for p in space.pairs]}")
+    chosen = world_pairs(chosen, world)
     out = out.resolve()
     protocol = table_protocol(space_path, world=world, sizes=sizes, seeds=seeds,
                               trials=trials or space.budget.num_samples)

@@ -14,6 +14,7 @@ from dsgkd.constants import KD_OFF
 from dsgkd.core.stats import holm
 from dsgkd.errors import UserError
 from dsgkd.experiments import paper_table as pt
+from dsgkd.search.space import load_space
 from dsgkd.experiments import table_stats as stats
 from dsgkd.experiments.table_protocol import check_protocol, record_protocol
 from dsgkd.experiments.table_render import render
@@ -223,9 +224,11 @@ def test_a_different_protocol_is_refused_before_anything_runs(tmp_path, fake_tab
     with pytest.raises(UserError, match="seeds"):
         fake_table(out, seeds=[0, 1, 2])
     assert sorted(p.name for p in out.iterdir()) == before
-    with pytest.raises(UserError, match="world generator not available yet"):
-        fake_table(tmp_path / "w", world="mars")
-    assert not (tmp_path / "w").exists()
+    with pytest.raises(UserError, match="world"):
+        fake_table(out, world="mars")  # another world is another protocol
+    with pytest.raises(UserError, match="world 'a b'"):
+        fake_table(tmp_path / "w", world="a b")
+    assert not (tmp_path / "w").exists() and sorted(p.name for p in out.iterdir()) == before
     results = json.loads((out / "results.json").read_text())
     results["protocol"]["trials"] = 9
     (out / "results.json").write_text(json.dumps(results))
@@ -267,3 +270,14 @@ def test_render_reports_a_missing_held_out_column_and_the_reference_check(tmp_pa
     text = render({"protocol": protocol, "meta": meta, "pairs": pairs})
     assert "Left out: the test file has no HELD_OUT_TERM column" in text
     assert "in 1 of 1 pairs.**" in text and "Control − n-gram reference:" in text
+
+
+def test_a_worlds_table_uses_that_worlds_stand_ins_under_the_same_pair_keys(tmp_path):
+    space = load_space(pt.SPACE)
+    moved = pt.world_pairs(space.pairs, "w2")
+    assert [p.key for p in moved] == [p.key for p in space.pairs]
+    assert all(p.teacher.endswith("@w2") and p.student.endswith("@w2") for p in moved)
+    assert pt.world_pairs(space.pairs, None) == space.pairs
+    paths = pt.make_data(tmp_path, {"train": 30, "test": 30}, "w2")
+    train, test = (pd.read_csv(paths[s]) for s in ("train", "test"))
+    assert train["HELD_OUT_TERM"].sum() == 0 and "HELD_OUT_TERM" in test
