@@ -1,9 +1,10 @@
 """The frozen teacher's signal, computed once per cache group before the trials that read it.
 
 A cache group is everything but the layers that decides a trial's teacher signal: teacher, data,
-tokenisation and the seed (a fine-tuned or random-init teacher depends on it). RUN/teacher_cache/index.json
+tokenisation, and the seed where a fine-tuned or random-init teacher depends on it (a pretrained frozen
+teacher does not, so reselect's re-runs on fresh seeds read the search's cache). RUN/teacher_cache/index.json
 maps each group to its cache directory (named by content). The search builds the groups of its categorical
-variants before the Tuner starts; reselect builds those of its fresh seeds before its re-runs. Both run the
+variants before the Tuner starts; reselect builds those its re-runs still lack. Both run the
 builds as Ray tasks (on a GPU when the cluster has one), never in the driver between trials.
 """
 from __future__ import annotations
@@ -15,15 +16,18 @@ from typing import Any
 import ray
 
 from dsgkd.config import RunConfig
+from dsgkd.pipeline.teachers import teacher_seeded
 from dsgkd.search import distributed
 from dsgkd.search.space import SearchSpace, setting
 from dsgkd.storage import atomic_write_text, content_key
 
 
 def cache_group(cfg: RunConfig) -> str:
-    """Everything but the layers that decides a trial's teacher signal: teacher, data, tokenisation."""
-    return content_key([cfg.teacher.model_dump(mode="json"), cfg.data.model_dump(mode="json"), cfg.train.seed,
-                        cfg.train.max_length, cfg.distill.selector, cfg.distill.max_terms], sort_keys=True)
+    """Everything but the layers that decides a trial's teacher signal: teacher, data, tokenisation, and the
+    seed where it changes the teacher."""
+    return content_key([cfg.teacher.model_dump(mode="json"), cfg.data.model_dump(mode="json"),
+                        cfg.train.seed if teacher_seeded(cfg) else None, cfg.train.max_length, cfg.distill.selector,
+                        cfg.distill.max_terms], sort_keys=True)
 
 
 def build_caches(space: SearchSpace, plans, run_dir: Path, variants: list[tuple[str, RunConfig]]) -> None:

@@ -73,7 +73,8 @@ def run(space: SearchSpace, run_dir: Path, plans, *, use_cache: bool, concurrenc
     print(f"[dsgkd] reselect: {len(todo)} re-run(s) of {len(wanted)} to do ({len(plan)} trials × "
           f"{space.budget.reselect.seeds} seeds)")
     if use_cache:
-        build_caches(space, plans, run_dir, [(p["pair"], cfg) for p, _, cfg in todo if cfg.distill.kd_on])
+        build_caches(space, plans, run_dir, [(p["pair"], cfg) for p, _, cfg in todo
+                                             if cfg.distill.kd_on and cache_dir(cfg, run_dir) is None])
     pending: dict[Any, tuple[dict, int]] = {}
     queue = list(todo)
     while queue or pending:
