@@ -46,9 +46,9 @@ def _best_by_mean(run: Run, allow_control: bool) -> tuple[Trial, Trial | None]:
     whose lucky seeds happened to finish first. A trial with a failed re-run is left out, with a warning."""
     planned = [t for t in run.trials if t.reselect is not None]
     left = sum(len(t.reselect.missing) for t in planned)
-    if not planned or left:
-        what = (f"{left} of {sum(len(t.reselect.seeds) for t in planned)} re-runs are missing" if planned
-                else "RUN/reselect.json has no plan yet")
+    if run.reselect is None or left:
+        what = (f"{left} of {sum(len(t.reselect.seeds) for t in planned)} re-runs are missing" if left
+                else "RUN/reselect.json is not written yet")
         raise UserError(f"{run.path}: budget.reselect makes export pick by the mean over fresh seeds, but {what}; "
                         f"`dsgkd search --out {run.path} --resume` runs them")
     for t in planned:
@@ -59,8 +59,9 @@ def _best_by_mean(run: Run, allow_control: bool) -> tuple[Trial, Trial | None]:
                                                                  t.reselect.search_rank), run.space.mode))
     pool = done if allow_control else [t for t in done if t.kd_on]
     if not pool:
-        raise UserError(f"{run.path}: no re-run {'' if allow_control else 'KD-on '}trial has a value on every seed; "
-                        + ("pass --allow-control to export the KD-off control" if done else "see RUN/reselect.json"))
+        raise UserError(f"{run.path}: no re-run {'' if allow_control else 'KD-on '}trial has a value on every seed "
+                        f"({len(planned)} re-run: see RUN/reselect.json)"
+                        + ("; --allow-control exports the KD-off control" if done else ""))
     return pool[0], (done[0] if done[0] is not pool[0] else None)
 
 

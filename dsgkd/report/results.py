@@ -6,7 +6,8 @@ metrics and OptunaSearch tells Optuna the last report (so an ASHA-stopped or dec
 optuna.db with a worse value than it reached). The Tune experiment (`ExperimentAnalysis` on RUN/tune) gives
 the trials, their configs and directories; the raw experiment-state JSON gives their status as the search
 last saved it (Tune's loader turns RUNNING into PENDING); result.json, read line by line so the line a live
-or killed search was writing is skipped, gives the epochs. The Optuna study gives each trial's number.
+or killed search was writing is skipped, gives the epochs. The Optuna study gives each trial's number, and
+RUN/reselect.json (`budget.reselect`) each re-run trial's values on its fresh seeds (`Trial.reselect`).
 
 A trial's `stopped_by`: `max_epochs` (it reached min(asha.max_t, train.epochs)), `patience` (the engine's
 early stopping: `train.patience` epochs without improvement at its last epoch), `asha` (terminated earlier

@@ -79,8 +79,11 @@ def prune(space: SearchSpace, trials, *, done=None) -> list[str]:
     """Drop the checkpoints of finished trials outside the best `budget.kept_checkpoints` KD-on ones; returns the
     ids of the trials whose checkpoints were deleted now."""
     keep = {t.trial_id for t in ranked_finished(space, trials, done=done)[:space.budget.kept_checkpoints]}
-    return [t.trial_id for t in trials
-            if (t.status == FINISHED or t is done) and t.trial_id not in keep and drop_checkpoints(trial_dirs(t))]
+    dropped = []
+    for t in trials:
+        if (t.status == FINISHED or t is done) and t.trial_id not in keep and drop_checkpoints(trial_dirs(t)):
+            dropped.append(t.trial_id)
+    return dropped
 
 
 class CheckpointPruner(tune.Callback):
@@ -91,7 +94,12 @@ class CheckpointPruner(tune.Callback):
         self.space = space
 
     def on_trial_complete(self, iteration: int, trials, trial, **info) -> None:
-        prune(self.space, trials, done=trial)
+        self._say(prune(self.space, trials, done=trial))
 
     def on_experiment_end(self, trials, **info) -> None:
-        prune(self.space, trials)
+        self._say(prune(self.space, trials))
+
+    def _say(self, dropped: list[str]) -> None:
+        if dropped:
+            print(f"[dsgkd] dropped the checkpoints of finished trial(s) {', '.join(dropped)}: outside the best "
+                  f"{self.space.budget.kept_checkpoints} (budget.keep_checkpoints)")

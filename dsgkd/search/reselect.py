@@ -6,7 +6,7 @@ are each trained from scratch on S fresh seeds, their `train.seed` + 1 ... + S, 
 whose run is the one selected; so is the best finished KD-off control of each of their pairs, on the same
 seeds, as a like-for-like baseline. The re-runs are Ray tasks with a trial's resources (a single-worker one
 trains in the task; a multi-worker one is a task holding `trial_driver` that fits a TorchTrainer on
-RUN/train/reselect-<trial>-seed<s>, like a trial driver), at most as many at once as trials run at once.
+RUN/train/reselect-<trial>-seed<s>, like a trial driver, and deletes it once done), at most as many at once as trials run at once.
 Each trains the trial's full config (all `train.epochs`, the engine's patience, no ASHA), as `dsgkd train`
 would, and keeps its best epoch by the search metric; only validation is scored, never the test split.
 
@@ -17,6 +17,7 @@ failed re-run is retried, as resume retries errored trials). `dsgkd export` then
 from __future__ import annotations
 
 import json
+import shutil
 import statistics
 import time
 from pathlib import Path
@@ -29,10 +30,11 @@ from dsgkd.errors import NonFiniteLossError
 from dsgkd.search import distributed
 from dsgkd.search.caches import build_caches, cache_dir
 from dsgkd.search.local_ray import trial_resources
-from dsgkd.search.prune import drop_checkpoints, ranked_finished, search_value
+from dsgkd.search.prune import ranked_finished, search_value
 from dsgkd.search.records import RESELECT_FILE, load_experiment, read_reselect
 from dsgkd.search.space import SearchSpace
 from dsgkd.storage import atomic_write_text
+
 
 def make_plan(space: SearchSpace, trials) -> list[dict[str, Any]]:
     """The trials to re-run, candidates first in their search order, then the controls of their pairs."""
@@ -128,7 +130,8 @@ def _rerun_in_task(cfg_json: dict, cache: str | None, metric: str) -> dict[str, 
 def _rerun_with_workers(cfg_json: dict, cache: str | None, metric: str, name: str, storage: str,
                         trainer: dict[str, Any]) -> dict[str, Any]:
     """A TorchTrainer named after the (trial, seed), so a re-run killed with the search resumes from its last
-    epoch; the history comes from its last checkpoint's state.json, and the checkpoint is dropped after."""
+    epoch. The history comes from its last checkpoint's state.json; then the Train run is deleted whole (what
+    counts is in RUN/reselect.json, and a run redone later must start afresh, not from a dropped checkpoint)."""
     started = time.time()
     cfg = RunConfig.model_validate(cfg_json)
     result = distributed.make_trainer(cfg, name=name, storage_path=storage, teacher_cache=cache, **trainer).fit()
@@ -136,7 +139,7 @@ def _rerun_with_workers(cfg_json: dict, cache: str | None, metric: str, name: st
         raise NonFiniteLossError(result.return_value)
     with result.checkpoint.as_directory() as ckpt:
         state = json.loads((Path(ckpt) / "state.json").read_text(encoding="utf-8"))
-    drop_checkpoints([Path(storage) / name])
+    shutil.rmtree(Path(storage) / name, ignore_errors=True)
     return _record(state["history"], state["best_epoch"], metric, time.time() - started)
 
 

@@ -8,7 +8,9 @@ last epoch; the driver holds only a custom `trial_driver` resource and the Train
 placement group. Either way the number of concurrent trials is computed from the cluster's CPUs/GPUs and
 the per-trial demand (unset, Tune over-subscribes the placement groups and hangs). Optuna's study lives in RUN/optuna.db, ASHA stops trials on the per-epoch
 validation metric, and the frozen teacher's signals are computed once per cache group (teacher, data,
-tokenisation) before any trial starts, then read by every trial.
+tokenisation) before any trial starts, then read by every trial (`dsgkd.search.caches`). Finished trials
+outside the best `budget.kept_checkpoints` drop their checkpoints (`dsgkd.search.prune`), and with
+`budget.reselect` the best trials are re-run on fresh seeds after the Tuner (`dsgkd.search.reselect`).
 """
 from __future__ import annotations
 

@@ -175,7 +175,7 @@ def test_budget_checkpoints_default_to_reselect_k(notes_csv):
 
 @pytest.mark.slow
 def test_multi_worker_reruns_fit_a_torch_trainer(cluster, notes_csv, tmp_path):
-    """A 2-worker trial re-run as a TorchTrainer driver task; its Train run drops its checkpoint after."""
+    """A 2-worker trial re-run as a TorchTrainer driver task; its Train run is deleted once recorded."""
     raw = raw_space(notes_csv, num_samples=1, workers_per_trial=2)
     raw["budget"]["reselect"] = {"top_k": 1, "seeds": 1}
     raw["include_control"] = False
@@ -184,6 +184,5 @@ def test_multi_worker_reruns_fit_a_torch_trainer(cluster, notes_csv, tmp_path):
     state = json.loads((run / "reselect.json").read_text())
     [entry] = state["runs"]
     assert entry["value"] == entry["val"]["val_auroc"] and entry["seed"] == 1
-    train_run = run / "train" / f"reselect-{entry['trial_id']}-seed1"
-    assert train_run.is_dir() and not list(train_run.glob("checkpoint_*"))
+    assert not (run / "train" / f"reselect-{entry['trial_id']}-seed1").exists()
     assert list(Path(run / "train" / f"train-{entry['trial_id']}").glob("checkpoint_*"))  # kept: the best K
