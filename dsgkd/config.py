@@ -150,8 +150,18 @@ class EvalConfig(_Section):
         return _named(THRESHOLD_RULES, v)
 
 
+class SeedValues(_Section):
+    """The exported trial's re-runs on fresh seeds (`budget.reselect`): export picked it by their mean."""
+
+    seeds: list[int]
+    values: list[float]
+    mean: float
+    std: float | None = None
+
+
 class Provenance(_Section):
-    """Where an exported config came from (filled by `dsgkd export`)."""
+    """Where an exported config came from (filled by `dsgkd export`). `value`, `epoch` and `seed` are the
+    search's own run of the trial; `reselect` holds its re-runs when export picked by their mean."""
 
     run: str | None = None
     trial_id: str | None = None
@@ -161,6 +171,7 @@ class Provenance(_Section):
     dsgkd_version: str | None = None
     data_fingerprint: str | None = None
     seed: int | None = None
+    reselect: SeedValues | None = None
 
 
 class RunConfig(_Section):

@@ -11,7 +11,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "export", help="the best trial of a search as a RunConfig YAML for `dsgkd train --config`",
         description="Pick the best finished DSG-KD trial of RUN by its best epoch's validation metric and write its "
                     "full RunConfig with provenance (run, trial id, metric, value, epoch, dsgkd version, data "
-                    "fingerprint, seed). Re-run it: "
+                    "fingerprint, seed). With budget.reselect in the space, it picks by the mean over the seeds "
+                    "the search re-ran its best trials on, and records them. Re-run it: "
                     "dsgkd train --config FILE --seeds 0,1,2 --out DIR. KD-off controls are skipped unless asked.")
     p.add_argument("run", type=Path, metavar="RUN", help="the --out directory of `dsgkd search`")
     p.add_argument("-o", "--out", type=Path, metavar="FILE", help="output YAML (default: RUN/best.yaml)")
@@ -33,8 +34,18 @@ def run(args: argparse.Namespace) -> int:
     print(f"trial {best.trial_id} ({best.pair}, layer_map {cfg.distill.layer_map}, alpha {cfg.distill.alpha:g}, "
           f"beta {cfg.distill.beta:g}, T {cfg.distill.temperature:g}): {p.metric} {p.value:.4f} at epoch {p.epoch} "
           f"of {best.epochs} ({best.stopped_by}); seed {cfg.train.seed}")
+    seeds = "0,1,2"
+    if p.reselect is not None:
+        r = p.reselect
+        print(f"picked by the mean over fresh seeds {','.join(map(str, r.seeds))} (not the search's seed {p.seed}): "
+              f"{r.mean:.4f}"
+              + (f" ± {r.std:.4f}" if r.std is not None else "") + f" ({', '.join(f'{v:.4f}' for v in r.values)})")
+        # seeds the selection did not use: their test metrics owe nothing to the luck that picked the trial
+        first = max(r.seeds + [cfg.train.seed]) + 1
+        seeds = ",".join(str(first + i) for i in range(3))
     if control is not None:
-        print(f"note: the KD-off control trial {control.trial_id} scored higher ({control.value:.4f}); "
-              "--allow-control exports it")
-    print(f"wrote {path}\nre-run: dsgkd train --config {path} --seeds 0,1,2 --out DIR")
+        score = control.reselect.mean if p.reselect is not None else control.value
+        print(f"note: the KD-off control trial {control.trial_id} scored higher ({score:.4f}"
+              f"{' mean' if p.reselect is not None else ''}); --allow-control exports it")
+    print(f"wrote {path}\nre-run: dsgkd train --config {path} --seeds {seeds} --out DIR")
     return 0

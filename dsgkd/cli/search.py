@@ -9,7 +9,9 @@ from dsgkd.cli.args import parse_sets
 RESUME_HELP = ("continue the search in RUN (Tuner.restore): finished trials are kept; in-flight and errored "
                "trials resume from their last epoch checkpoint. Ray does not restore ASHA's rungs (ray #30838); "
                "dsgkd rebuilds them from the results the trials had recorded, so a result that was not yet "
-               "written when the search stopped is missing from the early-stopping cut-offs")
+               "written when the search stopped is missing from the early-stopping cut-offs. With budget.reselect, the "
+               "re-runs RUN/reselect.json does not hold yet are run; a search whose trials all finished goes straight "
+               "to them")
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -17,7 +19,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "search", help="Ray Tune + Optuna + ASHA search over a search-space YAML",
         description="Search DSG-KD settings with Ray Tune (OptunaSearch, ASHA); every trial is a Ray Train "
                     "DDP run. Writes RUN/space.yaml, RUN/optuna.db (study named after RUN), RUN/tune/, "
-                    "RUN/train/ and RUN/teacher_cache/.")
+                    "RUN/train/ and RUN/teacher_cache/; with budget.reselect, RUN/reselect.json (the best trials "
+                    "re-run on fresh seeds). Finished trials outside the best budget.keep_checkpoints drop their "
+                    "checkpoints.")
     p.add_argument("--space", type=Path, metavar="FILE",
                    help="search-space YAML (see search_spaces/); with --resume defaults to RUN/space.yaml")
     p.add_argument("--out", type=Path, required=True, metavar="RUN", help="run directory")
@@ -39,6 +43,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """Run (or resume) the search and print the top trials. 1 when no trial finished cleanly."""
     overrides = parse_sets(args.set)
+    from dsgkd.search import reselect
+    from dsgkd.search.records import read_reselect
     from dsgkd.search.space import load_space
     from dsgkd.search.tune import search, top_trials
 
@@ -46,4 +52,7 @@ def run(args: argparse.Namespace) -> int:
                   num_samples=args.num_samples, teacher_cache=not args.no_teacher_cache,
                   storage=args.optuna_storage, overrides=overrides)
     print(top_trials(grid, load_space(Path(args.out) / "space.yaml"), args.top))
+    state = read_reselect(args.out)
+    if state:
+        print(reselect.summary(state))
     return 0 if any(r.error is None for r in grid) else 1

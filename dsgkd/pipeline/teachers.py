@@ -26,10 +26,18 @@ from dsgkd.storage import content_key, staged_dir
 
 def teacher_identity(cfg: RunConfig) -> str:
     """What makes two teachers the same: source (a stand-in's dir carries its content key), how it was
-    initialised, and for a fine-tuned one the whole fine-tuning recipe."""
+    initialised, for a fine-tuned one the whole fine-tuning recipe, and the seed when it draws the teacher's
+    weights or its fine-tuning (a pretrained frozen teacher is the same on every seed, so re-runs on other
+    seeds share its cache)."""
     r = resolve(cfg.teacher.ref)
     recipe = teacher_finetune_config(cfg).train.model_dump(mode="json") if cfg.teacher.finetune else None
-    return json.dumps([r.source, cfg.teacher.random_init, cfg.teacher.finetune, recipe, cfg.train.seed])
+    return json.dumps([r.source, cfg.teacher.random_init, cfg.teacher.finetune, recipe,
+                       cfg.train.seed if teacher_seeded(cfg) else None])
+
+
+def teacher_seeded(cfg: RunConfig) -> bool:
+    """Whether `train.seed` changes the teacher: it draws a random-init teacher's weights and a fine-tuning."""
+    return cfg.teacher.random_init or cfg.teacher.finetune
 
 
 def teacher_finetune_config(cfg: RunConfig) -> RunConfig:

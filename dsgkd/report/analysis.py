@@ -2,7 +2,9 @@
 
 Aggregates (pairs.md, importance, history/parallel/slice/box plots) use finished (TERMINATED) trials only;
 the leaderboard and the learning curves also show running and errored trials with what they reported.
-Every value is a trial's best epoch (see `dsgkd.report.results`).
+Every value is a trial's best epoch (see `dsgkd.report.results`). With `budget.reselect`, reselect.md shows the
+re-run trials with their seed spread (`dsgkd.report.seeds`); checkpoints.md says which trials still hold a
+checkpoint and what each keeps on disk (`dsgkd.report.disk`).
 """
 from __future__ import annotations
 
@@ -14,9 +16,11 @@ from typing import Any
 import pandas as pd
 
 from dsgkd.constants import IMPORTANCE_EVALUATORS
+from dsgkd.report.disk import disk_note, disk_table
 from dsgkd.report.pareto import pareto_front, pareto_heading, pareto_lines
 from dsgkd.report.plots import write_plots
 from dsgkd.report.results import FINISHED, Run, load_run
+from dsgkd.report.seeds import reselect_summary, reselect_table
 from dsgkd.search.dists import CategoricalDist, FloatDist, IntDist
 from dsgkd.storage import staged_dir
 
@@ -158,9 +162,24 @@ def analyze(run_dir: str | Path, *, storage: str | None = None, evaluator: str =
                                            encoding="utf-8")
         if plots:
             notes += write_plots(run, study, imp, out / "plots", top=top, pareto=two)
-        text = summary(run, board, imp, notes, top, extra=pareto_lines(run, front) if front is not None else [])
+        text = (summary(run, board, imp, notes, top, extra=pareto_lines(run, front) if front is not None else [])
+                + _write_seeds_and_disk(run, out))
         (out / "summary.md").write_text(text, encoding="utf-8")
     return text + f"\nwrote {run.path / 'analysis'}\n"
+
+
+def _write_seeds_and_disk(run: Run, out: Path) -> str:
+    """reselect.md (when the search re-ran its best trials on fresh seeds) and checkpoints.md; their summary text."""
+    text = ""
+    if run.reselect:
+        seeds = reselect_table(run)
+        (out / "reselect.md").write_text(f"# Reselect: {run.metric} ({run.space.mode}) of the best trials on fresh "
+                                         f"seeds\n\n" + markdown_table(seeds), encoding="utf-8")
+        text += "\n" + reselect_summary(run, seeds)
+    disk = disk_table(run)
+    (out / "checkpoints.md").write_text("# What each trial keeps on disk\n\n" + disk_note(run, disk) + "\n\n"
+                                        + markdown_table(disk), encoding="utf-8")
+    return text + "\n" + disk_note(run, disk) + "\n"
 
 
 def summary(run: Run, board: pd.DataFrame, imp: pd.DataFrame, notes: list[str], top: int,

@@ -6,7 +6,8 @@ metrics and OptunaSearch tells Optuna the last report (so an ASHA-stopped or dec
 optuna.db with a worse value than it reached). The Tune experiment (`ExperimentAnalysis` on RUN/tune) gives
 the trials, their configs and directories; the raw experiment-state JSON gives their status as the search
 last saved it (Tune's loader turns RUNNING into PENDING); result.json, read line by line so the line a live
-or killed search was writing is skipped, gives the epochs. The Optuna study gives each trial's number.
+or killed search was writing is skipped, gives the epochs. The Optuna study gives each trial's number, and
+RUN/reselect.json (`budget.reselect`) each re-run trial's values on its fresh seeds (`Trial.reselect`).
 
 A trial's `stopped_by`: `max_epochs` (it reached min(asha.max_t, train.epochs)), `patience` (the engine's
 early stopping: `train.patience` epochs without improvement at its last epoch), `asha` (terminated earlier
@@ -15,10 +16,10 @@ than both: ASHA cut it at a rung), else its status (`error`, `running`, `pending
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import re
-from dataclasses import dataclass
+import statistics
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +27,41 @@ import pandas as pd
 
 from dsgkd.config import RunConfig
 from dsgkd.errors import UserError
-from dsgkd.search.records import best_epoch, load_experiment, read_results
+from dsgkd.search.records import (best_epoch, load_experiment, rank_key, read_reselect, read_results,
+                                  saved_statuses)
 from dsgkd.search.space import SearchSpace, flatten_params, load_space
 
 FINISHED = "TERMINATED"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(\([\w.]*\))?: \S")
+
+
+@dataclass
+class SeedRuns:
+    """A trial's re-runs on fresh seeds (`budget.reselect`, RUN/reselect.json): each a best-epoch value."""
+
+    role: str                       # candidate (one of the K best KD-on trials) or control (KD-off, of their pair)
+    search_rank: int                # its place by search value among the candidates (or the controls)
+    seeds: list[int]                # the seeds planned for it
+    values: dict[int, float] = field(default_factory=dict)   # seed → value, re-runs that finished
+    errors: dict[int, str] = field(default_factory=dict)     # seed → why the re-run failed
+
+    @property
+    def missing(self) -> list[int]:
+        return [s for s in self.seeds if s not in self.values and s not in self.errors]
+
+    @property
+    def complete(self) -> bool:
+        return all(s in self.values for s in self.seeds)
+
+    @property
+    def mean(self) -> float | None:
+        return statistics.fmean(self.values.values()) if self.values else None
+
+    @property
+    def std(self) -> float | None:
+        """Sample standard deviation over the seeds (None below two)."""
+        return statistics.stdev(self.values.values()) if len(self.values) > 1 else None
 
 
 @dataclass
@@ -50,6 +80,8 @@ class Trial:
     max_epochs: int | None = None
     stopped_by: str = ""
     optuna_number: int | None = None
+    path: Path | None = None        # its Tune trial directory
+    reselect: SeedRuns | None = None
 
     @property
     def pair(self) -> str | None:
@@ -76,6 +108,7 @@ class Run:
     trials: list[Trial]
     study: Any | None
     notes: list[str]
+    reselect: dict[str, Any] | None = None   # RUN/reselect.json as written (plan and re-runs)
 
     @property
     def metric(self) -> str:
@@ -83,11 +116,8 @@ class Run:
 
     def ranked(self, trials: list[Trial] | None = None) -> list[Trial]:
         """Best first by best-epoch value (ties: earlier epoch, earlier trial); trials without a value last."""
-        sign = -1 if self.space.mode == "max" else 1
         return sorted(self.trials if trials is None else trials,
-                      key=lambda t: (t.value is None or not math.isfinite(t.value),
-                                     sign * t.value if t.value is not None and math.isfinite(t.value) else 0,
-                                     t.epoch or 0, t.order))
+                      key=lambda t: rank_key(t.value, t.epoch, t.order, self.space.mode))
 
 
 # ------------------------------------------------------------------------------------------ loading
@@ -98,22 +128,30 @@ def load_run(run_dir: str | Path, *, storage: str | None = None, with_study: boo
         raise UserError(f"{run_dir}: not a search run (needs space.yaml and tune/ written by `dsgkd search --out`)")
     space = load_space(run_dir / "space.yaml")
     experiment = load_experiment(tune_dir)
-    statuses = _saved_statuses(tune_dir)
+    statuses = saved_statuses(tune_dir)
     started = sorted(experiment.trials, key=lambda t: t.run_metadata.start_time or math.inf)  # state file: any order
     trials = [_trial(t, i, statuses.get(t.trial_id, t.status), space) for i, t in enumerate(started)]
     study, note = _study(run_dir, storage) if with_study else (None, None)
     if study is not None:
         _match_optuna(trials, study)
-    return Run(run_dir, space, trials, study, [note] if note else [])
+    reselect = read_reselect(run_dir)
+    if reselect:
+        _attach_reselect(trials, reselect)
+    return Run(run_dir, space, trials, study, [note] if note else [], reselect)
 
 
-def _saved_statuses(tune_dir: Path) -> dict[str, str]:
-    states = sorted(tune_dir.glob("experiment_state-*.json"))
-    try:
-        data = json.loads(states[-1].read_text(encoding="utf-8"))
-        return {t["trial_id"]: t["status"] for t in (json.loads(row[0]) for row in data["trial_data"])}
-    except (IndexError, OSError, ValueError, KeyError, TypeError):
-        return {}
+def _attach_reselect(trials: list[Trial], reselect: dict[str, Any]) -> None:
+    by_id = {t.trial_id: t for t in trials}
+    for p in reselect["trials"]:
+        if p["trial_id"] in by_id:
+            by_id[p["trial_id"]].reselect = SeedRuns(p["role"], p["search_rank"], list(p["seeds"]))
+    for r in reselect["runs"]:
+        runs = by_id[r["trial_id"]].reselect if r["trial_id"] in by_id else None
+        if runs is not None and r["seed"] in runs.seeds:
+            if r.get("value") is not None:
+                runs.values[r["seed"]] = float(r["value"])
+            else:
+                runs.errors[r["seed"]] = r.get("error") or "failed"
 
 
 def _trial(t, order: int, status: str, space: SearchSpace) -> Trial:
@@ -122,7 +160,8 @@ def _trial(t, order: int, status: str, space: SearchSpace) -> Trial:
         cfg = space.trial_config(t.config)
     except (UserError, KeyError, StopIteration):
         cfg = None
-    rec = Trial(t.trial_id, order, status, params, cfg, _progress(Path(t.path) / "result.json"))
+    rec = Trial(t.trial_id, order, status, params, cfg, _progress(Path(t.path) / "result.json"),
+                path=Path(t.path))
     df = rec.progress
     found = best_epoch(df, space.metric, space.mode)
     if found:

@@ -1,4 +1,5 @@
-"""Which Ray a search runs on: the caller's, a cluster's, or a private local instance; and how many trials fit."""
+"""Which Ray a search runs on: the caller's, a cluster's, or a private local instance; how many trials fit, and what
+one holds."""
 from __future__ import annotations
 
 import contextlib
@@ -79,3 +80,12 @@ def concurrency(space: SearchSpace) -> int:
             f"{b.gpus_per_worker} GPU but the cluster has {res.get('CPU', 0):g} CPU / {res.get('GPU', 0):g} GPU; "
             "lower budget.workers_per_trial, or set budget.max_concurrent on an autoscaling cluster")
     return n
+
+
+def trial_resources(space: SearchSpace) -> dict[str, float]:
+    """A single-worker trial trains in its own process and holds that worker's CPUs/GPU; a multi-worker
+    trial is a driver holding one `trial_driver` unit while its Train workers get a placement group."""
+    b = space.budget
+    if b.workers_per_trial > 1:
+        return {"trial_driver": 1}
+    return {"CPU": b.cpus_per_worker, **({"GPU": b.gpus_per_worker} if b.gpus_per_worker else {})}

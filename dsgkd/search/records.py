@@ -1,4 +1,5 @@
-"""Reading what a search left on disk: result.json lines, the best epoch of a trial, the Tune experiment.
+"""Reading what a search left on disk: result.json lines, the best epoch of a trial, the Tune experiment, the
+trials' saved statuses, reselect's re-runs; and the one order of "best trials" everything ranks by.
 
 Shared by the search's own summary, ASHA's replay on resume and `dsgkd analyze`, so a killed search's
 half-written line is skipped the same way everywhere. Ray is imported only by `load_experiment`.
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import time
 import warnings
 from collections.abc import Iterable
@@ -39,6 +41,35 @@ def best_epoch(df, metric: str, mode: str) -> tuple[float, int] | None:
         return None
     i = df[metric].idxmax() if mode == "max" else df[metric].idxmin()
     return float(df.at[i, metric]), int(df.at[i, "epoch"])
+
+
+def rank_key(value: float | None, epoch: int | None, order: float, mode: str) -> tuple:
+    """The one order of "best trials" (analysis, export, reselect, checkpoint pruning): best value first, ties
+    to the earlier best epoch, then the earlier trial; trials without a finite value last."""
+    missing = value is None or not math.isfinite(value)
+    return missing, 0 if missing else (-value if mode == "max" else value), epoch or 0, order
+
+
+def saved_statuses(tune_dir: Path) -> dict[str, str]:
+    """Trial id → status as the search last saved it in its experiment state (Tune's loader turns RUNNING into
+    PENDING); empty when there is no readable state yet."""
+    states = sorted(tune_dir.glob("experiment_state-*.json"))
+    try:
+        data = json.loads(states[-1].read_text(encoding="utf-8"))
+        return {t["trial_id"]: t["status"] for t in (json.loads(row[0]) for row in data["trial_data"])}
+    except (IndexError, OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+RESELECT_FILE = "reselect.json"
+
+
+def read_reselect(run_dir: str | Path) -> dict[str, Any] | None:
+    """RUN/reselect.json (`dsgkd.search.reselect`): the plan and the re-runs so far; None when there is none."""
+    path = Path(run_dir) / RESELECT_FILE
+    with contextlib.suppress(OSError):
+        return json.loads(path.read_text(encoding="utf-8"))
+    return None
 
 
 def load_experiment(tune_dir: Path):

@@ -46,6 +46,18 @@ class Pair(Strict):
         return self.name or f"{_short(self.teacher)}>{_short(self.student)}"
 
 
+KEEP_CHECKPOINTS = 2  # finished trials that keep their checkpoint when neither keep_checkpoints nor reselect says
+
+
+class Reselect(Strict):
+    """Noise-aware selection: the best `top_k` finished KD-on trials are trained again on `seeds` fresh seeds
+    (validation only) and export picks by the mean, because the search's own value of the best trial was
+    chosen for being high (a single seed's luck counts in it)."""
+
+    top_k: int = Field(ge=1, description="best finished KD-on trials (by the search metric) to re-run")
+    seeds: int = Field(ge=1, description="fresh seeds per trial: its train.seed + 1 ... + seeds")
+
+
 class Budget(Strict):
     num_samples: int = Field(8, ge=1, description="trials, the seeded ones included")
     workers_per_trial: int = Field(1, ge=1, description="Ray Train (DDP) workers of one trial")
@@ -55,6 +67,25 @@ class Budget(Strict):
         None, ge=1, description="override the concurrency computed from the cluster (autoscaling clusters)")
     trial_retries: int = Field(1, ge=0, description="Tune-level retries of a failed trial")
     worker_retries: int = Field(1, ge=0, description="Train-level restarts of a trial's worker group")
+    reselect: Reselect | None = Field(None, description="re-run the best trials on fresh seeds after the search")
+    keep_checkpoints: int | None = Field(
+        None, ge=0, description="finished trials that keep their checkpoint, the best KD-on ones by the search "
+                                f"metric; the others keep only their results (default: reselect.top_k, else "
+                                f"{KEEP_CHECKPOINTS})")
+
+    @model_validator(mode="after")
+    def _check_reselect(self) -> "Budget":
+        if self.reselect and self.reselect.top_k > self.num_samples:
+            raise ValueError(f"reselect.top_k {self.reselect.top_k} > num_samples {self.num_samples}")
+        return self
+
+    @property
+    def kept_checkpoints(self) -> int:
+        """How many finished trials keep their checkpoint: a finished trial is never trained again (resume
+        retries only errored ones), so a checkpoint is worth its gigabytes only for the trials export may pick."""
+        if self.keep_checkpoints is not None:
+            return self.keep_checkpoints
+        return self.reselect.top_k if self.reselect else KEEP_CHECKPOINTS
 
 
 class Asha(Strict):

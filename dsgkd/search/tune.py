@@ -8,11 +8,12 @@ last epoch; the driver holds only a custom `trial_driver` resource and the Train
 placement group. Either way the number of concurrent trials is computed from the cluster's CPUs/GPUs and
 the per-trial demand (unset, Tune over-subscribes the placement groups and hangs). Optuna's study lives in RUN/optuna.db, ASHA stops trials on the per-epoch
 validation metric, and the frozen teacher's signals are computed once per cache group (teacher, data,
-tokenisation) before any trial starts, then read by every trial.
+tokenisation) before any trial starts, then read by every trial (`dsgkd.search.caches`). Finished trials
+outside the best `budget.kept_checkpoints` drop their checkpoints (`dsgkd.search.prune`), and with
+`budget.reselect` the best trials are re-run on fresh seeds after the Tuner (`dsgkd.search.reselect`).
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -27,15 +28,17 @@ from ray.tune.search.optuna import OptunaSearch
 from dsgkd.config import RunConfig
 from dsgkd.errors import NonFiniteLossError, UserError
 from dsgkd.models.shape import model_depth
-from dsgkd.search import distributed
+from dsgkd.search import distributed, reselect
 from dsgkd.search.asha import ResumableASHA
+from dsgkd.search.caches import build_caches, cache_dir
 from dsgkd.search.local_ray import concurrency as trial_concurrency
-from dsgkd.search.local_ray import ray_session
-from dsgkd.search.records import best_epoch
+from dsgkd.search.local_ray import ray_session, trial_resources
+from dsgkd.search.prune import CheckpointPruner
+from dsgkd.search.records import best_epoch, saved_statuses
 from dsgkd.search.samplers import make_sampler
 from dsgkd.search.space import (DefineByRun, SearchSpace, categorical_variants, load_space, resolve_pairs,
                                 seeded_points, setting, space_from_dict)
-from dsgkd.storage import atomic_write_text, content_key
+from dsgkd.storage import atomic_write_text
 
 PATH_KEYS = ("data.path", "data.val_path", "data.test_path", "data.transfer_path")
 
@@ -56,13 +59,24 @@ def search(space: SearchSpace | str | Path | None, out: str | Path, *, resume: b
         run_dir.mkdir(parents=True, exist_ok=True)
         if not resume:
             atomic_write_text(run_dir / "space.yaml", space.dump_yaml())
-        _set_up(space, plans, run_dir, teacher_cache)
         trainable = tune.with_resources(_trainable(space, run_dir, teacher_cache), trial_resources(space))
-        if resume:
-            tuner = tune.Tuner.restore(str(run_dir / "tune"), trainable, resume_errored=True)
+        if resume and _trials_done(run_dir, space):  # only reselect's re-runs can be missing: straight to them
+            grid = tune.Tuner.restore(str(run_dir / "tune"), trainable).get_results()
         else:
-            tuner = _new_tuner(space, plans, run_dir, trainable, concurrency, storage)
-        return tuner.fit()
+            _set_up(space, plans, run_dir, teacher_cache)
+            if resume:
+                tuner = tune.Tuner.restore(str(run_dir / "tune"), trainable, resume_errored=True)
+            else:
+                tuner = _new_tuner(space, plans, run_dir, trainable, concurrency, storage)
+            grid = tuner.fit()
+        reselect.run(space, run_dir, plans, use_cache=teacher_cache, concurrency=concurrency)
+        return grid
+
+
+def _trials_done(run_dir: Path, space: SearchSpace) -> bool:
+    """Every trial of the budget finished (TERMINATED) as the experiment state last saved it."""
+    statuses = saved_statuses(run_dir / "tune")
+    return len(statuses) >= space.budget.num_samples and set(statuses.values()) == {"TERMINATED"}
 
 
 def top_trials(grid: tune.ResultGrid, space: SearchSpace, k: int = 5) -> str:
@@ -138,30 +152,13 @@ def _check_data(cfg: RunConfig) -> None:
     load_transfer(cfg)
 
 
-def cache_group(cfg: RunConfig) -> str:
-    """Everything but the layers that decides a trial's teacher signal: teacher, data, tokenisation."""
-    return content_key([cfg.teacher.model_dump(mode="json"), cfg.data.model_dump(mode="json"), cfg.train.seed,
-                        cfg.train.max_length, cfg.distill.selector, cfg.distill.max_terms], sort_keys=True)
-
-
 def _set_up(space: SearchSpace, plans, run_dir: Path, use_cache: bool) -> None:
-    """Heavy set-up as Ray tasks before the Tuner starts (on a GPU when the cluster has one): build every
-    stand-in once, and the teacher signal once per cache group for the union of the layers its pairs'
-    maps can read. RUN/teacher_cache/index.json maps each group to its cache directory."""
-    gpu = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+    """Heavy set-up as Ray tasks before the Tuner starts: build every stand-in once, and the teacher signal once
+    per cache group of the space's categorical variants (`dsgkd.search.caches`)."""
     refs = sorted({ref for p in space.pairs for ref in (p.teacher, p.student)})
     ray.get([ray.remote(num_cpus=1)(_load_tokenizer).remote(ref) for ref in refs])
-    if not use_cache:
-        return
-    groups: dict[str, tuple[RunConfig, set[int]]] = {}
-    for pair, cfg in categorical_variants(space):
-        groups.setdefault(cache_group(cfg), (cfg, set()))[1].update(plans[pair].teacher_states)
-    attention = _may_be_positive(space, "distill.beta")
-    build = ray.remote(num_cpus=1, num_gpus=gpu)(_build_cache)
-    dirs = ray.get([build.remote(cfg.model_dump(mode="json"), sorted(layers), str(run_dir / "teacher_cache"),
-                                 attention) for cfg, layers in groups.values()])
-    index = {group: Path(d).name for group, d in zip(groups, dirs)}
-    atomic_write_text(run_dir / "teacher_cache" / "index.json", json.dumps(index, indent=1))
+    if use_cache:
+        build_caches(space, plans, run_dir, categorical_variants(space))
 
 
 def _load_tokenizer(ref: str) -> None:
@@ -169,37 +166,6 @@ def _load_tokenizer(ref: str) -> None:
 
     distributed.quiet_transformers()
     load_tokenizer(ref)
-
-
-def _build_cache(cfg: dict[str, Any], layers: list[int], out_dir: str, attention: bool) -> str:
-    import torch
-
-    from dsgkd.pipeline.teachers import build_cache
-
-    distributed.quiet_transformers()
-    device = torch.device("cuda") if torch.cuda.is_available() else None
-    return str(build_cache(RunConfig.model_validate(cfg), layers, out_dir, attention=attention, device=device))
-
-
-def _may_be_positive(space: SearchSpace, key: str) -> bool:
-    declared = space.params.get(key)
-    values = [setting(space.base, key)] if declared is None else declared.values()
-    return any(v > 0 for v in values)
-
-
-def _cache_dir(cfg: RunConfig, run_dir: Path) -> Path | None:
-    index = run_dir / "teacher_cache" / "index.json"
-    name = json.loads(index.read_text(encoding="utf-8")).get(cache_group(cfg)) if index.is_file() else None
-    return run_dir / "teacher_cache" / name if name else None
-
-
-def trial_resources(space: SearchSpace) -> dict[str, float]:
-    """A single-worker trial trains in its own process and holds that worker's CPUs/GPU; a multi-worker
-    trial is a driver holding one `trial_driver` unit while its Train workers get a placement group."""
-    b = space.budget
-    if b.workers_per_trial > 1:
-        return {"trial_driver": 1}
-    return {"CPU": b.cpus_per_worker, **({"GPU": b.gpus_per_worker} if b.gpus_per_worker else {})}
 
 
 def _trainable(space: SearchSpace, run_dir: Path, use_cache: bool):
@@ -215,7 +181,7 @@ def _trainable(space: SearchSpace, run_dir: Path, use_cache: bool):
         if marker.exists():  # a retry or resume of a diverged trial would diverge again
             raise NonFiniteLossError(marker.read_text(encoding="utf-8"))
         cfg = space.trial_config(config)
-        cache = _cache_dir(cfg, run_dir) if use_cache and cfg.distill.kd_on else None
+        cache = cache_dir(cfg, run_dir) if use_cache and cfg.distill.kd_on else None
         if use_cache and cfg.distill.kd_on and cache is None:  # a numeric data/teacher setting was searched
             print(f"[dsgkd] trial {trial_id}: no teacher cache for this config; running the teacher live")
         if b.workers_per_trial == 1:
@@ -260,7 +226,8 @@ def _new_tuner(space: SearchSpace, plans, run_dir: Path, trainable, concurrency:
                                   failure_config=tune.FailureConfig(max_failures=space.budget.trial_retries),
                                   # single-worker trials checkpoint through Tune: the latest only, as
                                   # `distributed.make_trainer` keeps for Train runs
-                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
+                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                                  callbacks=[CheckpointPruner(space)]))
 
 
 def _trial_dirname(trial) -> str:

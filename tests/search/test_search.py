@@ -21,6 +21,7 @@ import ray
 import yaml
 
 from dsgkd.errors import UserError
+from dsgkd.report.results import load_run
 from dsgkd.core.layer_maps import is_valid
 from dsgkd.search.local_ray import local_ray
 from dsgkd.search.tune import search
@@ -101,15 +102,23 @@ def test_ddp_trials_report_every_epoch(ddp_search):
     grid = ddp_search["grid"]
     ok = [r for r in grid if r.error is None]
     assert len(ok) >= 3
+    run = load_run(ddp_search["run"], with_study=False)
+    kept = {t.trial_id for t in [t for t in run.ranked() if t.finished and t.kd_on][:2]}  # budget.keep_checkpoints
     for r in ok:
         df = r.metrics_dataframe
         assert set(df["workers"]) == {2}
         assert list(df["epoch"]) == list(range(1, len(df) + 1))
         assert df["val_auroc"].notna().all()
-        last = Path(df["checkpoint_path"].iloc[-1])  # the one kept: it holds the best epoch's weights
+        assert df["val_auroc"].iloc[df["best_epoch"].iloc[-1] - 1] == df["val_auroc"].max()
+        last = Path(df["checkpoint_path"].iloc[-1])  # Train's latest, in RUN/train/train-<id>/
+        assert last.parent == ddp_search["run"] / "train" / f"train-{r.metrics['trial_id']}"
+        if r.metrics["trial_id"] not in kept:  # finished outside the best 2: its Train run keeps no checkpoint
+            assert not [c for c in last.parent.glob("checkpoint_*") if c.is_dir()]  # the snapshot .json stays
+            assert sum(f.stat().st_size for f in last.parent.rglob("*") if f.is_file()) < 100_000
+            continue
         assert torch.load(last / "optim.pt", weights_only=True)["best"]  # the best epoch's state dict
         assert json.loads((last / "state.json").read_text())["best_epoch"] == df["best_epoch"].iloc[-1]
-        assert df["val_auroc"].iloc[df["best_epoch"].iloc[-1] - 1] == df["val_auroc"].max()
+    assert len(kept) == 2 and len(ok) > len(kept)
     assert max(len(r.metrics_dataframe) for r in ok) == 3  # the best trial ran to max_t
 
 
@@ -167,7 +176,7 @@ def _trial_status(run: Path) -> dict[str, str]:
 def test_sigkill_then_resume_keeps_finished_trials(cluster, notes, tmp_path):
     raw = {"base": base(notes), "pairs": [{"teacher": "kmbert-tiny", "student": "xlmr-tiny"}],
            "params": {"distill.alpha": {"type": "float", "low": 0.0, "high": 1.0}},
-           "layer_maps": ["all", "last_k:2"], "budget": {"num_samples": 3, "max_concurrent": 1},
+           "layer_maps": ["all", "last_k:2"], "budget": {"num_samples": 3, "max_concurrent": 1, "keep_checkpoints": 0},
            "asha": {"grace_period": 3}}
     space_file, run = tmp_path / "space.yaml", tmp_path / "resumable"
     space_file.write_text(yaml.safe_dump(raw))
@@ -183,6 +192,8 @@ def test_sigkill_then_resume_keeps_finished_trials(cluster, notes, tmp_path):
     proc.wait()
     finished = {t for t, s in _trial_status(run).items() if s == "TERMINATED"}
     assert finished and len(finished) < 3
+    for t in finished:  # keep_checkpoints 0: dropped as each finished, before the search was killed
+        assert not glob.glob(str(run / "tune" / f"trial_{t}" / "checkpoint_*"))
     text = log.read_text()  # what a user watching the search saw: progress, and no library debug output
     assert "Trial status:" in text
     for noise in ("LOAD_GLOBAL", "RETURN_VALUE",  # dill's disassembly, logged by Ray Train's print patch
@@ -197,9 +208,10 @@ def test_sigkill_then_resume_keeps_finished_trials(cluster, notes, tmp_path):
         assert epochs == sorted(set(epochs)) and epochs[-1] == 3
     study = optuna.load_study(study_name=run.name, storage=f"sqlite:///{run / 'optuna.db'}")
     assert len(study.trials) == 3
-    # single-worker trials trained inside the Tune trial: no Train run, Tune's checkpoints (the latest only)
+    # single-worker trials trained inside the Tune trial: no Train run, Tune's checkpoints, the in-flight trial
+    # resumed from its own (never dropped while it ran), every finished trial's dropped
     assert not (run / "train").exists()
-    assert all(len(glob.glob(f"{r.path}/checkpoint_*")) == 1 for r in grid)
+    assert all(not glob.glob(f"{r.path}/checkpoint_*") and (Path(r.path) / "result.json").is_file() for r in grid)
     assert all(set(r.metrics_dataframe["workers"]) == {1} for r in grid)
 
 
