@@ -21,7 +21,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     "DDP run. Writes RUN/space.yaml, RUN/optuna.db (study named after RUN), RUN/tune/, "
                     "RUN/train/ and RUN/teacher_cache/; with budget.reselect, RUN/reselect.json (the best trials "
                     "re-run on fresh seeds). Finished trials outside the best budget.keep_checkpoints drop their "
-                    "checkpoints.")
+                    "checkpoints. With --mlflow-uri, RUN/mlflow.json.")
     p.add_argument("--space", type=Path, metavar="FILE",
                    help="search-space YAML (see search_spaces/); with --resume defaults to RUN/space.yaml")
     p.add_argument("--out", type=Path, required=True, metavar="RUN", help="run directory")
@@ -35,6 +35,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="override a fixed setting of the space's base, e.g. --set data.path=notes.csv")
     p.add_argument("--optuna-storage", metavar="URL",
                    help="Optuna RDB URL (default: sqlite:///RUN/optuna.db), e.g. a PostgreSQL URL on a cluster")
+    p.add_argument("--mlflow-uri", metavar="URI",
+                   help="also log every trial to MLflow (one run per trial: its searched settings as params, "
+                        "per-epoch metrics), e.g. sqlite:///mlflow.db or http://host:5000; needs "
+                        "pip install 'dsgkd[mlflow]'. Stored in the run: --resume logs there again unasked. "
+                        "TensorBoard event files are always written: tensorboard --logdir RUN/tune")
+    p.add_argument("--mlflow-experiment", metavar="NAME", help="MLflow experiment (default: the name of RUN)")
     p.add_argument("--top", type=int, default=5, metavar="K", help="trials listed at the end")
     p.set_defaults(func=run)
     return p
@@ -50,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
 
     grid = search(args.space, args.out, resume=args.resume, address=args.address,
                   num_samples=args.num_samples, teacher_cache=not args.no_teacher_cache,
-                  storage=args.optuna_storage, overrides=overrides)
+                  storage=args.optuna_storage, overrides=overrides, mlflow_uri=args.mlflow_uri,
+                  mlflow_experiment=args.mlflow_experiment)
     print(top_trials(grid, load_space(Path(args.out) / "space.yaml"), args.top))
     state = read_reselect(args.out)
     if state:

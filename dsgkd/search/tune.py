@@ -28,7 +28,7 @@ from ray.tune.search.optuna import OptunaSearch
 from dsgkd.config import RunConfig
 from dsgkd.errors import NonFiniteLossError, UserError
 from dsgkd.models.shape import model_depth
-from dsgkd.search import distributed, reselect
+from dsgkd.search import distributed, reselect, tracking
 from dsgkd.search.asha import ResumableASHA
 from dsgkd.search.caches import build_caches, cache_dir
 from dsgkd.search.local_ray import concurrency as trial_concurrency
@@ -45,10 +45,13 @@ PATH_KEYS = ("data.path", "data.val_path", "data.test_path", "data.transfer_path
 
 def search(space: SearchSpace | str | Path | None, out: str | Path, *, resume: bool = False,
            address: str | None = None, num_samples: int | None = None, teacher_cache: bool = True,
-           storage: str | None = None, overrides: dict[str, Any] | None = None) -> tune.ResultGrid:
-    """Run the search into `out` (or resume it). Every input is validated before Ray starts."""
+           storage: str | None = None, overrides: dict[str, Any] | None = None, mlflow_uri: str | None = None,
+           mlflow_experiment: str | None = None) -> tune.ResultGrid:
+    """Run the search into `out` (or resume it). Every input is validated before Ray starts. Every trial
+    writes TensorBoard event files; `mlflow_uri` also logs one MLflow run per trial (`dsgkd.search.tracking`)."""
     run_dir = Path(out).resolve()
     space = _prepare(space, run_dir, resume, num_samples, overrides or {})
+    mlflow_store = tracking.mlflow_target(run_dir, resume, mlflow_uri, mlflow_experiment)
     plans = resolve_pairs(space, model_depth)
     _check_data(space.base)
     # keeping only the latest checkpoint forces an experiment snapshot at each one (cheap: a few kB on the
@@ -59,6 +62,7 @@ def search(space: SearchSpace | str | Path | None, out: str | Path, *, resume: b
         run_dir.mkdir(parents=True, exist_ok=True)
         if not resume:
             atomic_write_text(run_dir / "space.yaml", space.dump_yaml())
+            tracking.record_target(run_dir, mlflow_store)
         trainable = tune.with_resources(_trainable(space, run_dir, teacher_cache), trial_resources(space))
         if resume and _trials_done(run_dir, space):  # only reselect's re-runs can be missing: straight to them
             grid = tune.Tuner.restore(str(run_dir / "tune"), trainable).get_results()
@@ -67,7 +71,8 @@ def search(space: SearchSpace | str | Path | None, out: str | Path, *, resume: b
             if resume:
                 tuner = tune.Tuner.restore(str(run_dir / "tune"), trainable, resume_errored=True)
             else:
-                tuner = _new_tuner(space, plans, run_dir, trainable, concurrency, storage)
+                tuner = _new_tuner(space, plans, run_dir, trainable, concurrency, storage,
+                                   tracking.callbacks(run_dir, mlflow_store))
             grid = tuner.fit()
         reselect.run(space, run_dir, plans, use_cache=teacher_cache, concurrency=concurrency)
         return grid
@@ -204,7 +209,7 @@ def _trainable(space: SearchSpace, run_dir: Path, use_cache: bool):
 
 
 def _new_tuner(space: SearchSpace, plans, run_dir: Path, trainable, concurrency: int,
-               storage: str | None) -> tune.Tuner:
+               storage: str | None, loggers: list) -> tune.Tuner:
     _, metric, mode = zip(*space.objectives)  # with a second objective: lists, for a two-objective study
     searcher = OptunaSearch(
         DefineByRun(space, plans), metric=list(metric) if len(metric) > 1 else metric[0],
@@ -227,7 +232,7 @@ def _new_tuner(space: SearchSpace, plans, run_dir: Path, trainable, concurrency:
                                   # single-worker trials checkpoint through Tune: the latest only, as
                                   # `distributed.make_trainer` keeps for Train runs
                                   checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-                                  callbacks=[CheckpointPruner(space)]))
+                                  callbacks=[CheckpointPruner(space), *loggers]))
 
 
 def _trial_dirname(trial) -> str:
