@@ -5,6 +5,7 @@ One Ray instance serves the whole module (starting Ray costs ~5 s, each trial ~1
 step on a 2-core machine), so the searches are few and small.
 """
 import glob
+import importlib.util
 import json
 import os
 import signal
@@ -181,9 +182,11 @@ def test_sigkill_then_resume_keeps_finished_trials(cluster, notes, tmp_path):
     space_file, run = tmp_path / "space.yaml", tmp_path / "resumable"
     space_file.write_text(yaml.safe_dump(raw))
     log = tmp_path / "search.log"
+    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}" if importlib.util.find_spec("mlflow") else None  # dev extra
     with log.open("w") as out:
         proc = subprocess.Popen([*CLI, "search", "--space", str(space_file), "--out", str(run),
-                                 "--address", cluster["address"]], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+                                 "--address", cluster["address"], *(["--mlflow-uri", tracking] if tracking else [])],
+                                cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
     deadline = time.time() + 400
     while "TERMINATED" not in _trial_status(run).values() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.5)
@@ -213,6 +216,15 @@ def test_sigkill_then_resume_keeps_finished_trials(cluster, notes, tmp_path):
     assert not (run / "train").exists()
     assert all(not glob.glob(f"{r.path}/checkpoint_*") and (Path(r.path) / "result.json").is_file() for r in grid)
     assert all(set(r.metrics_dataframe["workers"]) == {1} for r in grid)
+    if tracking:  # --resume logged to the MLflow store the search started with; the resumed trial went on in its run
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking)
+        runs = client.search_runs([client.get_experiment_by_name(run.name).experiment_id])
+        assert sorted(m.data.tags["trial_id"] for m in runs) == sorted(r.metrics["trial_id"] for r in grid)
+        for m in runs:
+            assert m.info.status == "FINISHED"
+            assert sorted(h.step for h in client.get_metric_history(m.info.run_id, "val_auroc")) == [1, 2, 3]
 
 
 def test_asha_rungs_are_rebuilt_from_recorded_results(tmp_path):
