@@ -5,7 +5,7 @@ from __future__ import annotations
 from mlflow.tracking import MlflowClient
 from ray.air.integrations.mlflow import MLflowLoggerCallback
 
-from dsgkd.search.tracking import epoch_step, searched_params
+from dsgkd.search.loggers import epoch_step, searched_params
 
 RUN_TAG = "dsgkd.run"
 

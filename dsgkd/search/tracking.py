@@ -19,13 +19,9 @@ import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
-
-from ray.air.constants import TRAINING_ITERATION
-from ray.tune.logger import TBXLoggerCallback
 
 from dsgkd.errors import UserError
-from dsgkd.search.space import flatten_params
+from dsgkd.search.loggers import EpochTBXLogger
 from dsgkd.storage import atomic_write_text
 
 RECORD = "mlflow.json"
@@ -84,23 +80,6 @@ def callbacks(run_dir: Path, target: MlflowTarget | None) -> list:
 
         out.append(EpochMLflowLogger(target.tracking_uri, run_dir=str(run_dir), experiment_name=target.experiment))
     return out
-
-
-def searched_params(config: dict[str, Any]) -> dict[str, Any]:
-    """A trial's sampled settings, one name each: `layer_map/<pair>` folded into `layer_map`."""
-    return {("layer_map" if k.startswith("layer_map/") else k): v for k, v in flatten_params(config)}
-
-
-def epoch_step(result: dict[str, Any]) -> int:
-    return result.get("epoch") or result[TRAINING_ITERATION]
-
-
-class EpochTBXLogger(TBXLoggerCallback):
-    """Tune's TensorBoard logger (scalars under `ray/tune/`, hparams when a trial ends), stepped by epoch."""
-
-    def log_trial_result(self, iteration: int, trial, result: dict) -> None:
-        # TBXLoggerCallback steps by training_iteration and drops that key before logging
-        super().log_trial_result(iteration, trial, {**result, TRAINING_ITERATION: epoch_step(result)})
 
 
 def _import_mlflow():

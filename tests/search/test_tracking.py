@@ -16,7 +16,8 @@ import ray
 from dsgkd.errors import UserError
 from dsgkd.search.local_ray import local_ray
 from dsgkd.search.space import space_from_dict
-from dsgkd.search.tracking import EpochTBXLogger, load_target, mlflow_target, record_target, searched_params
+from dsgkd.search.loggers import EpochTBXLogger, searched_params
+from dsgkd.search.tracking import load_target, mlflow_target, record_target
 from dsgkd.search.tune import search
 
 mlflow = pytest.importorskip("mlflow")  # the dev extra installs mlflow-skinny
