@@ -2,8 +2,9 @@
 wall time, for TPE + ASHA (the shipped default) and for random search without early stopping, at an equal
 trial budget, over several search seeds. Prints one JSON object (the searches' own output goes to stderr).
 
-Data: `dsgkd demo`'s synthetic notes (`generate_notes(--notes, seed=0)`; 600 by default, half the demo's, so
-that 2 arms × 3 seeds × 16 trials fit about 15 minutes on 2 quiet cores). Space: search_spaces/demo.yaml with
+Data: the embedded benchmark as `dsgkd demo` writes it (`write_benchmark` with `demo_sizes(--notes)`: train
+notes without the held-out terms, val, test, unlabelled transfer notes; 1,200 labelled notes as the demo) and
+the stand-ins the demo uses. Space: search_spaces/demo.yaml with
 `train.epochs` = --epochs and `budget.num_samples` = --trials; the arms differ only in `sampler` (tpe /
 random) and `asha.enabled`, and both use the space's `seed` = the search seed. Pairs, params, layer maps,
 concurrency (the cluster's CPUs: 2 here) and training seed are the same. Both arms evaluate the paper's
@@ -25,7 +26,7 @@ search of all), of wall time and of epochs trained. Searches alternate which arm
 neither arm always pays the first search's cold imports. Trial-indexed figures do not depend on machine
 load; wall times do.
 
-    python benchmarks/search_efficiency.py [--seeds 3 --trials 16 --epochs 3 --notes 600]
+    python benchmarks/search_efficiency.py [--seeds 3 --trials 16 --epochs 3 --notes 1200]
     python benchmarks/search_efficiency.py --quick     # 1 seed, 2 trials, 1 epoch: the test's size
 """
 import argparse
@@ -43,7 +44,8 @@ from pathlib import Path
 import optuna
 
 from dsgkd.constants import SEARCH_SPACES
-from dsgkd.data.synthetic import generate_notes, write_table
+from dsgkd.data.benchmark import write_benchmark
+from dsgkd.experiments.demo import demo_sizes
 from dsgkd.report.results import load_run
 from dsgkd.search.local_ray import local_ray
 from dsgkd.models.shape import model_depth
@@ -55,9 +57,10 @@ CHECKPOINTS = (0.25, 0.5, 0.75, 1.0)
 TPE_STARTUP = inspect.signature(optuna.samplers.TPESampler).parameters["n_startup_trials"].default
 
 
-def arm_space(notes: Path, arm: str, seed: int, trials: int, epochs: int):
+def arm_space(data: dict[str, str], arm: str, seed: int, trials: int, epochs: int):
     raw = load_space(SEARCH_SPACES / "demo.yaml").model_dump(mode="json")
-    raw["base"]["data"]["path"] = str(notes)
+    raw["base"]["data"].update(path=data["train"], val_path=data["val"], test_path=data["test"],
+                               transfer_path=data["transfer"])
     raw["base"]["train"]["epochs"] = epochs
     raw["budget"]["num_samples"] = trials
     raw["sampler"] = ARMS[arm]["sampler"]
@@ -129,7 +132,7 @@ def main():
     ap.add_argument("--seeds", type=int, default=3, help="search seeds per arm (0..N-1)")
     ap.add_argument("--trials", type=int, default=16, help="trials per search, the seeded paper default included")
     ap.add_argument("--epochs", type=int, default=3, help="epochs per trial (ASHA's max_t)")
-    ap.add_argument("--notes", type=int, default=600, help="synthetic notes (`dsgkd demo` has 1200)")
+    ap.add_argument("--notes", type=int, default=1200, help="labelled notes, split as `dsgkd demo --notes`")
     ap.add_argument("--quick", action="store_true", help="1 seed, 2 trials, 1 epoch, 240 notes (the test)")
     a = ap.parse_args()
     if a.quick:
@@ -138,15 +141,14 @@ def main():
     runs: dict[str, dict[int, dict]] = {arm: {} for arm in ARMS}
     with tempfile.TemporaryDirectory() as d, local_ray():
         d = Path(d)
-        notes = d / "notes.csv"
-        write_table(generate_notes(a.notes, seed=0), notes)
-        probe = arm_space(notes, "tpe_asha", 0, a.trials, a.epochs)
+        data = write_benchmark(d / "data", demo_sizes(a.notes))
+        probe = arm_space(data, "tpe_asha", 0, a.trials, a.epochs)
         seeded = len(seeded_points(probe, resolve_pairs(probe, model_depth)))  # the same in both arms
         for seed in range(a.seeds):
             order = list(ARMS) if seed % 2 == 0 else list(ARMS)[::-1]
             for arm in order:
                 print(f"[search_efficiency] seed {seed}: {arm}", file=sys.stderr, flush=True)
-                runs[arm][seed] = one_search(arm_space(notes, arm, seed, a.trials, a.epochs), d / f"{arm}-{seed}")
+                runs[arm][seed] = one_search(arm_space(data, arm, seed, a.trials, a.epochs), d / f"{arm}-{seed}")
     print(json.dumps({"benchmark": "search_efficiency", "space": "search_spaces/demo.yaml", "notes": a.notes,
                       "trials": a.trials, "epochs": a.epochs, "seeds": a.seeds, "seeded_trials": seeded,
                       "tpe_startup_trials": TPE_STARTUP,
