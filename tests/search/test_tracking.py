@@ -97,7 +97,7 @@ def test_one_mlflow_run_per_trial_with_params_and_epoch_history(tracked):
 
 
 def test_resuming_a_finished_search_adds_no_mlflow_run(tracked):
-    """Tune restores the MLflow logger from RUN/tune/tuner.pkl: --resume needs no flag and logs nowhere new."""
+    """Tuner.restore unpickles the MLflow logger from RUN/tune/tuner.pkl: --resume needs no flag, logs nowhere new."""
     run = tracked["run"]
     with pytest.raises(UserError, match="started with sqlite"):
         search(None, run, resume=True, mlflow_uri="sqlite:///elsewhere.db")
