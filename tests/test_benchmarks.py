@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_step.py"
 
 
@@ -15,6 +17,7 @@ def test_gpu_step_runs_at_toy_size_on_cpu():
     assert result["samples_per_s"] > 0 and result["loss_parts"]["hidden"] > 0 and result["loss_parts"]["attention"] > 0
 
 
+@pytest.mark.slow  # two real searches: 60-110 s, most of it Ray's set-up per search
 def test_search_efficiency_quick_mode_prints_one_json_object():
     """Both arms on the demo space at toy size; stdout holds nothing but the JSON (Tune's tables go to stderr)."""
     script = SCRIPT.parent / "search_efficiency.py"

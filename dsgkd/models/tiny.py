@@ -57,14 +57,15 @@ class TinySpec:
 
 
 TINY_SPECS: dict[str, TinySpec] = {
-    # KM-BERT: uncased Korean medical BERT; NFD turns Hangul into jamo, as in real uncased vocabularies
-    # Teachers get 1.5x the MLM steps: at 800 a tiny MLM is barely past unigram statistics and its term
-    # vectors hardly encode severity (benchmarks/term_probe.py); at 1,200 of the 32-token recipe they
-    # separate severe from mild terms (~1.0). A domain teacher that knows nothing would make DSG-KD untestable.
+    # KM-BERT: uncased Korean medical BERT; NFD turns Hangul into jamo, as in real uncased vocabularies.
+    # Teachers get 2.25x the MLM steps: on the default world's 300 terms, kmbert-tiny's term vectors separate
+    # severe from mild at 0.76-0.78 after 1,200 steps, 0.89-0.93 (held-out terms 0.93-0.94) after 1,800 and
+    # 0.94-0.95 after 2,400 (benchmarks/term_probe.py); 1,800 keeps a cold demo near 5 minutes. A domain
+    # teacher that knows little would make DSG-KD untestable.
     "kmbert-tiny": TinySpec("bert", cased=False, layers=4, hidden=128, heads=4, intermediate=256, vocab_size=4000,
-                            tokenizer_corpus=(8000, 2000), mlm_corpus=(8000, 2000), mlm_steps=1200),
+                            tokenizer_corpus=(8000, 2000), mlm_corpus=(8000, 2000), mlm_steps=1800),
     "biobert-tiny": TinySpec("bert", cased=True, layers=6, hidden=96, heads=4, intermediate=192, vocab_size=3000,
-                             tokenizer_corpus=(8000, 0), mlm_corpus=(8000, 0), mlm_steps=1200),
+                             tokenizer_corpus=(8000, 0), mlm_corpus=(8000, 0), mlm_steps=1800),
     # students see a little clinical text only in their tokenizer corpus, as multilingual vocabularies do
     "xlmr-tiny": TinySpec("xlm-roberta", cased=True, layers=4, hidden=64, heads=4, intermediate=128,
                           vocab_size=4000, tokenizer_corpus=(3000, 8000), mlm_corpus=(0, 8000)),
