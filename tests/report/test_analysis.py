@@ -95,7 +95,7 @@ def standin_run(cluster, notes_csv, tmp_path_factory):
     run.mkdir()
     (run / "space.yaml").write_text(space.dump_yaml())
     tuner = _new_tuner(space, resolve_pairs(space, model_depth), run, tune.with_resources(formula_trial, {"CPU": 1}),
-                       1, None)
+                       1, None, loggers=[])
     tuner.fit()
     return run
 
