@@ -20,14 +20,13 @@ from pathlib import Path
 import pandas as pd
 
 from dsgkd.data import vocab
-from dsgkd.data.vocab import (COURSE, FILLERS_EN, FILLERS_KO, G_DAILY, G_EN, G_NOTE, G_TERM, G_WORDS,
+from dsgkd.data.vocab import (CLINICAL_LEXICON, COURSE, FILLERS_EN, FILLERS_KO, G_DAILY, G_EN, G_NOTE, G_TERM, G_WORDS,
                               KO_TERM_FRAMES, KOREAN_NAMES, MILD_TERMS, NEUTRAL_EN, NEUTRAL_TERMS, SEVERE_TERMS,
                               SIGNS, SYMPTOMS, josa)
 from dsgkd.data.world import DEFAULT, Term, World, get_world, tier
 from dsgkd.errors import UserError
 from dsgkd.storage import atomic_file
 
-CLINICAL_LEXICON: frozenset[str] = frozenset(t.lower() for t in (*SEVERE_TERMS, *MILD_TERMS))
 __all__ = ["CLINICAL_LEXICON", "KOREAN_NAMES", "MILD_TERMS", "NEUTRAL_TERMS", "SEVERE_TERMS", "generate_notes",
            "generate_domain_corpus", "generate_general_corpus", "write_table"]
 

@@ -63,13 +63,6 @@ class World:
     predicates: dict
     tails: tuple[str, ...]
 
-    @functools.cached_property
-    def by_name(self) -> dict[str, Term]:
-        return {t.name: t for t in self.terms}
-
-    def seen(self) -> list[Term]:
-        return [t for t in self.terms if not t.held_out]
-
     def held_out(self) -> list[Term]:
         return [t for t in self.terms if t.held_out]
 
