@@ -13,6 +13,10 @@ from pathlib import Path
 from dsgkd.data.world import DEFAULT
 
 DATA_SEEDS = {"train": 100, "val": 101, "test": 102, "transfer": 103}
+# The test split `dsgkd table` reports, drawn once its design (world, recipe, space, rows, statistics) was
+# frozen on 2026-12-04: seed 102's test notes had been seen by the demo and by design runs. A design change
+# after a reported table needs a new seed here, never a re-run on this one.
+REPORTED_SEEDS = {**DATA_SEEDS, "test": 202}
 SPLITS = tuple(DATA_SEEDS)
 
 

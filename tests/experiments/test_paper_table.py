@@ -11,6 +11,8 @@ from sklearn.metrics import roc_auc_score
 
 from dsgkd.config import RunConfig
 from dsgkd.constants import KD_OFF
+from dsgkd.data.benchmark import DATA_SEEDS, REPORTED_SEEDS
+from dsgkd.data.synthetic import generate_notes
 from dsgkd.core.stats import holm
 from dsgkd.errors import UserError
 from dsgkd.experiments import paper_table as pt
@@ -200,6 +202,11 @@ def test_run_table_writes_the_schema_the_curve_and_the_primary_first(tmp_path, f
     assert set(r["rows"]) == set(stats.ROWS) and r["comparisons"][stats.PRIMARY]["p_holm_pairs"] >= 0
     assert saved["protocol"]["world"] == "default" and saved["protocol"]["sizes"] == TINY
     assert saved["protocol"]["seeds"] == [0, 1] and len(saved["protocol"]["space_sha256"]) == 64
+    # the reported test split comes from the seed drawn after the design froze, not the one the demo shows
+    assert saved["protocol"]["data_seeds"] == {**DATA_SEEDS, "test": REPORTED_SEEDS["test"]}
+    assert REPORTED_SEEDS["test"] != DATA_SEEDS["test"]
+    demo_test = generate_notes(TINY["test"], seed=DATA_SEEDS["test"])["ER_DHX"].tolist()
+    assert pd.read_csv(tmp_path / "t" / "data" / "test.csv")["ER_DHX"].tolist() != demo_test
     on_disk = json.loads((tmp_path / "t" / "results.json").read_text())
     assert on_disk["pairs"].keys() == {"kmbert-tiny>kobert-tiny"} and set(on_disk["curve"]) == {"200", "60"}
     point = on_disk["curve"]["60"]["kmbert-tiny>kobert-tiny"]  # the table's own size reuses its rows
@@ -213,6 +220,15 @@ def test_run_table_writes_the_schema_the_curve_and_the_primary_first(tmp_path, f
     again = fake_table(tmp_path / "t", pairs=["kmbert-tiny>xlmr-tiny"])  # same protocol: merged, curve kept
     assert set(again["pairs"]) == {"kmbert-tiny>kobert-tiny", "kmbert-tiny>xlmr-tiny"} and "200" in again["curve"]
     assert len(again["meta"]["invocations"]) == 2
+
+
+def test_the_published_table_runs_the_default_pairs_and_all_runs_every_pair():
+    space = load_space(pt.SPACE)
+    assert [p.key for p in pt.choose_pairs(space, None)] == list(pt.DEFAULT_PAIRS)
+    assert len(pt.choose_pairs(space, "all")) == 4 == len(space.pairs)
+    assert [p.key for p in pt.choose_pairs(space, ["biobert-tiny>kobert-tiny"])] == ["biobert-tiny>kobert-tiny"]
+    with pytest.raises(UserError, match="unknown pair"):
+        pt.choose_pairs(space, ["kmbert-tiny>mbert"])
 
 
 def test_a_different_protocol_is_refused_before_anything_runs(tmp_path, fake_table):
@@ -253,6 +269,7 @@ def test_cli_parses_pairs_in_both_spellings_and_checks_the_curve():
                                                                               "biobert-tiny>kobert-tiny"]
     with pytest.raises(UserError, match="TEACHER:STUDENT"):
         parse_pairs("kmbert-tiny")
+    assert parse_pairs(" all") == "all" and parse_pairs(None) is None
     assert parse_curve("200,600,2000") == [200, 600, 2000]
     with pytest.raises(UserError, match="--curve"):
         parse_curve("20,600")
