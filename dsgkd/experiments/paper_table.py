@@ -36,8 +36,8 @@ from dsgkd.constants import KD_OFF, PAPER, SEARCH_SPACES
 from dsgkd.data.benchmark import REPORTED_SEEDS  # disjoint from `dsgkd synth`'s default seed 0
 from dsgkd.errors import UserError
 from dsgkd.experiments import table_stats as stats
-from dsgkd.experiments.table_protocol import (DEFAULT_WORLD, check_protocol, check_results, code_version,
-                                              make_protocol, record_protocol, saved_protocol)
+from dsgkd.experiments.table_protocol import (DEFAULT_PAIRS, DEFAULT_WORLD, check_protocol, check_results,
+                                              code_version, make_protocol, record_protocol, saved_protocol)
 from dsgkd.experiments.table_render import render
 from dsgkd.search.space import SearchSpace, load_space
 from dsgkd.storage import atomic_write_text
@@ -45,10 +45,6 @@ from dsgkd.storage import atomic_write_text
 SPACE = SEARCH_SPACES / "paper_table.yaml"
 TEACHER_DIRS = {"teacher": "", "random_teacher": "-random"}  # row → suffix of its dir under OUT/teachers
 CURVE_ROWS = stats.COMPARISONS[stats.PRIMARY]  # the rows the learning curve re-runs at each size
-# The published table's pairs: the two whose student passes the baseline bar on validation (2026-12-04, default
-# world, design seeds, KD-off, seed 0: xlmr-tiny val AUROC 0.768 against the n-gram reference's 0.781;
-# kobert-tiny 0.707, a control a gain over would prove nothing). `--pairs all` adds the kobert-tiny pairs.
-DEFAULT_PAIRS = ("kmbert-tiny>xlmr-tiny", "biobert-tiny>xlmr-tiny")
 
 
 # ------------------------------------------------------------------------------------------- data

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dsgkd.constants import REPORTED
 from dsgkd.experiments import table_stats as stats
+from dsgkd.experiments.table_protocol import DEFAULT_PAIRS
 
 ROW_LABELS = {
     "control": "control (KD off, same steps and notes as searched)",
@@ -34,12 +35,17 @@ def protocol_lines(saved: dict) -> list[str]:
     code = pr["code"]
     runs = meta["invocations"]
     minutes = sum(i["seconds"] for i in runs) / 60
-    spread = f" over {len(runs)} invocations (resumed)" if len(runs) > 1 else ""
+    spread = (" over {} invocations: {}".format(len(runs), "; ".join(
+        f"`{i['command']}` {i['seconds'] / 60:.1f} min" for i in runs)) if len(runs) > 1 else "")
+    keys = list(saved["pairs"])
+    why = (" (the published table: the pairs whose KD-off student reaches the n-gram reference on validation; "
+           "`--pairs all` adds the kobert-tiny pairs)" if set(keys) == set(DEFAULT_PAIRS) else "")
     last = runs[-1].get("code") or code
     later = f" (last resumed at commit {last['commit']})" if last["commit"] != code["commit"] else ""
     return [
         "## Protocol (fixed before the first run)", "",
         f"- **World** `{pr['world']}`; generator seeds {data_seeds}.",
+        f"- **Pairs** {', '.join(f'`{k}`' for k in keys)}{why}.",
         f"- **Notes**: {sizes['train']} labelled training, {sizes['val']} validation, {sizes['test']} test, "
         f"{sizes['transfer']} unlabeled transfer notes.",
         f"- **Training seeds** {seeds}: every trained row runs each. Rows that train on the same notes with the "
