@@ -20,6 +20,7 @@ Design splits only (`dsgkd.data.benchmark.DATA_SEEDS` train/val), never the tabl
 import argparse
 import json
 import re
+import sys
 
 import numpy as np
 import torch
@@ -100,7 +101,7 @@ def main() -> None:
             if not random_init:
                 row["mlm"] = {k: record[k] for k in ("mlm_loss_before", "mlm_loss_after", "unigram_loss")}
             results["models"].append(row)
-            print(json.dumps(row), flush=True)
+            print(json.dumps(row), file=sys.stderr, flush=True)
     print(json.dumps(results, indent=1))
 
 

@@ -1,4 +1,5 @@
-"""The GPU benchmark is kept runnable without a GPU: the same script at toy size on CPU."""
+"""The benchmarks stay runnable here: the GPU one at toy size on CPU, the probes and the search comparison at toy
+size."""
 import json
 import subprocess
 import sys
@@ -35,3 +36,23 @@ def test_search_efficiency_quick_mode_prints_one_json_object():
         assert summary[arm]["final_best"]["mean"] == run["final_best"]
     assert all(t["stopped_by"] != "asha" for t in result["runs"]["random_no_es"]["0"]["trials"])
     assert result["seeded_trials"] == 1 and summary["tpe_asha_minus_random"]["seeds"] == 1
+
+
+def test_prose_only_keeps_the_korean_and_drops_every_latin_script_word():
+    sys.path.insert(0, str(SCRIPT.parent))
+    from prose_probe import prose_only
+
+    note = "21mo 남아. 2일전부터 fever, r/o AGE, 잘 먹지 않음\nBT 37.4/HR 116, s/p T-tube"
+    assert prose_only(note) == "21 남아. 2일전부터 , , 잘 먹지 않음 37.4/ 116,"
+
+
+def test_prose_probe_prints_one_json_object_with_both_inits():
+    out = subprocess.run([sys.executable, str(SCRIPT.parent / "prose_probe.py"), "--models", "xlmr-tiny",
+                          "--train", "80", "--val", "60"], capture_output=True, text=True, timeout=300, check=True)
+    result = json.loads(out.stdout)
+    assert [m["init"] for m in result["models"]] == ["pretrained", "random"]
+    for m in result["models"]:
+        assert set(m["frozen_probe_val_auroc"]) == {"full", "prose"}
+        assert all(0 <= v <= 1 for v in m["frozen_probe_val_auroc"].values())
+    assert set(result["models"][0]["mlm"]) == {"mlm_loss_before", "mlm_loss_after", "unigram_loss"}
+    assert set(result["ngram_val_auroc"]) == {"full", "prose"}

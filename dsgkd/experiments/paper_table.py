@@ -299,7 +299,7 @@ def run_table(out: Path, *, seeds: list[int], trials: int | None, workers: int, 
     from dsgkd.data.world import get_world
     from dsgkd.models.tiny import ensure_all
 
-    started = time.time()
+    started, code = time.time(), code_version()  # the code this invocation started with, not what it ends beside
     get_world(world or DEFAULT_WORLD)  # a bad world name is one line before anything is written
     space = load_space(space_path)
     chosen = world_pairs(choose_pairs(space, pairs), world)
@@ -349,7 +349,7 @@ def run_table(out: Path, *, seeds: list[int], trials: int | None, workers: int, 
         curve_results[str(n)] = {**curve_results.get(str(n), {}), **point}
     runs_so_far = previous["meta"]["invocations"] if previous else []
     meta = {"invocations": [*runs_so_far, {"command": command, "seconds": round(time.time() - started, 1),
-                                           "date": time.strftime("%Y-%m-%d"), "code": code_version()}],
+                                           "date": time.strftime("%Y-%m-%d"), "code": code}],
             "machine": f"{os.cpu_count()} CPU cores, no GPU", "recipe": base.train.model_dump(mode="json"),
             "teacher_recipe": {k: getattr(base.teacher, k) for k in
                                ("finetune_epochs", "finetune_lr_encoder", "finetune_lr_head")}}
