@@ -24,6 +24,7 @@ import sys
 
 import numpy as np
 import torch
+import transformers
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.preprocessing import StandardScaler
@@ -83,6 +84,7 @@ def main() -> None:
     ap.add_argument("--train", type=int, default=2000)
     ap.add_argument("--val", type=int, default=400)
     args = ap.parse_args()
+    transformers.logging.set_verbosity_error()  # one load report per model and init would bury the figures
     train = generate_notes(args.train, seed=DATA_SEEDS["train"], world=args.world, include_held_out=False)
     val = generate_notes(args.val, seed=DATA_SEEDS["val"], world=args.world)
     texts = {"full": (train["ER_DHX"].tolist(), val["ER_DHX"].tolist())}

@@ -35,7 +35,7 @@ def protocol_lines(saved: dict) -> list[str]:
     code = pr["code"]
     runs = meta["invocations"]
     minutes = sum(i["seconds"] for i in runs) / 60
-    spread = (" over {} invocations: {}".format(len(runs), "; ".join(
+    spread = (" ({} invocations: {})".format(len(runs), "; ".join(
         f"`{i['command']}` {i['seconds'] / 60:.1f} min" for i in runs)) if len(runs) > 1 else "")
     keys = list(saved["pairs"])
     why = (" (the published table: the pairs whose KD-off student reaches the n-gram reference on validation; "

@@ -221,7 +221,7 @@ def test_run_table_writes_the_schema_the_curve_and_the_primary_first(tmp_path, f
     assert set(again["pairs"]) == {"kmbert-tiny>kobert-tiny", "kmbert-tiny>xlmr-tiny"} and "200" in again["curve"]
     assert len(again["meta"]["invocations"]) == 2
     text = (tmp_path / "t" / "results.md").read_text()
-    assert "over 2 invocations: `dsgkd table`" in text and "**Pairs** `kmbert-tiny>kobert-tiny`, `kmbert-tiny>xlmr-tiny`." in text
+    assert "(2 invocations: `dsgkd table`" in text and "**Pairs** `kmbert-tiny>kobert-tiny`, `kmbert-tiny>xlmr-tiny`." in text
 
 
 def test_the_published_table_runs_the_default_pairs_and_all_runs_every_pair():
