@@ -45,18 +45,23 @@ def prose_only(text: str) -> str:
 
 
 @torch.no_grad()
-def pooled(ref: str, random_init: bool, texts: list[str], batch_size: int = 64, max_length: int = 128) -> np.ndarray:
+def pooled(ref: str, random_init: bool, splits: list[list[str]], batch_size: int = 64,
+           max_length: int = 128) -> list[np.ndarray]:
+    """Mean-pooled last-layer vectors of each list of texts, the model loaded once for all of them."""
     torch.manual_seed(0)
     tok, model = load_classifier(ref, random_init=random_init)
     model.eval()
-    rows = []
-    for start in range(0, len(texts), batch_size):
-        enc = tok(texts[start:start + batch_size], padding=True, truncation=True, max_length=max_length,
-                  return_tensors="pt")
-        last = model(**enc, output_hidden_states=True).hidden_states[-1]
-        mask = enc["attention_mask"].unsqueeze(-1).to(last.dtype)
-        rows.append(((last * mask).sum(1) / mask.sum(1)).numpy())
-    return np.concatenate(rows)
+    out = []
+    for texts in splits:
+        rows = []
+        for start in range(0, len(texts), batch_size):
+            enc = tok(texts[start:start + batch_size], padding=True, truncation=True, max_length=max_length,
+                      return_tensors="pt")
+            last = model(**enc, output_hidden_states=True).hidden_states[-1]
+            mask = enc["attention_mask"].unsqueeze(-1).to(last.dtype)
+            rows.append(((last * mask).sum(1) / mask.sum(1)).numpy())
+        out.append(np.concatenate(rows))
+    return out
 
 
 def probe_auroc(x_train, y_train, x_val, y_val) -> float:
@@ -67,14 +72,15 @@ def probe_auroc(x_train, y_train, x_val, y_val) -> float:
 
 
 def ngram_auroc(train_texts, y_train, val_texts, y_val) -> float:
-    from sklearn.feature_extraction.text import TfidfVectorizer
+    """The table's n-gram reference (`dsgkd.report.reference`) on these texts: its val AUROC, C chosen on val."""
+    import datasets
 
-    from dsgkd.report.reference import C_GRID as NGRAM_C, NGRAMS
+    from dsgkd.data.emr import Splits
+    from dsgkd.report.reference import ngram_reference
 
-    vec = TfidfVectorizer(analyzer="char_wb", ngram_range=NGRAMS, sublinear_tf=True, min_df=2)
-    x_train, x_val = vec.fit_transform(train_texts), vec.transform(val_texts)
-    return max(roc_auc_score(y_val, LogisticRegression(C=c, max_iter=2000).fit(x_train, y_train)
-                             .predict_proba(x_val)[:, 1]) for c in NGRAM_C)
+    train = datasets.Dataset.from_dict({"text": list(train_texts), "label": [int(y) for y in y_train]})
+    val = datasets.Dataset.from_dict({"text": list(val_texts), "label": [int(y) for y in y_val]})
+    return ngram_reference(Splits(train, val, val, 0, "prose-probe"), n_boot=1)["val_auroc"]
 
 
 def main() -> None:
@@ -97,8 +103,8 @@ def main() -> None:
         ref = stand_in_ref(name, args.world)
         record = json.loads((ensure_tiny(ref) / "dsgkd_tiny.json").read_text(encoding="utf-8"))
         for random_init in (False, True):
-            probe = {kind: round(probe_auroc(pooled(ref, random_init, a), y_train, pooled(ref, random_init, b), y_val), 4)
-                     for kind, (a, b) in texts.items()}
+            vectors = iter(pooled(ref, random_init, [split for pair in texts.values() for split in pair]))
+            probe = {kind: round(probe_auroc(next(vectors), y_train, next(vectors), y_val), 4) for kind in texts}
             row = {"model": ref, "init": "random" if random_init else "pretrained", "frozen_probe_val_auroc": probe}
             if not random_init:
                 row["mlm"] = {k: record[k] for k in ("mlm_loss_before", "mlm_loss_after", "unigram_loss")}
