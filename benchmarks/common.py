@@ -33,9 +33,10 @@ def timed_steps(p, cfg: RunConfig, *, steps: int, teacher_cache=None, bucket: bo
     states and attentions) but skips the KD terms themselves (pooling, grids, losses), to time them apart."""
     torch.manual_seed(0)
     teacher_width = encoder_width(p.teacher_config) if p.teacher_config is not None else None
-    model = Distiller(p.student, cfg, p.layer_pairs, teacher_width)
-    if not kd_terms:
-        model.groups = []  # `matches` still asks the student for hidden states and attentions
+    model = Distiller(p.student, cfg.distill, p.layer_pairs, teacher_width)
+    if not kd_terms:  # the terms still ask the student and teacher for their outputs, and compute nothing
+        for term, _, _ in model.terms:
+            term.compute = lambda inputs: None
     opt = make_optimizer(model, cfg)
     sched = get_constant_schedule(opt)
     signal = make_teacher_signal(p, teacher_cache, torch.device("cpu"))

@@ -79,7 +79,7 @@ def main() -> None:
     cfg = RunConfig().with_overrides({"distill.layer_map": "all", "train.batch_size": a.batch,
                                       "train.max_length": a.tokens})
     pairs = resolve_layer_map("all", layers, student.config.num_hidden_layers)
-    model = Distiller(student, cfg, pairs, teacher.config.hidden_size).to(device)
+    model = Distiller(student, cfg.distill, pairs, teacher.config.hidden_size).to(device)
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     t_states = sorted({t for t, _ in pairs})
     signal = LiveTeacher(teacher.to(device, dtype=dtype), t_states, attention_states(t_states), logits=False)

@@ -13,6 +13,7 @@ import torch
 from common import stand_in_config, timed_steps
 
 from dsgkd.pipeline.prepare import prepare
+from dsgkd.pipeline.resolve import resolve_run
 
 
 def main():
@@ -26,7 +27,7 @@ def main():
     with tempfile.TemporaryDirectory() as d:
         cfg = stand_in_config(d, a.notes, a.teacher, a.student, **{"train.max_length": 384,
                                                                    "train.batch_size": a.batch_size})
-        p = prepare(cfg)
+        p = prepare(resolve_run(cfg))
         dynamic, dyn_len = timed_steps(p, cfg, steps=a.steps)
         fixed, fix_len = timed_steps(p, cfg, steps=a.steps, bucket=False, pad_to=384)
     print(json.dumps({

@@ -29,6 +29,7 @@ from dsgkd.core.features import collate, make_batches
 from dsgkd.core.layer_maps import attention_index, attention_pairs
 from dsgkd.models.load import encoder_width
 from dsgkd.pipeline.prepare import prepare
+from dsgkd.pipeline.resolve import resolve_run
 from dsgkd.pipeline.teachers import build_cache
 
 PAPER_LENGTH = 384
@@ -102,14 +103,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         cfg = stand_in_config(tmp, a.notes, a.teacher, a.student, **{"train.max_length": PAPER_LENGTH,
                                                                      "train.batch_size": a.batch})
-        p = prepare(cfg)
+        p = prepare(resolve_run(cfg))
         cache = build_cache(cfg, p.teacher_layers, Path(tmp) / "cache")
         ours, _ = timed_steps(p, cfg, steps=a.steps, teacher_cache=cache, warmup=WARMUP)
-        no_terms, _ = timed_steps(prepare(cfg), cfg, steps=a.steps, teacher_cache=cache, warmup=WARMUP,
+        no_terms, _ = timed_steps(prepare(resolve_run(cfg)), cfg, steps=a.steps, teacher_cache=cache, warmup=WARMUP,
                                   kd_terms=False)
         kd_off = cfg.with_overrides({"distill.alpha": 0.0, "distill.beta": 0.0})
-        no_kd, _ = timed_steps(prepare(kd_off), kd_off, steps=a.steps, warmup=WARMUP)
-        paper = paper_steps(cfg, prepare(cfg), a.paper_steps)
+        no_kd, _ = timed_steps(prepare(resolve_run(kd_off)), kd_off, steps=a.steps, warmup=WARMUP)
+        paper = paper_steps(cfg, prepare(resolve_run(cfg)), a.paper_steps)
     print(json.dumps({
         "benchmark": "step", "pair": f"{a.teacher}>{a.student}", "batch_size": a.batch, "steps": a.steps,
         "paper_steps": a.paper_steps,

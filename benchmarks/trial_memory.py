@@ -30,15 +30,16 @@ def child(role: str, tmp: str, train: int, transfer: int, steps: int) -> dict:
     from common import resident_mb, timed_steps
 
     from dsgkd.config import RunConfig
+    from dsgkd.pipeline.resolve import resolve_run
     from dsgkd.pipeline.teachers import build_cache, prepare_run
 
     torch.set_num_threads(1)
     cfg = RunConfig().with_overrides(config(tmp, train, transfer))
     if role == "build":
-        p = prepare_run(cfg)
+        p = prepare_run(resolve_run(cfg))
         return {"cache": str(build_cache(cfg, p.teacher_layers, Path(tmp) / "cache"))}
     stages = {"imports": resident_mb()}
-    p = prepare_run(cfg, teacher_weights=False)
+    p = prepare_run(resolve_run(cfg), teacher_weights=False)
     stages["prepared"] = resident_mb()
     timed_steps(p, cfg, steps=steps, teacher_cache=sys.argv[-1], warmup=0)
     stages["trained"] = resident_mb()

@@ -2,8 +2,8 @@
 
 Every section forbids unknown keys, so a typo in a YAML file or a Tune parameter fails at load time
 with the field's dotted path instead of being silently ignored. Named choices (hidden loss, selector,
-threshold rule, selection metric) are checked against their registries, and the paper's settings are the
-defaults (`dsgkd.constants.PAPER`), but for the layer map: `auto` is the paper's `all` where the depths are
+threshold rule, selection metric, KD term) are checked against their registries (`dsgkd.choices`), and the
+paper's settings are the defaults (`dsgkd.constants.PAPER`), but for the layer map: `auto` is the paper's `all` where the depths are
 equal and `uniform` where `all` cannot run. Importing this module loads no torch.
 """
 from __future__ import annotations
@@ -14,12 +14,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
-from dsgkd.constants import KD_OFF, PAPER, SELECT_METRICS
-from dsgkd.core.align import SELECTORS
-from dsgkd.core.losses.hidden import HIDDEN_LOSSES
-from dsgkd.core.metrics import THRESHOLD_RULES
+from dsgkd.choices import HIDDEN_LOSSES, KD_TERMS, SELECTORS, THRESHOLD_RULES
+from dsgkd.constants import PAPER, SELECT_METRICS
 from dsgkd.errors import UserError
 from dsgkd.registry import Registry
 from dsgkd.storage import atomic_write_text
@@ -78,7 +77,14 @@ class StudentConfig(_Section):
 
 
 class DistillConfig(_Section):
-    """DSG-KD loss weights and choices (DESIGN §3). alpha = beta = gamma = 0 is the KD-off control."""
+    """DSG-KD loss weights and choices (docs/architecture.md, "Losses and KD terms").
+
+    Each weight belongs to one registered KD term (`dsgkd.choices.KD_TERMS`): the paper's three are declared
+    here under the paper's names; a term added later declares its own `distill.<name>` fields, which this section
+    then accepts. Every weight at zero is the KD-off control.
+    """
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
 
     alpha: float = Field(PAPER["distill.alpha"], ge=0, description="hidden-state KD weight")
     beta: float = Field(PAPER["distill.beta"], ge=0, description="word-level attention KD weight")
@@ -93,6 +99,22 @@ class DistillConfig(_Section):
     selector: str = Field(PAPER["distill.selector"], description="words distilled: a SELECTORS spelling")
     max_terms: int = Field(32, ge=1)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _term_fields(cls, data: Any) -> Any:
+        """The fields registered terms declare: checked when given, their default when not; any other key is
+        unknown, as in every section."""
+        if not isinstance(data, dict):
+            return data
+        declared = {name: spec for entry in KD_TERMS.entries.values() for name, spec in entry.fn.fields.items()}
+        data = dict(data)
+        for key in data:
+            if key not in cls.model_fields and key not in declared:
+                raise PydanticCustomError("unknown_key", "unknown key", {"key": key})
+        for name, spec in declared.items():
+            data[name] = _term_value(name, spec, data.get(name, spec.default))
+        return data
+
     @field_validator("selector")
     @classmethod
     def _known_selector(cls, v: str) -> str:
@@ -103,13 +125,29 @@ class DistillConfig(_Section):
     def _known_hidden_loss(cls, v: str) -> str:
         return _named(HIDDEN_LOSSES, v)
 
+    def weights(self) -> dict[str, float]:
+        """KD term name → its weight."""
+        return {entry.name: getattr(self, entry.fn.weight) for entry in KD_TERMS.entries.values()}
+
     @property
     def kd_on(self) -> bool:
-        return self.alpha > 0 or self.beta > 0 or self.gamma > 0
+        return any(w > 0 for w in self.weights().values())
 
     def control(self) -> "DistillConfig":
         """The KD-off control: identical settings with every KD weight at zero."""
-        return self.model_copy(update={k.removeprefix("distill."): v for k, v in KD_OFF.items()})
+        return self.model_copy(update={entry.fn.weight: 0.0 for entry in KD_TERMS.entries.values()})
+
+
+def _term_value(name: str, spec, value: Any) -> Any:
+    """A term-declared field's value, checked like a declared field's (a number at or above `spec.ge`)."""
+    try:
+        value = TypeAdapter(type(spec.default)).validate_python(value)
+    except ValidationError as e:
+        raise PydanticCustomError("term_field", "{key}: {msg}",
+                                  {"key": name, "msg": e.errors()[0]["msg"]}) from None
+    if spec.ge is not None and value < spec.ge:
+        raise PydanticCustomError("term_field", "{key}: must be >= {ge}", {"key": name, "ge": spec.ge})
+    return value
 
 
 class TrainConfig(_Section):
@@ -184,9 +222,12 @@ class RunConfig(_Section):
     provenance: Provenance | None = None
 
     @model_validator(mode="after")
-    def _logit_kd_needs_head(self) -> "RunConfig":
-        if self.distill.gamma > 0 and not self.teacher.finetune:
-            raise ValueError("distill.gamma > 0 needs teacher.finetune: true (logit KD needs a teacher with a task head)")
+    def _task_head_terms_need_finetune(self) -> "RunConfig":
+        for entry in KD_TERMS.entries.values():
+            term = entry.fn
+            if term.needs_task_head and getattr(self.distill, term.weight) > 0 and not self.teacher.finetune:
+                raise ValueError(f"distill.{term.weight} > 0 needs teacher.finetune: true ({term.label} needs a "
+                                 "teacher with a task head)")
         return self
 
     # ------------------------------------------------------------------ YAML
@@ -246,7 +287,10 @@ def describe_validation_error(e: ValidationError) -> str:
     err = e.errors()[0]
     loc = ".".join(str(x) for x in err["loc"] if not str(x).startswith("function-after"))
     msg = err["msg"].removeprefix("Value error, ")
-    if err["type"] == "extra_forbidden":
+    if err["type"] in ("extra_forbidden", "unknown_key"):
         msg = "unknown key"
+    if err["type"] in ("unknown_key", "term_field"):  # raised by a section's own validator: the key is in ctx
+        loc = f"{loc}.{err['ctx']['key']}" if loc else err["ctx"]["key"]
+        msg = msg.removeprefix(f"{err['ctx']['key']}: ")
     more = f" (+{len(e.errors()) - 1} more)" if len(e.errors()) > 1 else ""
     return f"{loc or 'config'}: {msg}{more}"

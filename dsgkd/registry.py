@@ -5,10 +5,15 @@ is one function in one file. The config validators, the CLI's `choices` and the 
 registry, so a name is written once. Entries that take an argument are spelled `name:ARG` (`last_k:2`,
 `lexicon:terms.txt`). This module imports nothing heavy: `dsgkd train --help` reads registries without
 loading torch.
+
+The registries of the choices a config names are created in `dsgkd.choices`, at the bottom of the package,
+each with its *home*: the module whose decorators fill it, imported the first time the registry is read. So
+the config validates names without importing the layers that implement them (docs/architecture.md, "Layers").
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,9 +34,17 @@ class Entry:
 class Registry:
     """Named implementations of one choice; `what` names the setting in error messages."""
 
-    def __init__(self, what: str):
-        self.what = what
+    def __init__(self, what: str, home: str | None = None):
+        self.what, self.home = what, home
         self._entries: dict[str, Entry] = {}
+
+    @property
+    def entries(self) -> dict[str, Entry]:
+        """The registered entries, after importing the home module that registers them (once)."""
+        if self.home is not None:
+            home, self.home = self.home, None
+            importlib.import_module(home)
+        return self._entries
 
     def register(self, name: str, *, help: str | None = None, arg: str | None = None, **options: Any):
         """Decorator: `@LAYER_MAPS.register("skip")`. Help defaults to the docstring's first line."""
@@ -49,21 +62,21 @@ class Registry:
         return add
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._entries)
+        return iter(self.entries)
 
     def __contains__(self, spec: object) -> bool:
         return isinstance(spec, str) and self.find(spec) is not None
 
     def __getitem__(self, name: str) -> Entry:
-        return self._entries[name]
+        return self.entries[name]
 
     def get(self, name: str) -> Entry | None:
-        return self._entries.get(name)
+        return self.entries.get(name)
 
     def find(self, spec: str) -> tuple[Entry, str | None] | None:
         """(entry, argument) for `name` or `name:ARG`; None when the spelling fits no entry."""
         name, sep, arg = spec.partition(":")
-        entry = self._entries.get(name)
+        entry = self.entries.get(name)
         if entry is None or bool(sep) != (entry.arg is not None) or (sep and not arg):
             return None
         return entry, (arg if sep else None)
@@ -75,8 +88,8 @@ class Registry:
         return found
 
     def choices_text(self, sep: str = ", ") -> str:
-        return sep.join(e.spelling for e in self._entries.values())
+        return sep.join(e.spelling for e in self.entries.values())
 
     def help_text(self) -> str:
         """`name: what it does` per entry, for a `--help` line."""
-        return "; ".join(f"{e.spelling}: {e.help}" if e.help else e.spelling for e in self._entries.values())
+        return "; ".join(f"{e.spelling}: {e.help}" if e.help else e.spelling for e in self.entries.values())

@@ -1,15 +1,19 @@
 """The package's shape, checked from the source: the folders are layers, imports only point inwards.
 
 Every import counts, the ones inside functions included (a lazy import is still a dependency, and the
-engine → prepare → engine cycle this replaced was one). `if TYPE_CHECKING:` blocks are skipped.
+engine → prepare → engine cycle this replaced was one). `if TYPE_CHECKING:` blocks are skipped. The layers and
+what each may import are docs/architecture.md's "Layers".
 """
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "dsgkd"
-OUTER = ("pipeline", "search", "report", "experiments", "cli")  # innermost first
+# innermost first; "" is the package's top-level modules: errors, registry, choices, constants, storage, config
+LAYERS = ("", "data", "models", "core", "pipeline", "search", "report", "experiments", "cli")
 MAX_LINES = 400
 
 
@@ -70,9 +74,14 @@ def external_imports(path: Path) -> set[str]:
 
 
 def layer(module: str) -> int:
-    """0 = the inner layers (core, config, data, models, registries, storage); then OUTER in order."""
-    part = module.split(".")[1] if module.count(".") else ""
-    return OUTER.index(part) + 1 if part in OUTER else 0
+    """The module's layer: the index in LAYERS of the sub-package it lives in ("" for a top-level module)."""
+    parts = module.split(".")
+    return LAYERS.index(parts[1] if len(parts) > 2 or (PACKAGE / parts[-1]).is_dir() else "")
+
+
+def upward_edges(graph: dict[str, set[str]]) -> list[str]:
+    """Imports of a module in a layer further out than the importer's."""
+    return sorted(f"{src} -> {dst}" for src, dsts in graph.items() for dst in dsts if layer(dst) > layer(src))
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -122,10 +131,34 @@ def test_cycle_finder_finds_a_lazy_cycle():
     assert cycles({"a": {"b"}, "b": {"a"}, "c": {"a"}}) == [["a", "b"]]
 
 
+def test_every_package_is_a_layer():
+    packages = {p.name for p in PACKAGE.iterdir() if p.is_dir() and any(p.glob("*.py"))}
+    assert packages == set(LAYERS) - {""}
+
+
 def test_imports_point_inwards_only():
-    """core (and config, data, models) import no outer layer; each outer layer imports none further out."""
-    bad = [f"{src} -> {dst}" for src, dsts in dsgkd_edges().items() for dst in dsts if layer(dst) > layer(src)]
-    assert bad == []
+    """Each layer imports only its own and the layers below it, at package level: the names of choices and the
+    config at the bottom, then data, models, core, pipeline, search, report, experiments, cli."""
+    assert upward_edges(dsgkd_edges()) == []
+
+
+@pytest.mark.parametrize("src, dst", [("dsgkd.config", "dsgkd.core.terms"), ("dsgkd.data.emr", "dsgkd.models.load"),
+                                      ("dsgkd.models.tiny", "dsgkd.core.align"),
+                                      ("dsgkd.core.engine", "dsgkd.pipeline.prepare")])
+def test_a_planted_upward_edge_fails(src, dst):
+    tree = dsgkd_edges()
+    planted = {**tree, src: tree[src] | {dst}}
+    assert set(upward_edges(planted)) - set(upward_edges(tree)) == {f"{src} -> {dst}"}
+
+
+def test_the_bottom_names_every_choice_without_torch():
+    """The config validates every registered choice (reading each registry imports its home) without loading
+    torch: `dsgkd train --help` and a config check stay fast."""
+    code = ("import sys; from dsgkd import choices; from dsgkd.config import RunConfig; RunConfig(); "
+            "assert all(list(getattr(choices, n)) for n in ('SELECTORS', 'HIDDEN_LOSSES', 'LAYER_MAPS', "
+            "'THRESHOLD_RULES', 'KD_TERMS')); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_only_the_search_package_imports_ray():

@@ -8,11 +8,8 @@ from __future__ import annotations
 from typing import get_args
 
 from dsgkd.cli.args import parse_seeds
+from dsgkd.choices import HIDDEN_LOSSES, LAYER_MAPS, SELECTORS, THRESHOLD_RULES
 from dsgkd.config import DistillConfig, RunConfig
-from dsgkd.core.align import SELECTORS
-from dsgkd.core.layer_maps import LAYER_MAPS
-from dsgkd.core.losses.hidden import HIDDEN_LOSSES
-from dsgkd.core.metrics import THRESHOLD_RULES
 from dsgkd.errors import UserError
 
 PROJECTIONS = list(get_args(DistillConfig.model_fields["projection"].annotation))
@@ -82,7 +79,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from dsgkd.pipeline.shapes import check_shapes
+    from dsgkd.pipeline.resolve import resolve_run
 
     cfg = RunConfig.from_yaml(args.config) if args.config else RunConfig()
     overrides = {field: getattr(args, flag) for flag, field in TRAIN_FLAGS.items()
@@ -90,11 +87,11 @@ def run(args) -> int:
     cfg = cfg.with_overrides(overrides, source=args.config or "flags")
     if cfg.data.path is None:
         raise UserError("no training data: pass --data or set data.path in --config")
-    check_shapes(cfg)  # a bad ref, map or length fails here, before torch and transformers are imported
+    run = resolve_run(cfg)  # once; a bad ref, map or length fails here, before torch and transformers load
     from dsgkd.pipeline.train import run_seeds, run_train
 
     if args.seeds:
-        run_seeds(cfg, args.out, parse_seeds(args.seeds), overwrite=args.overwrite)
+        run_seeds(run, args.out, parse_seeds(args.seeds), overwrite=args.overwrite)
     else:
-        run_train(cfg, args.out, overwrite=args.overwrite)
+        run_train(run, args.out, overwrite=args.overwrite)
     return 0

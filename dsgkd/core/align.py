@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dsgkd.errors import UserError
-from dsgkd.registry import Registry
+from dsgkd.choices import SELECTORS
 from dsgkd.storage import content_key
 
 Span = tuple[int, int]
@@ -26,7 +26,6 @@ _LATIN_TERM = re.compile(rf"(?<![{_LATIN}0-9])[{_LATIN}][{_LATIN}0-9]*(?:[-/.][{
 _WORD = re.compile(r"\S+")
 
 # `distill.selector`: each entry returns the pattern whose matches are the words to distil
-SELECTORS = Registry("term selector")
 LEXICON_PREFIX = "lexicon:"
 
 

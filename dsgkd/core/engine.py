@@ -25,11 +25,11 @@ from dsgkd.constants import lower_is_better
 from dsgkd.data.emr import Splits
 from dsgkd.core.distiller import Distiller
 from dsgkd.core.features import collate, make_batches
-from dsgkd.core.layer_maps import attention_pairs
 from dsgkd.core.steps import (make_optimizer, pick_device, predict, rank_world, to_device, train_step,
                               validation_metrics)
 from dsgkd.core.teacher.cache import CachedTeacher
 from dsgkd.core.teacher.signal import LiveTeacher
+from dsgkd.core.terms import enabled, needs_output, teacher_states
 from dsgkd.models.load import encoder_width
 
 
@@ -50,14 +50,19 @@ class Prepared:
     val_examples: list[dict] = field(default_factory=list)
 
     @property
+    def terms(self):
+        """The KD terms this run sums: (term, weight, its layer pairs)."""
+        return enabled(self.cfg.distill, self.layer_pairs)
+
+    @property
     def teacher_layers(self) -> list[int]:
-        return sorted({t for t, _ in self.layer_pairs})
+        """The teacher hidden states the enabled terms read (pooled per term)."""
+        return teacher_states(self.terms, "hidden_states")
 
     @property
     def teacher_attn_layers(self) -> list[int]:
-        if self.cfg.distill.beta <= 0:
-            return []
-        return sorted({t for t, _ in attention_pairs(self.layer_pairs)})
+        """The teacher states whose attentions the enabled terms read."""
+        return teacher_states(self.terms, "attentions")
 
 
 @dataclass
@@ -145,24 +150,27 @@ def is_better(value: float, best: float | None, metric: str) -> bool:
 
 
 def make_teacher_signal(p: Prepared, teacher_cache: str | Path | None, device: torch.device):
-    if not p.cfg.distill.kd_on:
+    """The teacher outputs the enabled terms read, from the cache or a live frozen teacher; None without KD."""
+    terms = p.terms
+    if not terms:
         return None
-    logits = p.cfg.distill.gamma > 0
+    logits = needs_output(terms, "teacher", "logits")
     if teacher_cache is not None:
         return CachedTeacher(teacher_cache, p.teacher_layers, p.teacher_attn_layers, logits)
     return LiveTeacher(p.teacher.to(device), p.teacher_layers, p.teacher_attn_layers, logits)
 
 
-def fit(cfg: RunConfig, prepared: Prepared, *, on_epoch: Callable[[EpochReport], None] | None = None,
+def fit(prepared: Prepared, *, on_epoch: Callable[[EpochReport], None] | None = None,
         resume_from: str | Path | None = None, teacher_cache: str | Path | None = None,
         device: torch.device | None = None) -> FitResult:
     """Train the student with DSG-KD (or the KD-off control) and keep the best validation epoch."""
-    t, p = cfg.train, prepared
+    p = prepared
+    cfg, t = p.cfg, p.cfg.train
     device = device or pick_device(t.device)
     rank, world = rank_world()
     teacher_w = encoder_width(p.teacher_config) if p.teacher_config is not None else None
     torch.manual_seed(t.seed)  # the projection's init must not depend on what preparing consumed
-    model = Distiller(p.student, cfg, p.layer_pairs, teacher_w).to(device)
+    model = Distiller(p.student, cfg.distill, p.layer_pairs, teacher_w).to(device)
     signal = make_teacher_signal(p, teacher_cache, device)
     lengths = [len(ex["s_ids"]) for ex in p.train_examples]
     steps_per_epoch = len(make_batches(lengths, t.batch_size, shuffle=False, rank=rank, world=world))

@@ -7,22 +7,18 @@ of an n-layer encoder. A strategy is a string so a search space can name it as o
 or as a list of pairs. The default, `auto`, is the paper's `all` where the depths allow it and `uniform`
 elsewhere, so a pair of unequal depths runs without naming a map; a run records the name it stood for.
 
-A resolved map becomes match records in TextBrewer's vocabulary (layer_T, layer_S, feature, loss,
-weight): hidden-state records for every pair when alpha > 0, attention records for the pairs that have
-an attention on both sides when beta > 0. The distiller computes exactly the records it is given.
+Each KD term takes the pairs of the resolved map it compares (`KDTerm.layer_pairs`): hidden-state KD every
+pair, attention KD the pairs with an attention on both sides (`attention_pairs`).
 """
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal
 
+from dsgkd.choices import LAYER_MAPS
 from dsgkd.errors import UserError
-from dsgkd.registry import Registry
 
 LayerPairs = list[tuple[int, int]]
-LAYER_MAPS = Registry("layer map")
 _EXPLICIT = re.compile(r"\s*\d+\s*:\s*\d+\s*(,\s*\d+\s*:\s*\d+\s*)*")
 
 
@@ -145,39 +141,3 @@ def attention_pairs(pairs: Sequence[tuple[int, int]]) -> LayerPairs:
 
 def attention_states(states: Sequence[int]) -> list[int]:
     return sorted(x for x in states if attention_index(x) is not None)
-
-
-# ------------------------------------------------------------------------------------- match records
-Feature = Literal["hidden", "attention"]
-
-
-@dataclass(frozen=True)
-class Match:
-    """One distillation term, as TextBrewer writes it: teacher layer, student layer, what is compared,
-    with which loss, at which weight."""
-
-    layer_T: int
-    layer_S: int
-    feature: Feature
-    loss: str
-    weight: float
-
-
-def layer_matches(pairs: Sequence[tuple[int, int]], *, alpha: float, beta: float, hidden_loss: str) -> list[Match]:
-    """Hidden-state records for every pair when alpha > 0, then attention records (MSE between term-attention
-    grids) for the pairs with attention on both sides when beta > 0."""
-    out = [Match(t, s, "hidden", hidden_loss, alpha) for t, s in pairs] if alpha > 0 else []
-    if beta > 0:
-        out += [Match(t, s, "attention", "mse", beta) for t, s in attention_pairs(pairs)]
-    return out
-
-
-def match_groups(matches: Sequence[Match]) -> list[tuple[Feature, str, float, list[int], list[int]]]:
-    """Records that share feature, loss and weight, as (feature, loss, weight, teacher layers, student
-    layers) in first-seen order: each group is one vectorised loss call over its layers."""
-    groups: dict[tuple[Feature, str, float], tuple[list[int], list[int]]] = {}
-    for m in matches:
-        ts, ss = groups.setdefault((m.feature, m.loss, m.weight), ([], []))
-        ts.append(m.layer_T)
-        ss.append(m.layer_S)
-    return [(f, loss, w, ts, ss) for (f, loss, w), (ts, ss) in groups.items()]

@@ -20,15 +20,14 @@ from typing import Callable
 
 import numpy as np
 
-from dsgkd.registry import Registry
+from dsgkd.choices import THRESHOLD_RULES
 
 RANK_METRICS = ("auroc", "auprc")
 THRESHOLD_METRICS = ("f1", "precision", "recall", "specificity", "accuracy")
 PROB_METRICS = ("brier", "ece")
 METRICS = RANK_METRICS + THRESHOLD_METRICS + PROB_METRICS
 _CHUNK_ELEMS = 4_000_000  # bootstrap index matrix is built in chunks of about this many entries
-# `eval.threshold`: how the decision threshold is chosen on validation; fn(y, p, n_pos) -> threshold
-THRESHOLD_RULES = Registry("threshold rule")
+# THRESHOLD_RULES (`eval.threshold`): how the decision threshold is chosen on validation; fn(y, p, n_pos) -> threshold
 
 
 def _as_1d(x, name: str) -> np.ndarray:

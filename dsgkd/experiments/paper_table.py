@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from dsgkd.config import RunConfig
-from dsgkd.constants import KD_OFF, PAPER, SEARCH_SPACES
+from dsgkd.constants import PAPER, SEARCH_SPACES
 from dsgkd.data.benchmark import REPORTED_SEEDS  # disjoint from `dsgkd synth`'s default seed 0
 from dsgkd.errors import UserError
 from dsgkd.experiments import table_stats as stats
@@ -101,6 +101,7 @@ def _job(kind: str, cfg_yaml: str, out: str) -> str:
     import transformers
     import yaml
 
+    from dsgkd.pipeline.resolve import resolve_run
     from dsgkd.pipeline.train import staged_output, train_one
 
     torch.set_num_threads(1)
@@ -110,7 +111,7 @@ def _job(kind: str, cfg_yaml: str, out: str) -> str:
         if kind == "teacher":
             evaluate_teacher(cfg, stage)
         else:
-            train_one(cfg, stage, log=lambda *_: None)
+            train_one(resolve_run(cfg), stage, log=lambda *_: None)
     return out
 
 
@@ -165,7 +166,7 @@ def run_jobs(jobs: list[tuple[str, RunConfig, Path]], workers: int) -> None:
 
 
 def row_configs(base: RunConfig, searched: RunConfig, knowledge_free: RunConfig) -> dict[str, RunConfig]:
-    """The trained rows. The control is the searched config with alpha = beta = gamma = 0: same notes (transfer
+    """The trained rows. The control is the searched config with every KD weight at zero: same notes (transfer
     notes too), same recipe, so the same seed gives it the same batches and optimiser steps. The paper maps
     every layer index to index; where depths differ, every student layer to its proportional teacher layer
     (`uniform`), the nearest thing to "all layers": what `auto` names."""
@@ -176,7 +177,7 @@ def row_configs(base: RunConfig, searched: RunConfig, knowledge_free: RunConfig)
         raise ValueError("the knowledge-free row needs a config searched with teacher.random_init: true")
     spec = named_layer_map("auto", model_depth(base.teacher.ref), model_depth(base.student.ref))
     paper = base.with_overrides({**PAPER, "distill.layer_map": spec})
-    return {"control": searched.with_overrides(KD_OFF), "knowledge_free": knowledge_free, "searched": searched,
+    return {"control": searched.model_copy(update={"distill": searched.distill.control()}), "knowledge_free": knowledge_free, "searched": searched,
             "paper": paper}
 
 

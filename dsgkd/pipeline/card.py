@@ -14,6 +14,7 @@ from huggingface_hub import ModelCardData
 
 from dsgkd.config import RunConfig
 from dsgkd.core.metrics import METRICS
+from dsgkd.core.terms import registered
 from dsgkd.errors import UserError
 from dsgkd.models.registry import resolve
 from dsgkd.models.tiny import split_ref
@@ -56,7 +57,7 @@ def _table(header: list[str], rows: list[list]) -> list[str]:
 def render_card(cfg: RunConfig, metrics: dict, layer_pairs: list[tuple[int, int]]) -> str:
     """The card as Markdown with YAML front matter, from the run's resolved config and metrics.json."""
     d, t, data = cfg.distill, metrics["test"], metrics["data"]
-    kd = "KD-off control (alpha = beta = gamma = 0)" if not d.kd_on else "DSG-KD"
+    kd = "KD-off control (every KD weight 0)" if not d.kd_on else "DSG-KD"
     teacher = cfg.teacher.ref + (" (random-init twin, knowledge-free control)" if cfg.teacher.random_init else "") \
         + (" (fine-tuned on the task first)" if cfg.teacher.finetune else "")
     lines = [
@@ -81,8 +82,8 @@ def render_card(cfg: RunConfig, metrics: dict, layer_pairs: list[tuple[int, int]
         "## Training", "",
         *_table(["setting", "value"], [
             ["teacher", teacher], ["student", cfg.student.ref + (" (random init)" if cfg.student.random_init else "")],
-            ["alpha (hidden-state KD)", _g(d.alpha)], ["beta (attention KD)", _g(d.beta)],
-            ["gamma (logit KD)", _g(d.gamma)], ["temperature", _g(d.temperature)], ["layer map", f"{d.layer_map} → {layer_pairs}"],
+            *([f"{term.weight} ({term.label})", _g(getattr(d, term.weight))] for term in registered()),
+            ["temperature", _g(d.temperature)], ["layer map", f"{d.layer_map} → {layer_pairs}"],
             ["selector (terms distilled)", d.selector], ["max terms per note", d.max_terms],
             ["hidden loss", d.hidden_loss], ["projection", d.projection],
             ["epochs (best)", f"{cfg.train.epochs} ({metrics['best_epoch']})"],

@@ -1,10 +1,10 @@
 """Everything a run needs before its first step, loaded and checked before anything is written.
 
-`prepare` checks the run's shapes from the models' configs first (`dsgkd.pipeline.shapes`: layer map and
-`max_length` against both models), then loads the notes, both tokenizers and models, so a bad ref, map or
-length is a one-line `UserError` raised before `dsgkd train` creates its output directory or a search
-starts Ray. It trains nothing: a teacher that must be fine-tuned first is made by
-`dsgkd.pipeline.teachers` and handed in as `teacher_dir`.
+`prepare` takes a run resolved at the edge (`dsgkd.pipeline.resolve`: layer map and `max_length` checked
+against both models) and loads the notes, both tokenizers and models, so a bad file or column is a one-line
+`UserError` raised before `dsgkd train` creates its output directory or a search starts Ray. It trains
+nothing: a teacher that must be fine-tuned first is made by `dsgkd.pipeline.teachers` and handed in as
+`teacher_dir`. Which outputs each model must return comes from the enabled KD terms.
 """
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ import torch
 from dsgkd.config import RunConfig
 from dsgkd.core.engine import Prepared
 from dsgkd.core.features import encode_notes
-from dsgkd.core.layer_maps import resolve_layer_map
+from dsgkd.core.terms import enabled, needs_output
 from dsgkd.data.emr import Splits, load_splits, load_unlabeled
-from dsgkd.models.load import encoder_depth, load_classifier, load_config, load_tokenizer
-from dsgkd.pipeline.shapes import check_shapes
+from dsgkd.models.load import load_classifier, load_config, load_tokenizer
+from dsgkd.pipeline.resolve import ResolvedRun
 
 FEW_TERMS = 0.10  # share of KD notes with a term below which the user is told the KD terms are near zero
 
@@ -52,28 +52,28 @@ def load_teacher(cfg: RunConfig, *, attention: bool, teacher_dir: str | Path | N
     return load_classifier(cfg.teacher.ref, output_attentions=attention)
 
 
-def prepare(cfg: RunConfig, *, splits: Splits | None = None, teacher_weights: bool = True,
+def prepare(run: ResolvedRun, *, splits: Splits | None = None, teacher_weights: bool = True,
             teacher_dir: str | Path | None = None) -> Prepared:
-    """Check shapes, load data and models, resolve the layer map; encode the notes for both tokenizers once.
+    """Load data and models and encode the notes for both tokenizers once.
 
     `teacher_weights=False` is for runs that read the teacher signal from a cache: only the teacher's
     tokenizer and config are loaded, not a frozen copy of its weights in every trial.
     """
-    cfg = check_shapes(cfg)
+    cfg = run.cfg
     splits = splits or load_splits(cfg.data)
     transfer = load_transfer(cfg)
+    terms = enabled(cfg.distill, list(run.layer_pairs))
     torch.manual_seed(cfg.train.seed)  # the student's fresh classifier head is drawn here
     s_tok, student = load_classifier(cfg.student.ref, random_init=cfg.student.random_init,
-                                     output_attentions=cfg.distill.beta > 0)
-    p = Prepared(cfg, splits, transfer, s_tok, student)
+                                     output_attentions=needs_output(terms, "student", "attentions"))
+    p = Prepared(cfg, splits, transfer, s_tok, student, layer_pairs=list(run.layer_pairs))
     if cfg.distill.kd_on:
         if teacher_weights:
-            p.teacher_tok, p.teacher = load_teacher(cfg, attention=cfg.distill.beta > 0, teacher_dir=teacher_dir)
+            p.teacher_tok, p.teacher = load_teacher(cfg, attention=needs_output(terms, "teacher", "attentions"),
+                                                    teacher_dir=teacher_dir)
             p.teacher_config = p.teacher.config
         else:
             p.teacher_tok, p.teacher_config = load_tokenizer(cfg.teacher.ref), load_config(cfg.teacher.ref)
-        p.layer_pairs = resolve_layer_map(cfg.distill.layer_map, encoder_depth(p.teacher_config),
-                                          encoder_depth(student))
     d, t = cfg.distill, cfg.train
     labels = list(splits.train["label"]) + [-1] * len(transfer)
     p.train_examples = encode_notes(train_texts(splits, transfer), labels, s_tok, p.teacher_tok,

@@ -16,11 +16,11 @@ from dsgkd.core.layer_maps import attention_states
 from dsgkd.core.teacher.cache import cache_key, write_cache
 from dsgkd.data.emr import Splits, load_splits
 from dsgkd.errors import UserError
-from dsgkd.models.shape import model_depth
+from dsgkd.models.shape import model_depth, model_shape
 from dsgkd.models.registry import resolve
 from dsgkd.models.tiny import cache_root
 from dsgkd.pipeline.prepare import load_teacher, load_transfer, prepare, train_texts
-from dsgkd.pipeline.shapes import check_shapes
+from dsgkd.pipeline.resolve import ResolvedRun
 from dsgkd.storage import content_key, staged_dir
 
 
@@ -42,13 +42,15 @@ def teacher_seeded(cfg: RunConfig) -> bool:
 
 def teacher_finetune_config(cfg: RunConfig) -> RunConfig:
     """The teacher's own fine-tuning run: its learning rates, not the student's, so a search over student
-    LRs shares one fine-tuned teacher instead of making one per value."""
-    return cfg.with_overrides({
-        "student.ref": cfg.teacher.ref, "student.random_init": cfg.teacher.random_init,
-        "teacher.finetune": False, "teacher.random_init": False, "train.epochs": cfg.teacher.finetune_epochs,
-        "train.lr_encoder": cfg.teacher.finetune_lr_encoder, "train.lr_head": cfg.teacher.finetune_lr_head,
-        "train.patience": max(cfg.train.patience, 3), "distill.alpha": 0.0,
-        "distill.beta": 0.0, "distill.gamma": 0.0, "data.transfer_path": None})
+    LRs shares one fine-tuned teacher instead of making one per value. Every value comes from a validated
+    config, so the copy is not validated again."""
+    t = cfg.teacher
+    return cfg.model_copy(update={
+        "student": cfg.student.model_copy(update={"ref": t.ref, "random_init": t.random_init}),
+        "teacher": t.model_copy(update={"finetune": False, "random_init": False}),
+        "train": cfg.train.model_copy(update={"epochs": t.finetune_epochs, "lr_encoder": t.finetune_lr_encoder,
+                                             "lr_head": t.finetune_lr_head, "patience": max(cfg.train.patience, 3)}),
+        "distill": cfg.distill.control(), "data": cfg.data.model_copy(update={"transfer_path": None})})
 
 
 def finetuned_teacher_dir(cfg: RunConfig, splits: Splits) -> Path:
@@ -58,23 +60,23 @@ def finetuned_teacher_dir(cfg: RunConfig, splits: Splits) -> Path:
     final = cache_root() / "teachers" / f"{Path(cfg.teacher.ref).name}-{key}"
     if (final / "config.json").is_file():
         return final
-    tuned_cfg = teacher_finetune_config(cfg)
-    result = fit(tuned_cfg, prepare(tuned_cfg, splits=splits))
+    tuned = ResolvedRun(teacher_finetune_config(cfg), model_shape(cfg.teacher.ref))
+    result = fit(prepare(tuned, splits=splits))
     with staged_dir(final, exists="keep") as stage:
         result.model.save_pretrained(stage)
         result.tokenizer.save_pretrained(stage)
     return final
 
 
-def prepare_run(cfg: RunConfig, *, splits: Splits | None = None, teacher_weights: bool = True) -> Prepared:
+def prepare_run(run: ResolvedRun, *, splits: Splits | None = None, teacher_weights: bool = True) -> Prepared:
     """`prepare`, after fine-tuning the teacher when the config asks for one (and it is not cached yet); the
-    shapes are checked first, so a bad map or length never waits for a fine-tuning."""
-    cfg = check_shapes(cfg)
+    run was resolved at the edge, so a bad map or length never waits for a fine-tuning."""
+    cfg = run.cfg
     splits = splits or load_splits(cfg.data)
     teacher_dir = None
     if cfg.distill.kd_on and teacher_weights and cfg.teacher.finetune:
         teacher_dir = finetuned_teacher_dir(cfg, splits)
-    return prepare(cfg, splits=splits, teacher_weights=teacher_weights, teacher_dir=teacher_dir)
+    return prepare(run, splits=splits, teacher_weights=teacher_weights, teacher_dir=teacher_dir)
 
 
 def build_cache(cfg: RunConfig, layers: list[int], out_dir: str | Path, *, attention: bool | None = None,

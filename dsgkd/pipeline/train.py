@@ -25,7 +25,7 @@ from dsgkd.core.steps import pick_device, predict
 from dsgkd.errors import UserError
 from dsgkd.pipeline.card import render_card
 from dsgkd.pipeline.serve import write_meta
-from dsgkd.pipeline.shapes import check_shapes
+from dsgkd.pipeline.resolve import ResolvedRun
 from dsgkd.pipeline.teachers import prepare_run
 from dsgkd.storage import atomic_write_text, staged_dir
 
@@ -53,11 +53,11 @@ def test_predictions(result, cfg: RunConfig) -> tuple[np.ndarray, np.ndarray]:
     return predict_split(result.model, result.tokenizer, result.prepared.splits.test, cfg)
 
 
-def train_one(cfg: RunConfig, out: Path, *, prepared: Prepared | None = None, log=print) -> dict:
+def train_one(run: ResolvedRun, out: Path, *, prepared: Prepared | None = None, log=print) -> dict:
     """Fit, pick the threshold on validation, evaluate once on test, and write the run to `out`; the student
     directory carries its threshold (`serve.STUDENT_META`) and a model card (README.md)."""
-    started = time.time()
-    result = fit(cfg, prepared or prepare_run(cfg),
+    started, cfg = time.time(), run.cfg
+    result = fit(prepared or prepare_run(run),
                  on_epoch=lambda r: log(_epoch_line(r.epoch, r.metrics, cfg.train.select_metric)))
     y, p = test_predictions(result, cfg)
     splits = result.prepared.splits
@@ -82,34 +82,34 @@ def train_one(cfg: RunConfig, out: Path, *, prepared: Prepared | None = None, lo
     return metrics
 
 
-def run_train(cfg: RunConfig, out: str | Path, *, overwrite: bool = False, log=print) -> dict:
-    pick_device(cfg.train.device)  # a device this machine lacks is an error before any data is read
-    cfg = check_shapes(cfg)  # config.yaml records the layer map `auto` stood for
-    prepared = prepare_run(cfg)  # every input error surfaces here, before `out` exists
+def run_train(run: ResolvedRun, out: str | Path, *, overwrite: bool = False, log=print) -> dict:
+    pick_device(run.cfg.train.device)  # a device this machine lacks is an error before any data is read
+    prepared = prepare_run(run)  # every input error surfaces here, before `out` exists
     with staged_output(Path(out), overwrite=overwrite) as stage:
-        metrics = train_one(cfg, stage, prepared=prepared, log=log)
+        metrics = train_one(run, stage, prepared=prepared, log=log)
     t = metrics["test"]
     log("test " + "  ".join(f"{m} {t[m]['value']:.4f} [{t[m]['ci_low']:.4f}, {t[m]['ci_high']:.4f}]"
                             for m in REPORTED))
     return metrics
 
 
-def run_seeds(cfg: RunConfig, out: str | Path, seeds: list[int], *, overwrite: bool = False, log=print) -> dict:
-    """DSG-KD and its KD-off control (alpha = beta = gamma = 0, everything else equal) for each seed."""
+def run_seeds(run: ResolvedRun, out: str | Path, seeds: list[int], *, overwrite: bool = False,
+              log=print) -> dict:
+    """DSG-KD and its KD-off control (every KD weight at zero, everything else equal) for each seed."""
+    cfg = run.cfg
     if not cfg.distill.kd_on:
         raise UserError("--seeds compares DSG-KD with its KD-off control: set alpha, beta or gamma > 0")
     pick_device(cfg.train.device)
-    cfg = check_shapes(cfg)  # both arms and config.yaml record the layer map `auto` stood for
-    arms = {"dsgkd": cfg, "control": cfg.model_copy(update={"distill": cfg.distill.control()})}
-    first = prepare_run(cfg.with_overrides({"train.seed": seeds[0]}))
+    arms = {"dsgkd": run, "control": run.control()}
+    first = prepare_run(run.with_seed(seeds[0]))
     runs: dict[str, list[dict]] = {arm: [] for arm in arms}
     probs: dict[str, list[np.ndarray]] = {arm: [] for arm in arms}
     with staged_output(Path(out), overwrite=overwrite) as stage:
         cfg.to_yaml(stage / "config.yaml")
         for seed in seeds:
-            for arm, arm_cfg in arms.items():
+            for arm, arm_run in arms.items():
                 log(f"== seed {seed} · {arm}")
-                seeded = arm_cfg.with_overrides({"train.seed": seed})
+                seeded = arm_run.with_seed(seed)
                 prepared = first if (arm == "dsgkd" and seed == seeds[0]) else None
                 m = train_one(seeded, stage / f"seed_{seed}" / arm, prepared=prepared, log=log)
                 runs[arm].append(m)
@@ -149,7 +149,7 @@ def summary_table(s: dict) -> str:
 
 def _epoch_line(epoch: int, m: dict, select: str) -> str:
     parts = [f"epoch {epoch}", f"train_loss {m.get('train_loss', float('nan')):.4f}"]
-    parts += [f"{k} {m[k]:.4f}" for k in ("train_hidden", "train_attention", "train_logit") if k in m]
+    parts += [f"{k} {v:.4f}" for k, v in m.items() if k.startswith("train_") and k not in ("train_loss", "train_ce")]
     parts += [f"val_loss {m['val_loss']:.4f}", f"val_auroc {m['val_auroc']:.4f}", f"val_f1 {m['val_f1']:.4f}",
               f"best_epoch {m['best_epoch']} (by val_{select})"]
     return "  ".join(parts)

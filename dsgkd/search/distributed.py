@@ -25,6 +25,7 @@ import transformers
 from dsgkd.config import RunConfig
 from dsgkd.core.engine import EpochReport, fit
 from dsgkd.errors import NonFiniteLossError
+from dsgkd.pipeline.resolve import resolve_run
 from dsgkd.pipeline.teachers import prepare_run
 
 
@@ -53,7 +54,7 @@ def fit_from_checkpoint(cfg: RunConfig, previous, on_epoch, *, teacher_cache: st
     quiet_transformers()
     with contextlib.ExitStack() as stack:
         resume_from = stack.enter_context(previous.as_directory()) if previous else None
-        fit(cfg, prepare_run(cfg, teacher_weights=teacher_cache is None), on_epoch=on_epoch,
+        fit(prepare_run(resolve_run(cfg), teacher_weights=teacher_cache is None), on_epoch=on_epoch,
             resume_from=resume_from, teacher_cache=teacher_cache, device=device)
 
 

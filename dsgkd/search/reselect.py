@@ -117,12 +117,13 @@ def _submit(space: SearchSpace, cfg: RunConfig, cache: Path | None, name: str, r
 @ray.remote
 def _rerun_in_task(cfg_json: dict, cache: str | None, metric: str) -> dict[str, Any]:
     from dsgkd.core.engine import fit
+    from dsgkd.pipeline.resolve import resolve_run
     from dsgkd.pipeline.teachers import prepare_run
 
     distributed.quiet_transformers()
     started = time.time()
     cfg = RunConfig.model_validate(cfg_json)
-    result = fit(cfg, prepare_run(cfg, teacher_weights=cache is None), teacher_cache=cache)
+    result = fit(prepare_run(resolve_run(cfg), teacher_weights=cache is None), teacher_cache=cache)
     return _record(result.history, result.best_epoch, metric, time.time() - started)
 
 

@@ -23,17 +23,15 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from dsgkd.config import RunConfig, describe_validation_error, read_yaml
-from dsgkd.constants import KD_OFF, PAPER_WEIGHTS, VALIDATION_METRICS, direction
+from dsgkd.constants import VALIDATION_METRICS, direction
 from dsgkd.core.layer_maps import resolve_layer_map
+from dsgkd.core.terms import conditions, kd_off, paper_weights
 from dsgkd.errors import UserError
 from dsgkd.search.dists import CategoricalDist, Distribution, Scalar, Strict, as_declared
 from dsgkd.search.samplers import SAMPLERS
 
 # Chosen per pair (pairs, layer_maps), so searching them as plain params would bypass the depth checks.
 RESERVED = {"teacher.ref": "pairs", "student.ref": "pairs", "distill.layer_map": "layer_maps"}
-# A setting that acts only where another is positive, with what that other one turns on: it is sampled only
-# in the trials where it can change the run, so the study and the importances never credit it with noise.
-CONDITIONS = {"distill.temperature": ("distill.gamma", "logit KD")}
 
 
 class Pair(Strict):
@@ -162,9 +160,9 @@ class SearchSpace(Strict):
         if self.asha.grace_period > self.max_t:
             raise ValueError(f"asha.grace_period {self.asha.grace_period} > max_t {self.max_t}")
         if self.include_paper_defaults:
-            self._require_point("include_paper_defaults", PAPER_WEIGHTS)
+            self._require_point("include_paper_defaults", paper_weights())
         if self.include_control:
-            self._require_point("include_control", KD_OFF)
+            self._require_point("include_control", kd_off())
         for i, point in enumerate(self.start_points):
             for key in point:
                 if key not in self.params:
@@ -186,9 +184,10 @@ class SearchSpace(Strict):
 
     def _require_gate(self, key: str) -> None:
         """A searched setting whose gate is 0 in every trial cannot change any trial: refuse it by name."""
-        if key not in CONDITIONS:
+        gates = conditions()  # a KD term's option acts only where its weight is positive
+        if key not in gates:
             return
-        gate, what = CONDITIONS[key]
+        gate, what = gates[key]
         declared = self.params.get(gate)
         values = declared.values() if declared else [setting(self.base, gate)]
         if not any(isinstance(v, (int, float)) and v > 0 for v in values):
@@ -197,9 +196,10 @@ class SearchSpace(Strict):
 
     def applies(self, key: str, values: dict[str, Any]) -> bool:
         """Whether searched `key` acts in a trial with these settings (a gate not in `values`: the base's)."""
-        if key not in CONDITIONS:
+        gates = conditions()
+        if key not in gates:
             return True
-        gate = CONDITIONS[key][0]
+        gate = gates[key][0]
         return values.get(gate, setting(self.base, gate)) > 0
 
     def _require_point(self, flag: str, values: dict[str, float]) -> None:
@@ -274,8 +274,9 @@ class DefineByRun:
     """
 
     def __init__(self, space: SearchSpace, plans: dict[str, PairPlan]):
-        self.params = dict(sorted(space.params.items(), key=lambda kv: kv[0] in CONDITIONS))  # gates first
-        self.gates = {gate: setting(space.base, gate) for gate, _ in CONDITIONS.values()}
+        self.conditions = {key: gate for key, (gate, _) in conditions().items()}
+        self.params = dict(sorted(space.params.items(), key=lambda kv: kv[0] in self.conditions))  # gates first
+        self.gates = {gate: setting(space.base, gate) for gate in self.conditions.values()}
         self.maps = {name: plan.layer_maps for name, plan in plans.items()}
 
     def __call__(self, trial) -> None:
@@ -283,7 +284,7 @@ class DefineByRun:
         trial.suggest_categorical(f"layer_map/{pair}", self.maps[pair])
         values = dict(self.gates)
         for key, dist in self.params.items():
-            if key not in CONDITIONS or values[CONDITIONS[key][0]] > 0:
+            if key not in self.conditions or values[self.conditions[key]] > 0:
                 values[key] = dist.suggest(trial, key)
 
 
@@ -333,12 +334,12 @@ def seeded_points(space: SearchSpace, plans: dict[str, PairPlan]) -> list[dict[s
     points = []
     if space.include_paper_defaults:
         plan = next((p for p in plans.values() if "all" in p.layer_maps), next(iter(plans.values())))
-        point = {"pair": plan.name, **base, **{k: v for k, v in PAPER_WEIGHTS.items() if k in space.params}}
+        point = {"pair": plan.name, **base, **{k: v for k, v in paper_weights().items() if k in space.params}}
         if "all" in plan.layer_maps:
             point[f"layer_map/{plan.name}"] = "all"
         points.append(point)
     if space.include_control:
-        points += [{"pair": name, **base, **{k: v for k, v in KD_OFF.items() if k in space.params}}
+        points += [{"pair": name, **base, **{k: v for k, v in kd_off().items() if k in space.params}}
                    for name in plans]
     points += [{"pair": name, **base, **start} for start in space.start_points for name in plans]
     return [{k: as_declared(space.params.get(k), v) for k, v in p.items() if space.applies(k, p)} for p in points]
@@ -362,14 +363,13 @@ def categorical_variants(space: SearchSpace) -> list[tuple[str, RunConfig]]:
 
 
 def _check_setting(key: str) -> None:
-    model: Any = RunConfig
+    """A dotted key names a setting of the default config (a registered KD term's own fields included)."""
+    value: Any = RunConfig()
     for part in key.split("."):
-        field = model.model_fields.get(part) if model is not None else None
-        if field is None:
+        if not isinstance(value, BaseModel) or part not in {**type(value).model_fields, **(value.model_extra or {})}:
             raise ValueError(f"params.{key}: unknown RunConfig setting")
-        ann = field.annotation
-        model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
-    if model is not None:
+        value = getattr(value, part)
+    if isinstance(value, BaseModel):
         raise ValueError(f"params.{key}: a section, not a setting")
 
 

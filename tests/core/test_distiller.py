@@ -6,11 +6,11 @@ import torch
 from dsgkd.config import RunConfig
 from dsgkd.core.distiller import Distiller
 from dsgkd.core.features import collate
-from dsgkd.core.layer_maps import Match
 from dsgkd.core.teacher.signal import LiveTeacher
-from dsgkd.losses import attention_kd_loss, hidden_kd_loss
+from dsgkd.core.losses.kd import attention_kd_loss, hidden_kd_loss
 from dsgkd.models.load import encoder_width
 from dsgkd.pipeline.prepare import prepare
+from dsgkd.pipeline.resolve import resolve_run
 
 
 @pytest.mark.parametrize("hidden_loss", ["mse", "cosine", "relational"])
@@ -19,11 +19,12 @@ def test_distiller_terms_are_the_public_losses(notes_csv, hidden_loss):
         "data.path": str(notes_csv), "data.text_col": "ER_DHX", "data.label_col": "LABEL", "train.max_length": 64,
         "teacher.ref": "kmbert-tiny", "student.ref": "kobert-tiny", "distill.layer_map": "uniform",
         "distill.alpha": 0.6, "distill.beta": 0.2, "distill.hidden_loss": hidden_loss})
-    p = prepare(cfg)
+    p = prepare(resolve_run(cfg))
     torch.manual_seed(0)
-    model = Distiller(p.student, cfg, p.layer_pairs, encoder_width(p.teacher_config)).eval()
-    assert model.matches[0] == Match(0, 0, "hidden", hidden_loss, 0.6)
-    assert [m.feature for m in model.matches].count("attention") == len([x for x in p.layer_pairs if min(x) > 0])
+    model = Distiller(p.student, cfg.distill, p.layer_pairs, encoder_width(p.teacher_config)).eval()
+    assert [(term.name, weight, pairs) for term, weight, pairs in model.terms] == [
+        ("hidden", 0.6, p.layer_pairs), ("attention", 0.2, [x for x in p.layer_pairs if min(x) > 0])]
+    proj = model.term_modules["hidden"] if "hidden" in model.term_modules else None
     batch = collate(p.train_examples[:8], p.student_tok.pad_token_id, p.teacher_tok.pad_token_id)
     assert batch["term_mask"].any()
     signal = LiveTeacher(p.teacher, p.teacher_layers, p.teacher_attn_layers, logits=False)
@@ -34,10 +35,39 @@ def test_distiller_terms_are_the_public_losses(notes_csv, hidden_loss):
         s = p.student(input_ids=batch["s_ids"], attention_mask=batch["s_mask"], output_hidden_states=True,
                       output_attentions=True)
         hidden = hidden_kd_loss(torch.stack(t.hidden_states), torch.stack(s.hidden_states), batch["t_spans"],
-                                batch["s_spans"], batch["term_mask"], p.layer_pairs, model.proj, hidden_loss)
+                                batch["s_spans"], batch["term_mask"], p.layer_pairs, proj, hidden_loss)
         attention = attention_kd_loss(torch.stack(t.attentions), torch.stack(s.attentions), batch["t_spans"],
                                       batch["s_spans"], batch["term_mask"], p.layer_pairs)
     torch.testing.assert_close(parts["hidden"], hidden, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(parts["attention"], attention, rtol=1e-5, atol=1e-7)
     torch.testing.assert_close(loss, parts["ce"] + 0.6 * hidden + 0.2 * attention, rtol=1e-5, atol=1e-6)
-    assert (model.proj is None) == (hidden_loss == "relational")
+    assert (proj is None) == (hidden_loss == "relational")
+
+
+def test_logit_kd_reads_the_teacher_logits_and_only_what_the_terms_need(notes_csv, tmp_path):
+    """gamma alone: the student is asked for no hidden states or attentions, the teacher signal carries logits
+    and no pooled layers, and the term is `logit_kd_loss` at the configured temperature."""
+    from dsgkd.core.engine import make_teacher_signal
+    from dsgkd.core.losses.logit import logit_kd_loss
+
+    cfg = RunConfig().with_overrides({
+        "data.path": str(notes_csv), "data.text_col": "ER_DHX", "data.label_col": "LABEL", "train.max_length": 64,
+        "teacher.ref": "kmbert-tiny", "student.ref": "kobert-tiny", "distill.layer_map": "uniform",
+        "distill.alpha": 0.0, "distill.beta": 0.0, "distill.temperature": 3.0})
+    # the pretrained teacher's fresh classifier head stands in for a fine-tuned one (no fine-tuning in a unit test)
+    cfg = cfg.model_copy(update={"distill": cfg.distill.model_copy(update={"gamma": 0.7})})
+    p = prepare(resolve_run(cfg))
+    model = Distiller(p.student, cfg.distill, p.layer_pairs, encoder_width(p.teacher_config)).eval()
+    assert [term.name for term, _, _ in model.terms] == ["logit"] and not model.term_modules
+    assert p.teacher_layers == [] and p.teacher_attn_layers == []
+    batch = collate(p.train_examples[:8], p.student_tok.pad_token_id, p.teacher_tok.pad_token_id)
+    out = make_teacher_signal(p, None, torch.device("cpu"))(batch, "train")
+    assert out.pooled is None and out.grid is None and out.logits is not None
+    seen = {}
+    forward = p.student.forward
+    p.student.forward = lambda **kw: seen.update(kw) or forward(**kw)
+    with torch.no_grad():
+        loss, parts, logits = model(batch, out)
+    assert not seen["output_hidden_states"] and not seen["output_attentions"]
+    torch.testing.assert_close(parts["logit"], logit_kd_loss(logits, out.logits, 3.0))
+    torch.testing.assert_close(loss, parts["ce"] + 0.7 * parts["logit"])

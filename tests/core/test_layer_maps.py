@@ -1,8 +1,9 @@
-"""Layer maps resolve to TextBrewer-style match records; the registry is the one list of names."""
+"""Layer maps resolve to layer pairs each KD term takes its share of; the registry is the one list of names."""
 import pytest
 
-from dsgkd.core.layer_maps import (LAYER_MAPS, Match, attention_pairs, layer_matches, match_groups,
-                                   named_layer_map, resolve_layer_map)
+from dsgkd.config import DistillConfig
+from dsgkd.core.layer_maps import LAYER_MAPS, attention_pairs, named_layer_map, resolve_layer_map
+from dsgkd.core.terms import enabled, teacher_states
 from dsgkd.errors import UserError
 from dsgkd.registry import Registry
 
@@ -30,16 +31,16 @@ def test_unknown_names_list_the_registry():
         resolve_layer_map("skip:2", 4, 2)
 
 
-def test_match_records_pair_attention_only_where_both_sides_have_one():
+def test_kd_terms_pair_attention_only_where_both_sides_have_one():
     pairs = resolve_layer_map("uniform", 4, 2)  # (0,0) (2,1) (4,2)
     assert attention_pairs(pairs) == [(2, 1), (4, 2)]
-    matches = layer_matches(pairs, alpha=0.6, beta=0.2, hidden_loss="cosine")
-    assert matches == [Match(0, 0, "hidden", "cosine", 0.6), Match(2, 1, "hidden", "cosine", 0.6),
-                       Match(4, 2, "hidden", "cosine", 0.6), Match(2, 1, "attention", "mse", 0.2),
-                       Match(4, 2, "attention", "mse", 0.2)]
-    assert match_groups(matches) == [("hidden", "cosine", 0.6, [0, 2, 4], [0, 1, 2]),
-                                     ("attention", "mse", 0.2, [2, 4], [1, 2])]
-    assert layer_matches(pairs, alpha=0.0, beta=0.0, hidden_loss="mse") == []
+    settings = DistillConfig(alpha=0.6, beta=0.2, hidden_loss="cosine")
+    terms = [(term.name, weight, mine) for term, weight, mine in enabled(settings, pairs)]
+    assert terms == [("hidden", 0.6, [(0, 0), (2, 1), (4, 2)]), ("attention", 0.2, [(2, 1), (4, 2)])]
+    assert teacher_states(enabled(settings, pairs), "hidden_states") == [0, 2, 4]
+    assert teacher_states(enabled(settings, pairs), "attentions") == [2, 4]
+    assert enabled(settings.control(), pairs) == []
+    assert [t.name for t, _, _ in enabled(DistillConfig(alpha=0.0, beta=0.2), [(0, 0)])] == []  # no attention there
 
 
 def test_a_registry_takes_a_function_by_decorator_and_spells_arguments():

@@ -10,10 +10,10 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from dsgkd.config import RunConfig
-from dsgkd.constants import KD_OFF
 from dsgkd.data.benchmark import DATA_SEEDS, REPORTED_SEEDS
 from dsgkd.data.synthetic import generate_notes
 from dsgkd.core.stats import holm
+from dsgkd.core.terms import kd_off
 from dsgkd.errors import UserError
 from dsgkd.experiments import paper_table as pt
 from dsgkd.search.space import load_space
@@ -43,7 +43,7 @@ def test_rows_differ_only_where_they_should(teacher, student, paper_map):
     assert (paper.alpha, paper.beta, paper.gamma, paper.layer_map, paper.hidden_loss, paper.selector) == \
         (0.6, 0.2, 0.0, paper_map, "mse", "latin")
     assert not rows["paper"].teacher.finetune and rows["paper"].data.transfer_path is None
-    assert rows["control"] == searched.with_overrides(KD_OFF)  # only the KD weights differ, transfer notes kept
+    assert rows["control"] == searched.with_overrides(kd_off())  # only the KD weights differ, transfer notes kept
     assert not rows["control"].distill.kd_on and rows["control"].data.transfer_path == "t.csv"
     assert rows["knowledge_free"] is knowledge_free
     assert all(cfg.train == base.train for cfg in rows.values())  # one training recipe for every row
@@ -58,6 +58,7 @@ def test_the_control_takes_the_searched_rows_steps_over_the_same_batches(tmp_pat
     the same batches (transfer notes included), while only the searched row reads a teacher signal."""
     from dsgkd.core import engine
     from dsgkd.pipeline.prepare import prepare
+    from dsgkd.pipeline.resolve import resolve_run
 
     data = pt.make_data(tmp_path, TINY)
     base, searched, knowledge_free = _configs(**{f"data.{k}": data[s] for k, s in (
@@ -74,7 +75,7 @@ def test_the_control_takes_the_searched_rows_steps_over_the_same_batches(tmp_pat
     monkeypatch.setattr(engine, "train_step", fake_step)
     for arm in ("searched", "control"):
         steps[arm] = []
-        engine.fit(rows[arm], prepare(rows[arm]))
+        engine.fit(prepare(resolve_run(rows[arm])))
     n_kd_pool = TINY["train"] + TINY["transfer"]
     assert len(steps["searched"]) == len(steps["control"]) == 2 * -(-n_kd_pool // 16)
     assert [s[:2] for s in steps["searched"]] == [s[:2] for s in steps["control"]]

@@ -15,6 +15,7 @@ from dsgkd.cli import main
 from dsgkd.config import RunConfig
 from dsgkd.core.metrics import METRICS, evaluate_with_ci
 from dsgkd.pipeline.prepare import prepare
+from dsgkd.pipeline.resolve import resolve_run
 from dsgkd.pipeline.serve import STUDENT_META, load_student, predict_probs
 
 
@@ -31,7 +32,7 @@ def run_dir(notes_csv, tmp_path_factory):
 @pytest.fixture(scope="module")
 def test_split_csv(run_dir):
     """The run's own test split as a labelled file, as a user would hold it."""
-    test = prepare(RunConfig.from_yaml(run_dir / "config.yaml")).splits.test
+    test = prepare(resolve_run(RunConfig.from_yaml(run_dir / "config.yaml"))).splits.test
     path = run_dir.parent / "test_split.csv"
     pd.DataFrame({"ER_DHX": test["text"], "LABEL": test["label"]}).to_csv(path, index=False)
     return path

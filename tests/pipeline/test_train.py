@@ -14,6 +14,7 @@ from dsgkd.core.features import collate
 from dsgkd.core.teacher.cache import CachedTeacher
 from dsgkd.core.teacher.signal import LiveTeacher
 from dsgkd.pipeline.prepare import prepare
+from dsgkd.pipeline.resolve import resolve_run
 from dsgkd.pipeline.teachers import build_cache, prepare_run
 
 PAIRS = [("kmbert-tiny", "xlmr-tiny"), ("kmbert-tiny", "kobert-tiny"),
@@ -28,7 +29,7 @@ def train_args(notes, out, *extra):
 
 def fit_run(cfg: RunConfig, **kwargs):
     """What `dsgkd train` does before writing: prepare (fine-tuning the teacher if asked), then fit."""
-    return fit(cfg, prepare_run(cfg, teacher_weights=kwargs.get("teacher_cache") is None), **kwargs)
+    return fit(prepare_run(resolve_run(cfg), teacher_weights=kwargs.get("teacher_cache") is None), **kwargs)
 
 
 def small_cfg(notes, **over) -> RunConfig:
@@ -54,7 +55,7 @@ def test_train_each_seed_pair_and_reload_the_student(notes_csv, tmp_path, teache
     model = AutoModelForSequenceClassification.from_pretrained(out / "student").eval()
     tok = AutoTokenizer.from_pretrained(out / "student")
     cfg = RunConfig.from_yaml(out / "config.yaml")
-    test_texts = prepare(cfg).splits.test["text"][:8]
+    test_texts = prepare(resolve_run(cfg)).splits.test["text"][:8]
     enc = tok(test_texts, truncation=True, max_length=64, padding=True, return_tensors="pt")
     with torch.no_grad():
         probs = model(**enc).logits.softmax(-1)[:, 1].numpy()
@@ -146,7 +147,7 @@ def test_bad_data_exits_2_naming_the_problem(tmp_path, capsys, make, needle):
 def test_cached_teacher_gives_the_live_teacher_signal(notes_csv, tmp_path):
     cfg = small_cfg(notes_csv, **{"teacher.ref": "biobert-tiny", "student.ref": "xlmr-tiny",
                                   "distill.layer_map": "uniform"})
-    p = prepare(cfg)
+    p = prepare(resolve_run(cfg))
     cache = build_cache(cfg, p.teacher_layers, tmp_path / "cache")
     live = LiveTeacher(p.teacher, p.teacher_layers, p.teacher_attn_layers, logits=False)
     cached = CachedTeacher(cache, p.teacher_layers, p.teacher_attn_layers, logits=False)
@@ -158,7 +159,7 @@ def test_cached_teacher_gives_the_live_teacher_signal(notes_csv, tmp_path):
     pair = (m[:, None, :, None] & m[:, None, None, :]).expand_as(a.grid[0])
     torch.testing.assert_close(a.grid[:, pair], b.grid[:, pair], atol=2e-3, rtol=1e-2)
     # a run reading the cache loads the teacher's tokenizer and shape, not its weights
-    light = prepare(cfg, teacher_weights=False)
+    light = prepare(resolve_run(cfg), teacher_weights=False)
     assert light.teacher is None and light.layer_pairs == p.layer_pairs
     result = fit_run(cfg.with_overrides({"train.epochs": 1}), teacher_cache=cache)
     assert result.history[0]["train_hidden"] > 0 and result.history[0]["train_attention"] > 0

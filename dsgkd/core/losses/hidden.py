@@ -12,12 +12,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from dsgkd.registry import Registry
+from dsgkd.choices import HIDDEN_LOSSES
 
 if TYPE_CHECKING:
     from torch import Tensor, nn
 
-HIDDEN_LOSSES = Registry("hidden loss")
 
 
 def hidden_kd_from_pooled(t_pooled: Tensor, s_pooled: Tensor, term_mask: Tensor,

@@ -68,7 +68,7 @@ class CachedTeacher:
         term = torch.from_numpy(store["term_pos"][rows].astype(np.int64))
         width = store["pooled"].shape[-1]
         pooled = torch.zeros(len(self._pos), b, w, width)
-        if len(rows):
+        if len(rows) and self._pos:
             pooled[:, note, term] = torch.from_numpy(np.stack([store["pooled"][p][rows] for p in self._pos])).float()
         grid = self._grid(store, idx, b, w) if self.attn_layers else None
         logits = torch.from_numpy(np.asarray(store["logits"][idx])).float() if self.logits else None

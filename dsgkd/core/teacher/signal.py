@@ -18,7 +18,7 @@ FORWARD_LOG_ENV = "DSGKD_TEACHER_FORWARD_LOG"
 
 @dataclass
 class TeacherOut:
-    pooled: torch.Tensor               # [len(layers), B, W, D] in the order of `layers`
+    pooled: torch.Tensor | None        # [len(layers), B, W, D] in the order of `layers`
     grid: torch.Tensor | None          # [len(attn_layers), B, H, W, W] unnormalised term attention
     logits: torch.Tensor | None        # [B, C]
     layers: list[int]
@@ -42,10 +42,10 @@ def _log_forward(n_notes: int) -> None:
 @torch.no_grad()
 def teacher_forward(model, batch: dict, layers: list[int], attn_layers: list[int], logits: bool) -> TeacherOut:
     """One frozen forward on the teacher side of a collated batch, pooled to terms."""
-    out = model(input_ids=batch["t_ids"], attention_mask=batch["t_mask"], output_hidden_states=True,
+    out = model(input_ids=batch["t_ids"], attention_mask=batch["t_mask"], output_hidden_states=bool(layers),
                 output_attentions=bool(attn_layers))
     _log_forward(batch["t_ids"].shape[0])
-    pooled = pool_layers(out.hidden_states, batch["t_spans"], layers).float()
+    pooled = pool_layers(out.hidden_states, batch["t_spans"], layers).float() if layers else None
     grid = attention_grids(out.attentions, batch["t_spans"], attn_layers).float() if attn_layers else None
     return TeacherOut(pooled, grid, out.logits.float() if logits else None, list(layers), list(attn_layers))
 

@@ -1,4 +1,4 @@
-"""A run's shape checks come from configs alone and before anything slow; `auto` becomes a named map.
+"""A run is resolved once, its shape checks from configs alone and before anything slow; `auto` becomes a named map.
 
 The command-line tests run `dsgkd train` in a fresh process with an empty stand-in cache (and, for refs, an
 empty Hugging Face cache and no reachable hub), time it, and check that it never got as far as torch.
@@ -15,7 +15,7 @@ import pytest
 from dsgkd.config import RunConfig
 from dsgkd.errors import UserError
 from dsgkd.models import tiny
-from dsgkd.pipeline.shapes import check_shapes
+from dsgkd.pipeline.resolve import resolve_run
 
 PROBE = """
 import json, sys
@@ -42,20 +42,23 @@ def cfg_for(teacher: str, student: str, **over) -> RunConfig:
 def test_auto_is_the_default_and_becomes_a_named_map(no_builds, teacher, student, resolved):
     cfg = cfg_for(teacher, student)
     assert cfg.distill.layer_map == "auto"
-    assert check_shapes(cfg).distill.layer_map == resolved
-    assert check_shapes(cfg).model_dump() == cfg.with_overrides({"distill.layer_map": resolved}).model_dump()
+    run = resolve_run(cfg)
+    assert run.cfg.distill.layer_map == resolved
+    assert run.cfg.model_dump() == cfg.with_overrides({"distill.layer_map": resolved}).model_dump()
+    assert run.layer_pairs == ((0, 0), (1, 1), (2, 2), (3, 3), (4, 4)) if resolved == "all" else ((0, 0), (3, 1), (6, 2))
     assert not (no_builds / "models").exists()
 
 
 @pytest.mark.parametrize("spec", ["skip", "last_k:2", "0:0,6:2", [[0, 0], [6, 2]]])
 def test_explicit_maps_are_kept(no_builds, spec):
     cfg = cfg_for("biobert-tiny", "kobert-tiny", **{"distill.layer_map": spec})
-    assert check_shapes(cfg) == cfg
+    assert resolve_run(cfg).cfg == cfg
 
 
 def test_without_kd_the_teacher_is_not_asked_and_auto_stays(no_builds):
     cfg = cfg_for("no-such-teacher", "kobert-tiny", **{"distill.alpha": 0.0, "distill.beta": 0.0})
-    assert check_shapes(cfg).distill.layer_map == "auto"
+    run = resolve_run(cfg)
+    assert run.cfg.distill.layer_map == "auto" and run.teacher is None and run.layer_pairs == ()
 
 
 @pytest.mark.parametrize("over, needle", [
@@ -66,7 +69,7 @@ def test_without_kd_the_teacher_is_not_asked_and_auto_stays(no_builds):
 ])
 def test_bad_shapes_fail_from_the_specs(no_builds, over, needle):
     with pytest.raises(UserError) as e:
-        check_shapes(cfg_for("biobert-tiny", "kobert-tiny", **over))
+        resolve_run(cfg_for("biobert-tiny", "kobert-tiny", **over))
     assert needle in str(e.value)
     assert not (no_builds / "models").exists()
 
@@ -74,7 +77,7 @@ def test_bad_shapes_fail_from_the_specs(no_builds, over, needle):
 def test_the_teachers_limit_counts_too(no_builds, local_bert_dir):
     cfg = cfg_for(str(local_bert_dir), "kobert-tiny", **{"train.max_length": 200, "distill.layer_map": "uniform"})
     with pytest.raises(UserError, match=f"exceeds teacher '{local_bert_dir}' limit of 128 tokens"):
-        check_shapes(cfg)
+        resolve_run(cfg)
 
 
 # --- the command, in a fresh process ---

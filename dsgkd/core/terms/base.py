@@ -1,0 +1,72 @@
+"""What a distillation term is: one registered piece with its weight, its options, the model outputs it reads and
+how it is computed from the pooled signals (docs/architecture.md, "Losses and KD terms").
+
+The distiller sums the enabled terms (weight > 0) in one loop, the engine asks the student and the teacher for
+exactly the outputs they declare, a search samples a term's options only where its weight can be non-zero, and
+the KD-off control, the paper's point and the logit-KD-needs-a-task-head check are read from the declarations.
+This module imports no torch: the config and `--help` read the declarations.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from torch import Tensor, nn
+
+    from dsgkd.config import DistillConfig
+    from dsgkd.core.teacher.signal import TeacherOut
+
+LayerPairs = list[tuple[int, int]]
+OUTPUTS = frozenset({"hidden_states", "attentions", "logits"})
+
+
+@dataclass(frozen=True)
+class TermField:
+    """A `distill.<name>` setting a term brings with it: its weight or an option that no built-in field covers.
+    A config that names it is checked here (`ge` for numbers); one that omits it gets `default`."""
+
+    default: Any
+    help: str
+    ge: float | None = None
+
+
+@dataclass
+class TermInputs:
+    """What a term computes from in one batch: the collated batch (term spans and mask, labels), the student's
+    forward output (with the hidden states / attentions some term asked for), the teacher signal, the run's
+    distill settings, the layer pairs this term reads and the module it made (a projection, or None)."""
+
+    batch: dict
+    student: Any
+    teacher: TeacherOut
+    settings: DistillConfig
+    pairs: LayerPairs
+    module: nn.Module | None
+
+
+class KDTerm:
+    """One distillation term. Subclass it, set the class attributes, implement `compute` and register the class:
+    `@KD_TERMS.register("name")` (the name is also the metric `train_<name>`)."""
+
+    name: str = ""                                  # set from the registry key by `dsgkd.core.terms.registered`
+    weight: ClassVar[str]                           # the distill field holding its weight (alpha, beta, gamma, ...)
+    label: ClassVar[str]                            # what it is, in messages ("logit KD")
+    options: ClassVar[tuple[str, ...]] = ()         # distill fields only this term reads: searched where weight > 0
+    fields: ClassVar[dict[str, TermField]] = {}     # distill fields the term declares itself
+    teacher_outputs: ClassVar[frozenset[str]] = frozenset()
+    student_outputs: ClassVar[frozenset[str]] = frozenset()
+    needs_task_head: ClassVar[bool] = False         # reads a teacher with a task head: needs teacher.finetune
+
+    def layer_pairs(self, pairs: LayerPairs) -> LayerPairs:
+        """The (teacher state, student state) pairs of the run's layer map this term compares; none for a term
+        on the models' outputs. A term with no pair to compare is left out of the run."""
+        return []
+
+    def make_module(self, settings: DistillConfig, student_width: int, teacher_width: int | None) -> nn.Module | None:
+        """A trainable piece the term needs (trained at the head's learning rate), or None."""
+        return None
+
+    def compute(self, x: TermInputs) -> Tensor | None:
+        """The term's unweighted value on this batch, or None when the batch gives it nothing to compare."""
+        raise NotImplementedError
