@@ -213,12 +213,13 @@ class Provenance(_Section):
 
 
 class RunConfig(_Section):
-    data: DataConfig = DataConfig()
-    teacher: TeacherConfig = TeacherConfig()
-    student: StudentConfig = StudentConfig()
-    distill: DistillConfig = DistillConfig()
-    train: TrainConfig = TrainConfig()
-    eval: EvalConfig = EvalConfig()
+    # built per config, so a KD term registered after import brings its fields to every new config
+    data: DataConfig = Field(default_factory=DataConfig)
+    teacher: TeacherConfig = Field(default_factory=TeacherConfig)
+    student: StudentConfig = Field(default_factory=StudentConfig)
+    distill: DistillConfig = Field(default_factory=DistillConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
     provenance: Provenance | None = None
 
     @model_validator(mode="after")

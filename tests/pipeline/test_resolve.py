@@ -131,3 +131,36 @@ def test_a_mistyped_teacher_fails_in_seconds_without_network(notes_csv, tmp_path
     needle = "not available offline" if network == "offline" else "the hub is unreachable"
     assert_one_fast_line(proc, seconds, "model 'no-such-model-xyz': not a preset, not a local directory")
     assert needle in proc.stderr and "presets: kmbert" in proc.stderr
+
+
+def test_dsgkd_train_resolves_its_run_once(few_notes, tmp_path, monkeypatch):
+    """One `dsgkd train --seeds` (two seeds × DSG-KD and control) reads each model's shape and resolves the layer
+    map exactly once: the arms and seeds are derived from the one ResolvedRun, never re-validated."""
+    from dsgkd.cli import main
+    from dsgkd.pipeline import resolve
+
+    calls = {"model_shape": [], "resolve_layer_map": 0}
+    shape, layer_map = resolve.model_shape, resolve.resolve_layer_map
+    monkeypatch.setattr(resolve, "model_shape", lambda ref: calls["model_shape"].append(ref) or shape(ref))
+
+    def counted_map(*args):
+        calls["resolve_layer_map"] += 1
+        return layer_map(*args)
+
+    monkeypatch.setattr(resolve, "resolve_layer_map", counted_map)
+    argv = ["train", "--data", str(few_notes), "--text-col", "ER_DHX", "--label-col", "LABEL", "--epochs", "1",
+            "--max-length", "32", "--n-bootstrap", "10", "--teacher", "kmbert-tiny", "--student", "kobert-tiny",
+            "--temperature", "2", "--seeds", "0,1", "--out", str(tmp_path / "run")]
+    assert main(argv) == 0
+    assert calls == {"model_shape": ["kobert-tiny", "kmbert-tiny"], "resolve_layer_map": 1}
+    assert RunConfig.from_yaml(tmp_path / "run" / "config.yaml").distill.layer_map == "uniform"
+
+
+@pytest.fixture
+def few_notes(tmp_path):
+    """40 short notes, enough for a one-epoch run on two seeds in a few seconds."""
+    from dsgkd.data.synthetic import generate_notes, write_table
+
+    path = tmp_path / "notes.csv"
+    write_table(generate_notes(40, seed=3), path)
+    return path
