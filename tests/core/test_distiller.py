@@ -8,7 +8,7 @@ from dsgkd.core.distiller import Distiller
 from dsgkd.core.features import collate
 from dsgkd.core.layer_maps import Match
 from dsgkd.core.teacher.signal import LiveTeacher
-from dsgkd.losses import attention_kd_loss, hidden_kd_loss
+from dsgkd.core.losses.kd import attention_kd_loss, hidden_kd_loss
 from dsgkd.models.load import encoder_width
 from dsgkd.pipeline.prepare import prepare
 
