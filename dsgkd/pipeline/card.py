@@ -15,7 +15,7 @@ from huggingface_hub import ModelCardData
 from dsgkd.config import RunConfig
 from dsgkd.core.metrics import METRICS
 from dsgkd.errors import UserError
-from dsgkd.models.registry import resolve
+from dsgkd.models.presets import resolve
 from dsgkd.models.tiny import split_ref
 from dsgkd.pipeline.serve import STUDENT_META
 

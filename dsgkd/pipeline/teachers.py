@@ -17,7 +17,7 @@ from dsgkd.core.teacher.cache import cache_key, write_cache
 from dsgkd.data.emr import Splits, load_splits
 from dsgkd.errors import UserError
 from dsgkd.models.shape import model_depth
-from dsgkd.models.registry import resolve
+from dsgkd.models.presets import resolve
 from dsgkd.models.tiny import cache_root
 from dsgkd.pipeline.prepare import load_teacher, load_transfer, prepare, train_texts
 from dsgkd.pipeline.shapes import check_shapes
