@@ -19,8 +19,8 @@ import yaml
 from dsgkd import __version__
 from dsgkd.config import RunConfig
 from dsgkd.errors import UserError
-from dsgkd.report.results import Run, Trial, load_run
-from dsgkd.search.records import rank_key
+from dsgkd.report.run_model import Run, Trial, load_run
+from dsgkd.search.trial_records import rank_key
 from dsgkd.storage import atomic_write_text
 
 
