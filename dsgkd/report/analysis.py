@@ -17,8 +17,8 @@ import pandas as pd
 
 from dsgkd.constants import IMPORTANCE_EVALUATORS
 from dsgkd.report.disk import disk_note, disk_table
-from dsgkd.report.pareto import pareto_front, pareto_heading, pareto_lines
 from dsgkd.report.analysis_plots import write_plots
+from dsgkd.report.pareto import pareto_front, pareto_heading, pareto_lines
 from dsgkd.report.run_model import FINISHED, Run, load_run
 from dsgkd.report.seeds import reselect_summary, reselect_table
 from dsgkd.search.dists import CategoricalDist, FloatDist, IntDist

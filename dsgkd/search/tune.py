@@ -34,10 +34,10 @@ from dsgkd.search.caches import build_caches, cache_dir
 from dsgkd.search.local_ray import concurrency as trial_concurrency
 from dsgkd.search.local_ray import ray_session, trial_resources
 from dsgkd.search.prune import CheckpointPruner
-from dsgkd.search.trial_records import best_epoch, saved_statuses
 from dsgkd.search.samplers import make_sampler
 from dsgkd.search.space import (DefineByRun, SearchSpace, categorical_variants, load_space, resolve_pairs,
                                 seeded_points, setting, space_from_dict)
+from dsgkd.search.trial_records import best_epoch, saved_statuses
 from dsgkd.storage import atomic_write_text
 
 PATH_KEYS = ("data.path", "data.val_path", "data.test_path", "data.transfer_path")
