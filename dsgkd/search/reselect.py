@@ -27,8 +27,9 @@ import ray
 
 from dsgkd.config import RunConfig
 from dsgkd.errors import NonFiniteLossError
+from dsgkd.pipeline.teacher_cache import cache_dir
 from dsgkd.search import distributed
-from dsgkd.search.caches import build_caches, cache_dir
+from dsgkd.search.caches import build_caches
 from dsgkd.search.local_ray import trial_resources
 from dsgkd.search.prune import ranked_finished, search_value
 from dsgkd.search.space import SearchSpace

@@ -28,9 +28,10 @@ from ray.tune.search.optuna import OptunaSearch
 from dsgkd.config import RunConfig
 from dsgkd.errors import NonFiniteLossError, UserError
 from dsgkd.models.shape import model_depth
+from dsgkd.pipeline.teacher_cache import cache_dir
 from dsgkd.search import distributed, reselect, tracking
 from dsgkd.search.asha import ResumableASHA
-from dsgkd.search.caches import build_caches, cache_dir
+from dsgkd.search.caches import build_caches
 from dsgkd.search.local_ray import concurrency as trial_concurrency
 from dsgkd.search.local_ray import ray_session, trial_resources
 from dsgkd.search.prune import CheckpointPruner
