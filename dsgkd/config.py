@@ -78,7 +78,8 @@ class StudentConfig(_Section):
 
 
 class DistillConfig(_Section):
-    """DSG-KD loss weights and choices (DESIGN §3). alpha = beta = gamma = 0 is the KD-off control."""
+    """DSG-KD loss weights and choices (docs/architecture.md, "Losses and KD terms"). alpha = beta = gamma = 0
+    is the KD-off control."""
 
     alpha: float = Field(PAPER["distill.alpha"], ge=0, description="hidden-state KD weight")
     beta: float = Field(PAPER["distill.beta"], ge=0, description="word-level attention KD weight")

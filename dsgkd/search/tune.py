@@ -1,6 +1,7 @@
 """`dsgkd search`: Ray Tune + Optuna (define-by-run) + ASHA over DSG-KD configs.
 
-Wiring (DESIGN §5): a single-worker trial trains inside the Tune trial (Ray's guidance for one-process
+Wiring (docs/architecture.md, "Search"): a single-worker trial trains inside the Tune trial (Ray's
+guidance for one-process
 training; a worker group of its own cost 17-22 s a trial here), holding that worker's CPUs/GPU, and resumes
 from Tune's checkpoint. A multi-worker trial is a small driver that fits a TorchTrainer
 (`dsgkd.search.distributed`) named after the trial id on RUN/train, so a restarted trial resumes from its
