@@ -15,7 +15,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from dsgkd.losses import hidden_kd_loss
+from dsgkd.core.losses.kd import hidden_kd_loss
 
 
 def paper_loop(t_states, s_states, t_spans, s_spans, mask, pairs):

@@ -46,7 +46,7 @@ import optuna
 from dsgkd.constants import SEARCH_SPACES
 from dsgkd.data.benchmark import write_benchmark
 from dsgkd.experiments.demo import demo_sizes
-from dsgkd.report.results import load_run
+from dsgkd.report.run_model import load_run
 from dsgkd.search.local_ray import local_ray
 from dsgkd.models.shape import model_depth
 from dsgkd.search.space import load_space, resolve_pairs, seeded_points, space_from_dict

@@ -30,7 +30,7 @@ from dsgkd.core.layer_maps import attention_index, attention_pairs
 from dsgkd.models.load import encoder_width
 from dsgkd.pipeline.prepare import prepare
 from dsgkd.pipeline.resolve import resolve_run
-from dsgkd.pipeline.teachers import build_cache
+from dsgkd.pipeline.teacher_cache import build_cache
 
 PAPER_LENGTH = 384
 WARMUP = 2

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
-from dsgkd.align import char_to_token_spans
+from dsgkd.core.align import char_to_token_spans
 from dsgkd.data.world import get_world
 from dsgkd.models.load import load_classifier
 from dsgkd.models.tiny import stand_in_ref

@@ -31,7 +31,8 @@ def child(role: str, tmp: str, train: int, transfer: int, steps: int) -> dict:
 
     from dsgkd.config import RunConfig
     from dsgkd.pipeline.resolve import resolve_run
-    from dsgkd.pipeline.teachers import build_cache, prepare_run
+    from dsgkd.pipeline.teacher_cache import build_cache
+    from dsgkd.pipeline.teachers import prepare_run
 
     torch.set_num_threads(1)
     cfg = RunConfig().with_overrides(config(tmp, train, transfer))

@@ -50,8 +50,8 @@ def run(args: argparse.Namespace) -> int:
     """Run (or resume) the search and print the top trials. 1 when no trial finished cleanly."""
     overrides = parse_sets(args.set)
     from dsgkd.search import reselect
-    from dsgkd.search.records import read_reselect
     from dsgkd.search.space import load_space
+    from dsgkd.search.trial_records import read_reselect
     from dsgkd.search.tune import search, top_trials
 
     grid = search(args.space, args.out, resume=args.resume, address=args.address,

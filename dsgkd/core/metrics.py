@@ -1,4 +1,4 @@
-"""Binary classification evaluation for clinical triage (DESIGN.md §6).
+"""Binary classification evaluation for clinical triage (docs/architecture.md, "Data path").
 
 The threshold is chosen on validation (`choose_threshold`) and then frozen for test, so test numbers
 are not tuned on test. Test metrics come with percentile bootstrap CIs that resample rows *with*

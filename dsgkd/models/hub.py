@@ -15,7 +15,7 @@ from typing import Callable, TypeVar
 from huggingface_hub import constants as hf_constants
 
 from dsgkd.errors import UserError
-from dsgkd.models.registry import ResolvedRef, presets_hint
+from dsgkd.models.presets import ResolvedRef, presets_hint
 
 T = TypeVar("T")
 

@@ -12,7 +12,7 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTok
 
 from dsgkd.errors import UserError
 from dsgkd.models.hub import fetch
-from dsgkd.models.registry import PRESETS, ResolvedRef, resolve
+from dsgkd.models.presets import PRESETS, ResolvedRef, resolve
 from dsgkd.models.tiny import ensure_tiny
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from dsgkd.errors import UserError
 from dsgkd.models.hub import check_available, fetch, hub_status
-from dsgkd.models.registry import ResolvedRef, resolve
+from dsgkd.models.presets import ResolvedRef, resolve
 from dsgkd.models.tiny import MODEL_MAX_LENGTH, TINY_SPECS, split_ref
 
 # RoBERTa-style position ids start at padding_idx + 1, so that many position rows are never usable

@@ -16,7 +16,7 @@ from dsgkd.config import RunConfig
 from dsgkd.core.metrics import METRICS
 from dsgkd.core.terms import registered
 from dsgkd.errors import UserError
-from dsgkd.models.registry import resolve
+from dsgkd.models.presets import resolve
 from dsgkd.models.tiny import split_ref
 from dsgkd.pipeline.serve import STUDENT_META
 

@@ -1,25 +1,19 @@
-"""The teachers a run needs that do not exist yet: a teacher fine-tuned on the task (for logit KD) and a
-teacher-signal cache. Both are made once, keyed by content, and shared by every run and trial that names
-the same teacher on the same data; `prepare_run` is the entry point every trainer calls.
+"""The teacher a run needs that does not exist yet: a teacher fine-tuned on the task (for logit KD). It is made
+once, keyed by content, and shared by every run and trial that names the same teacher on the same data (so is
+the teacher-signal cache: `dsgkd.pipeline.teacher_cache`); `prepare_run` is the entry point every trainer calls.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
-import torch
-
 from dsgkd.config import RunConfig
 from dsgkd.core.engine import Prepared, fit
-from dsgkd.core.layer_maps import attention_states
-from dsgkd.core.teacher.cache import cache_key, write_cache
 from dsgkd.data.emr import Splits, load_splits
-from dsgkd.errors import UserError
-from dsgkd.models.shape import model_depth, model_shape
-from dsgkd.models.registry import resolve
+from dsgkd.models.presets import resolve
+from dsgkd.models.shape import model_shape
 from dsgkd.models.tiny import cache_root
-from dsgkd.pipeline.prepare import load_teacher, load_transfer, prepare, train_texts
+from dsgkd.pipeline.prepare import prepare
 from dsgkd.pipeline.resolve import ResolvedRun
 from dsgkd.storage import content_key, staged_dir
 
@@ -78,29 +72,3 @@ def prepare_run(run: ResolvedRun, *, splits: Splits | None = None, teacher_weigh
         teacher_dir = finetuned_teacher_dir(cfg, splits)
     return prepare(run, splits=splits, teacher_weights=teacher_weights, teacher_dir=teacher_dir)
 
-
-def build_cache(cfg: RunConfig, layers: list[int], out_dir: str | Path, *, attention: bool | None = None,
-                device: torch.device | None = None) -> Path:
-    """Teacher signal for the KD pool (train + transfer notes) of `cfg`, for the given teacher layers.
-
-    `attention` defaults to `distill.beta > 0`; a search passes True when any trial may ask for it.
-    Returns the cache directory (reused when it already exists for the same key).
-    """
-    depth = model_depth(cfg.teacher.ref)
-    if max(layers) > depth:
-        raise UserError(f"teacher cache: layer {max(layers)} out of range for '{cfg.teacher.ref}' (0..{depth})")
-    splits = load_splits(cfg.data)
-    transfer = load_transfer(cfg)
-    attention = cfg.distill.beta > 0 if attention is None else attention
-    teacher_dir = finetuned_teacher_dir(cfg, splits) if cfg.teacher.finetune else None
-    tok, model = load_teacher(cfg, attention=attention, teacher_dir=teacher_dir)
-    attn_layers = attention_states(layers) if attention else []
-    d = cfg.distill
-    fp = hashlib.sha256("\n".join([splits.fingerprint, *transfer]).encode()).hexdigest()
-    key = cache_key(teacher_identity(cfg), fp, max_length=cfg.train.max_length, selector=d.selector,
-                    max_terms=d.max_terms, layers=sorted(layers), attn_layers=attn_layers,
-                    logits=cfg.teacher.finetune)
-    return write_cache(model, tok, {"train": train_texts(splits, transfer)}, Path(out_dir), key=key,
-                       max_length=cfg.train.max_length, selector=d.selector, max_terms=d.max_terms,
-                       layers=sorted(layers), attn_layers=attn_layers, logits=cfg.teacher.finetune,
-                       device=device)

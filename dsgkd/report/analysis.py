@@ -2,7 +2,7 @@
 
 Aggregates (pairs.md, importance, history/parallel/slice/box plots) use finished (TERMINATED) trials only;
 the leaderboard and the learning curves also show running and errored trials with what they reported.
-Every value is a trial's best epoch (see `dsgkd.report.results`). With `budget.reselect`, reselect.md shows the
+Every value is a trial's best epoch (see `dsgkd.report.run_model`). With `budget.reselect`, reselect.md shows the
 re-run trials with their seed spread (`dsgkd.report.seeds`); checkpoints.md says which trials still hold a
 checkpoint and what each keeps on disk (`dsgkd.report.disk`).
 """
@@ -17,9 +17,9 @@ import pandas as pd
 
 from dsgkd.constants import IMPORTANCE_EVALUATORS
 from dsgkd.report.disk import disk_note, disk_table
+from dsgkd.report.analysis_plots import write_plots
 from dsgkd.report.pareto import pareto_front, pareto_heading, pareto_lines
-from dsgkd.report.plots import write_plots
-from dsgkd.report.results import FINISHED, Run, load_run
+from dsgkd.report.run_model import FINISHED, Run, load_run
 from dsgkd.report.seeds import reselect_summary, reselect_table
 from dsgkd.search.dists import CategoricalDist, FloatDist, IntDist
 from dsgkd.storage import staged_dir

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from dsgkd.report.results import FINISHED, Run
+from dsgkd.report.run_model import FINISHED, Run
 from dsgkd.search.prune import checkpoint_dirs, trial_dirs
 
 

@@ -1,13 +1,13 @@
 """What leaves a search run: `dsgkd export RUN`, the best trial as a runnable RunConfig.
 
-Export picks the trial by its best epoch (DESIGN §5: `ResultGrid.get_best_result(scope="all")` returns the
-last report's metrics, and Optuna stores the last report) among finished trials with a KD weight > 0: the
-exported config feeds `dsgkd train --seeds`, which runs DSG-KD against its own KD-off control, so exporting the
-control would compare it with itself. When the control scored best the user is told, and `--allow-control`
-exports it anyway. With `budget.reselect` the search re-ran its best trials on fresh seeds, and export picks by
-the mean over those seeds instead (the search value of the best trial was selected for being high), recording
-the seeds, per-seed values, mean and std in `provenance.reselect` beside the search run's own value. The YAML
-is validated by re-reading it and written atomically (temp file + rename).
+Export picks the trial by its best epoch (docs/architecture.md, "Search": `ResultGrid.get_best_result(scope="all")`
+returns the last report's metrics, and Optuna stores the last report) among finished trials with a KD weight > 0:
+the exported config feeds `dsgkd train --seeds`, which runs DSG-KD against its own KD-off control, so exporting the
+control would compare it with itself. When the control scored best the user is told, and `--allow-control` exports
+it anyway. With `budget.reselect` the search re-ran its best trials on fresh seeds, and export picks by the mean
+over those seeds instead (the search value of the best trial was selected for being high), recording the seeds,
+per-seed values, mean and std in `provenance.reselect` beside the search run's own value. The YAML is validated by
+re-reading it and written atomically (temp file + rename).
 """
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ import yaml
 from dsgkd import __version__
 from dsgkd.config import RunConfig
 from dsgkd.errors import UserError
-from dsgkd.report.results import Run, Trial, load_run
-from dsgkd.search.records import rank_key
+from dsgkd.report.run_model import Run, Trial, load_run
+from dsgkd.search.trial_records import rank_key
 from dsgkd.storage import atomic_write_text
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from dsgkd.report.results import Run
+from dsgkd.report.run_model import Run
 
 
 def pareto_front(run: Run, study) -> pd.DataFrame:

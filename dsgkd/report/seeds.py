@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from dsgkd.report.results import Run, Trial
-from dsgkd.search.records import rank_key
+from dsgkd.report.run_model import Run, Trial
+from dsgkd.search.trial_records import rank_key
 
 
 def reselect_table(run: Run) -> pd.DataFrame:

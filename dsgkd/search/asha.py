@@ -5,7 +5,7 @@ from typing import Any
 
 from ray.tune.schedulers import ASHAScheduler
 
-from dsgkd.search.records import parse_results
+from dsgkd.search.trial_records import parse_results
 
 
 class ResumableASHA(ASHAScheduler):

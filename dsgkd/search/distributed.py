@@ -1,12 +1,11 @@
 """Ray around `dsgkd.core.engine.fit`: the same training loop inside a Tune trial, or as a group of DDP workers.
 
-The engine stays Ray-free (DESIGN §2): once Ray Train's TorchConfig has initialised `torch.distributed`
-(gloo on CPU, nccl on GPU), `fit` shards the batches across ranks, wraps the student in DDP and all-gathers
-validation predictions, so every rank holds the same metrics; on a GPU it runs the forward passes under
-bf16 autocast. A single-worker trial runs `fit` in the trial itself
-(`fit_in_trial`); a multi-worker trial gets what Ray Train owns: the worker group, per-epoch reports (a barrier
-every rank must reach), rank-0 checkpoints on shared storage, resuming from `ray.train.get_checkpoint()`,
-and worker-level retries (`ray.train.FailureConfig`).
+The engine stays Ray-free (docs/architecture.md, "Layers"): once Ray Train's TorchConfig has initialised
+`torch.distributed` (gloo on CPU, nccl on GPU), `fit` shards the batches across ranks, wraps the student in DDP and
+all-gathers validation predictions, so every rank holds the same metrics; on a GPU it runs the forward passes under
+bf16 autocast. A single-worker trial runs `fit` in the trial itself (`fit_in_trial`); a multi-worker trial gets
+what Ray Train owns: the worker group, per-epoch reports (a barrier every rank must reach), rank-0 checkpoints on
+shared storage, resuming from `ray.train.get_checkpoint()`, and worker-level retries (`ray.train.FailureConfig`).
 """
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from ray import tune
 
 from dsgkd.errors import UserError
-from dsgkd.search.records import rank_key
+from dsgkd.search.trial_records import rank_key
 from dsgkd.search.space import SearchSpace
 
 FINISHED = "TERMINATED"
@@ -32,7 +32,7 @@ FINISHED = "TERMINATED"
 
 def search_value(trial, space: SearchSpace) -> tuple[float, int] | None:
     """(best-so-far value, its epoch) from a Tune trial's last report: the engine reports the running best as
-    `best_<metric>` with `best_epoch`, the same number `dsgkd.report.results` takes as the max over epochs."""
+    `best_<metric>` with `best_epoch`, the same number `dsgkd.report.run_model` takes as the max over epochs."""
     result = trial.last_result or {}
     value = result.get(space.tuned_metric)
     if not isinstance(value, (int, float)) or not math.isfinite(value):

@@ -27,12 +27,13 @@ import ray
 
 from dsgkd.config import RunConfig
 from dsgkd.errors import NonFiniteLossError
+from dsgkd.pipeline.teacher_cache import cache_dir
 from dsgkd.search import distributed
-from dsgkd.search.caches import build_caches, cache_dir
+from dsgkd.search.caches import build_caches
 from dsgkd.search.local_ray import trial_resources
 from dsgkd.search.prune import ranked_finished, search_value
-from dsgkd.search.records import RESELECT_FILE, load_experiment, read_reselect
 from dsgkd.search.space import SearchSpace
+from dsgkd.search.trial_records import RESELECT_FILE, load_experiment, read_reselect
 from dsgkd.storage import atomic_write_text
 
 

@@ -3,10 +3,11 @@ trial directory (always; `tensorboard --logdir RUN/tune`), and one MLflow run pe
 a tracking URI (`dsgkd search --mlflow-uri`).
 
 Both are Ray's own logger callbacks with two changes. They step by the trial's `epoch`, not Tune's
-`training_iteration`, which restarts when a trial is restored (DESIGN §5), so a resumed trial continues its
-curve instead of drawing over it. And MLflow gets the trial's searched settings under one name each (`pair`,
-`layer_map`, the space's params): Ray logs the raw config, whose pair-specific `layer_map/<teacher>><student>`
-is not a valid MLflow parameter name. No checkpoint is uploaded as an artifact: they stay in RUN/tune.
+`training_iteration`, which restarts when a trial is restored (docs/architecture.md, "Search"), so a resumed trial
+continues its curve instead of drawing over it. And MLflow gets the trial's searched settings under one name each
+(`pair`, `layer_map`, the space's params): Ray logs the raw config, whose pair-specific
+`layer_map/<teacher>><student>` is not a valid MLflow parameter name. No checkpoint is uploaded as an artifact:
+they stay in RUN/tune.
 
 Resume: the callbacks are part of the Tuner's run config, which Tune pickles into RUN/tune/tuner.pkl, so
 `--resume` logs to the same places without being told again, and a trial resumed after a kill goes on in

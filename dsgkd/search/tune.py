@@ -1,6 +1,7 @@
 """`dsgkd search`: Ray Tune + Optuna (define-by-run) + ASHA over DSG-KD configs.
 
-Wiring (DESIGN §5): a single-worker trial trains inside the Tune trial (Ray's guidance for one-process
+Wiring (docs/architecture.md, "Search"): a single-worker trial trains inside the Tune trial (Ray's
+guidance for one-process
 training; a worker group of its own cost 17-22 s a trial here), holding that worker's CPUs/GPU, and resumes
 from Tune's checkpoint. A multi-worker trial is a small driver that fits a TorchTrainer
 (`dsgkd.search.distributed`) named after the trial id on RUN/train, so a restarted trial resumes from its
@@ -28,16 +29,17 @@ from ray.tune.search.optuna import OptunaSearch
 from dsgkd.config import RunConfig
 from dsgkd.errors import NonFiniteLossError, UserError
 from dsgkd.models.shape import model_depth
+from dsgkd.pipeline.teacher_cache import cache_dir
 from dsgkd.search import distributed, reselect, tracking
 from dsgkd.search.asha import ResumableASHA
-from dsgkd.search.caches import build_caches, cache_dir
+from dsgkd.search.caches import build_caches
 from dsgkd.search.local_ray import concurrency as trial_concurrency
 from dsgkd.search.local_ray import ray_session, trial_resources
 from dsgkd.search.prune import CheckpointPruner
-from dsgkd.search.records import best_epoch, saved_statuses
 from dsgkd.search.samplers import make_sampler
 from dsgkd.search.space import (DefineByRun, SearchSpace, categorical_variants, load_space, resolve_pairs,
                                 seeded_points, setting, space_from_dict)
+from dsgkd.search.trial_records import best_epoch, saved_statuses
 from dsgkd.storage import atomic_write_text
 
 PATH_KEYS = ("data.path", "data.val_path", "data.test_path", "data.transfer_path")

@@ -1,7 +1,7 @@
 """Term selection and cross-tokenizer alignment on hand-checked strings."""
 import pytest
 
-from dsgkd.align import char_to_token_spans, find_terms
+from dsgkd.core.align import char_to_token_spans, find_terms
 from tokenizers_fixture import sentencepiece, wordpiece
 
 NOTE = "3일전부터 fever로 cough와\tr/o T-tube, Abd. SpO2"
@@ -97,7 +97,7 @@ def test_lexicon_selector_takes_only_listed_terms_longest_first_case_sensitive()
 
 
 def test_lexicon_file_comments_and_errors(tmp_path):
-    from dsgkd.align import selector_identity
+    from dsgkd.core.align import selector_identity
     from dsgkd.config import DistillConfig
     from dsgkd.errors import UserError
 

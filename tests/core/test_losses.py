@@ -5,8 +5,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dsgkd.losses import (attention_grid, attention_kd_from_grids, attention_kd_loss, hidden_kd_loss,
-                          logit_kd_loss, make_projection, normalise_grid, pool_spans)
+from dsgkd.core.losses.attention import attention_kd_from_grids, normalise_grid
+from dsgkd.core.losses.kd import attention_kd_loss, hidden_kd_loss, make_projection
+from dsgkd.core.losses.logit import logit_kd_loss
+from dsgkd.core.losses.pooling import attention_grid, pool_spans
 
 
 def random_spans(g, B, W, T):
@@ -167,7 +169,7 @@ def slow_relational(t_pooled, s_pooled, mask):
 
 
 def test_relational_kd_matches_loop_needs_no_projection_and_ignores_scale():
-    from dsgkd.losses import hidden_kd_from_pooled
+    from dsgkd.core.losses.hidden import hidden_kd_from_pooled
 
     g = torch.Generator().manual_seed(3)
     t = torch.randn(2, 3, 4, 8, generator=g)           # teacher width 8

@@ -5,8 +5,8 @@ import pytest
 import torch
 from sklearn import metrics as skm
 
-from dsgkd.metrics import (METRICS, binary_metrics, bootstrap_ci, choose_threshold, ece,
-                           evaluate_with_ci, mean_std, paired_bootstrap)
+from dsgkd.core.metrics import (METRICS, binary_metrics, bootstrap_ci, choose_threshold, ece,
+                                evaluate_with_ci, mean_std, paired_bootstrap)
 
 # Hand example: sorted scores, 3 positives out of 6.
 Y6 = [0, 0, 1, 0, 1, 1]

@@ -20,7 +20,7 @@ from dsgkd.search.space import load_space
 from dsgkd.experiments import table_stats as stats
 from dsgkd.experiments.table_protocol import check_protocol, record_protocol
 from dsgkd.experiments.table_render import render
-from dsgkd.metrics import evaluate_with_ci
+from dsgkd.core.metrics import evaluate_with_ci
 
 TINY = {"train": 60, "val": 60, "test": 80, "transfer": 50}
 

@@ -11,7 +11,7 @@ from huggingface_hub.errors import RepositoryNotFoundError
 from dsgkd.errors import UserError
 from dsgkd.models import hub, tiny
 from dsgkd.models.load import load_classifier
-from dsgkd.models.registry import ResolvedRef, resolve
+from dsgkd.models.presets import ResolvedRef, resolve
 from dsgkd.models.shape import ModelShape, model_shape
 
 URL = "https://huggingface.co/api/models/someone/nothing"

@@ -13,7 +13,7 @@ from transformers import AutoModel, AutoModelForSequenceClassification, AutoToke
 from dsgkd.errors import UserError
 from dsgkd.models import build, tiny
 from dsgkd.models.load import encoder_depth, encoder_width, load_classifier, load_config, load_tokenizer
-from dsgkd.models.registry import PRESETS, resolve
+from dsgkd.models.presets import PRESETS, resolve
 from dsgkd.models.shape import ModelShape, max_length_limit, model_shape
 
 NAMES = list(tiny.TINY_SPECS)

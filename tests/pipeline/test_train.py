@@ -15,7 +15,8 @@ from dsgkd.core.teacher.cache import CachedTeacher
 from dsgkd.core.teacher.signal import LiveTeacher
 from dsgkd.pipeline.prepare import prepare
 from dsgkd.pipeline.resolve import resolve_run
-from dsgkd.pipeline.teachers import build_cache, prepare_run
+from dsgkd.pipeline.teacher_cache import build_cache
+from dsgkd.pipeline.teachers import prepare_run
 
 PAIRS = [("kmbert-tiny", "xlmr-tiny"), ("kmbert-tiny", "kobert-tiny"),
          ("biobert-tiny", "xlmr-tiny"), ("biobert-tiny", "kobert-tiny")]

@@ -6,7 +6,7 @@ rate and a setting only some trials sample (the temperature, where gamma > 0).
 import numpy as np
 import pandas as pd
 
-from dsgkd.report.results import Run, Trial
+from dsgkd.report.run_model import Run, Trial
 from dsgkd.search.space import space_from_dict
 
 PAIRS = [("biobert-base-cased-v1.2", "xlm-roberta-base"), ("kmbert-tiny", "xlmr-tiny"),

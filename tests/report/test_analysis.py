@@ -16,7 +16,7 @@ import pytest
 import ray
 
 from dsgkd.report.analysis import analyze
-from dsgkd.report.results import load_run
+from dsgkd.report.run_model import load_run
 from dsgkd.cli import main
 from dsgkd.config import RunConfig
 from dsgkd.data.emr import load_splits

@@ -17,7 +17,7 @@ from dsgkd.config import RunConfig
 from dsgkd.errors import UserError
 from dsgkd.report.analysis import analyze
 from dsgkd.report.export import export_best
-from dsgkd.report.results import load_run
+from dsgkd.report.run_model import load_run
 from dsgkd.search.local_ray import local_ray
 from dsgkd.search.space import space_from_dict
 from dsgkd.search.tune import search

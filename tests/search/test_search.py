@@ -22,7 +22,7 @@ import ray
 import yaml
 
 from dsgkd.errors import UserError
-from dsgkd.report.results import load_run
+from dsgkd.report.run_model import load_run
 from dsgkd.core.layer_maps import is_valid
 from dsgkd.search.local_ray import local_ray
 from dsgkd.search.tune import search

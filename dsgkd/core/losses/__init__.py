@@ -1,7 +1,7 @@
-"""DSG-KD losses (DESIGN §3), vectorised over batch, terms, layers and heads.
+"""DSG-KD losses (docs/architecture.md, "Losses and KD terms"), vectorised over batch, terms, layers and heads.
 
 Teacher and student tokenise differently, so nothing is compared token by token: every signal is first
 pooled to the *terms* both sides share (`pooling`), then compared (`hidden`, `attention`, `logit`); `kd`
-holds the tensor-level functions of DESIGN §4 that do both. Import from the submodules (or from
-`dsgkd.losses`): this package stays empty so reading the hidden-loss registry does not load torch.
+holds the tensor-level functions that do both. Import from the submodules: this package stays empty so
+reading the hidden-loss registry does not load torch.
 """

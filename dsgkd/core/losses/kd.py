@@ -1,4 +1,5 @@
-"""The tensor-level KD terms of DESIGN §4: pool full hidden states / attentions to terms, then compare.
+"""The tensor-level KD terms (docs/architecture.md, "Losses and KD terms"): pool full hidden states / attentions to
+terms, then compare.
 
 The distiller calls the same pooling and comparison functions on a live or cached teacher signal, so the
 path these functions pin in the tests is the path that trains.

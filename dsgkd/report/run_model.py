@@ -27,9 +27,9 @@ import pandas as pd
 
 from dsgkd.config import RunConfig
 from dsgkd.errors import UserError
-from dsgkd.search.records import (best_epoch, load_experiment, rank_key, read_reselect, read_results,
-                                  saved_statuses)
 from dsgkd.search.space import SearchSpace, flatten_params, load_space
+from dsgkd.search.trial_records import (best_epoch, load_experiment, rank_key, read_reselect, read_results,
+                                        saved_statuses)
 
 FINISHED = "TERMINATED"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")

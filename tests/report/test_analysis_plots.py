@@ -12,7 +12,7 @@ from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 
 from dsgkd.report.analysis import importance, results_study
-from dsgkd.report.plots import write_plots
+from dsgkd.report.analysis_plots import write_plots
 from handmade_runs import make_run
 
 

@@ -1,7 +1,7 @@
 """The figures of `dsgkd analyze`: PNG for reports (matplotlib, Agg), HTML for exploring (plotly, offline).
 
-The slice, parallel-coordinate and Pareto PNGs are dsgkd's own (`dsgkd.report.figures`). The HTML pages are
-Optuna's, with their white-starting colour scales cut to tones that stay visible (`_visible`), except the
+The slice, parallel-coordinate and Pareto PNGs are dsgkd's own (`dsgkd.report.trial_charts`). The HTML pages
+are Optuna's, with their white-starting colour scales cut to tones that stay visible (`_visible`), except the
 parallel coordinates: plotly's own, on the PNG's axes.
 """
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-from dsgkd.report import figures
-from dsgkd.report.results import FINISHED, Run, Trial
+from dsgkd.report import trial_charts
+from dsgkd.report.run_model import FINISHED, Run, Trial
 
 
 def write_plots(run: Run, study, imp, out: Path, *, top: int = 5, pareto=None) -> list[str]:
@@ -34,7 +34,7 @@ def write_plots(run: Run, study, imp, out: Path, *, top: int = 5, pareto=None) -
             with warnings.catch_warnings(), matplotlib.rc_context():
                 warnings.simplefilter("ignore")
                 ax = draw_png()
-                fig = ax.figure  # an Axes (Optuna's, ours) or a Figure (figures.py), whose .figure is itself
+                fig = ax.figure  # an Axes (Optuna's, ours) or a Figure (trial_charts.py), whose .figure is itself
                 fig.savefig(out / f"{name}.png", dpi=110, bbox_inches="tight")
                 plt.close(fig)
                 _visible(draw_html()).write_html(out / f"{name}.html", include_plotlyjs="directory")
@@ -48,9 +48,9 @@ def write_plots(run: Run, study, imp, out: Path, *, top: int = 5, pareto=None) -
         save("history", lambda: _titled(om.plot_optimization_history(study, target_name=m), title),
              lambda: ov.plot_optimization_history(study, target_name=m).update_layout(title=title))
         if params:
-            save("parallel", lambda: figures.parallel_plot(study, params, m, run.space.mode),
+            save("parallel", lambda: trial_charts.parallel_plot(study, params, m, run.space.mode),
                  lambda: _parcoords(go, study, params, m, run.space.mode))
-            save("metric_vs_params", lambda: figures.slice_plot(study, params, m),
+            save("metric_vs_params", lambda: trial_charts.slice_plot(study, params, m),
                  lambda: ov.plot_slice(study, params=params, target_name=m))
     else:
         notes.append("no finished trial: history, parallel, slice and box plots left out")
@@ -61,7 +61,7 @@ def write_plots(run: Run, study, imp, out: Path, *, top: int = 5, pareto=None) -
                                layout={"title": f"parameter importance ({ev}, {m})"}))
     if pareto is not None and pareto.trials:
         names, modes = [n for n, _, _ in run.space.objectives], [d for _, _, d in run.space.objectives]
-        save("pareto", lambda: figures.pareto_plot(pareto, names, modes),
+        save("pareto", lambda: trial_charts.pareto_plot(pareto, names, modes),
              lambda: ov.plot_pareto_front(pareto, target_names=names))
     kd = {p.key: [t.value for t in run.trials if t.pair == p.key and t.finished and t.kd_on] for p in run.space.pairs}
     off = {k: [t.value for t in run.trials if t.pair == k and t.finished and not t.kd_on] for k in kd}
@@ -106,7 +106,7 @@ def _box(plt, kd: dict[str, list[float]], off: dict[str, list[float]], m: str, t
     fig, ax = plt.subplots(figsize=(7, 1.4 + 0.6 * len(kd)))
     ax.boxplot([v or [float("nan")] for v in kd.values()], tick_labels=list(kd), orientation="horizontal")
     for i, key in enumerate(kd, 1):
-        ax.scatter(kd[key], [i] * len(kd[key]), s=14, color=figures.SERIES[0])
+        ax.scatter(kd[key], [i] * len(kd[key]), s=14, color=trial_charts.SERIES[0])
         ax.scatter(off[key], [i] * len(off[key]), marker="x", s=50, color="red")
     ax.set_title(title, fontsize=9)
     ax.set(xlabel=m)
@@ -116,7 +116,7 @@ def _box(plt, kd: dict[str, list[float]], off: dict[str, list[float]], m: str, t
 
 def _curves(plt, trials: list[Trial], m: str):
     fig, ax = plt.subplots(figsize=(7, 4))
-    ax.set_prop_cycle(color=figures.SERIES)
+    ax.set_prop_cycle(color=trial_charts.SERIES)
     for t in trials:
         line, = ax.plot(t.progress["epoch"], t.progress[m], marker=".", label=_label(t))
         ax.plot([t.epoch], [t.value], marker="*", markersize=11, color=line.get_color())
@@ -128,9 +128,9 @@ def _curves(plt, trials: list[Trial], m: str):
 
 def _parcoords(go, study, params: list[str], m: str, mode: str):
     """plotly's own parallel coordinates (axes can be dragged and brushed) on the PNG's axes and ticks."""
-    dims = [{"label": name, "values": heights, "range": [figures.UNSET - 0.02, 1.02],
+    dims = [{"label": name, "values": heights, "range": [trial_charts.UNSET - 0.02, 1.02],
              "tickvals": [h for h, _ in ticks], "ticktext": [label for _, label in ticks]}
-            for name, heights, ticks in figures.coordinates(study.trials, params, m)]
+            for name, heights, ticks in trial_charts.coordinates(study.trials, params, m)]
     line = {"color": [t.values[0] for t in study.trials], "colorscale": "Blues", "reversescale": mode == "min",
             "showscale": True, "colorbar": {"title": {"text": m}}}
     return go.Figure(go.Parcoords(line=line, dimensions=dims),
@@ -138,7 +138,7 @@ def _parcoords(go, study, params: list[str], m: str, mode: str):
 
 
 def _visible(fig):
-    """Trial colour scales (Optuna's Blues and Reds) start at white: start them at `figures.LIGHTEST` instead,
+    """Trial colour scales (Optuna's Blues and Reds) start at white: start them at `trial_charts.LIGHTEST` instead,
     on a white plot area as the PNGs, so the first (or worst) trial does not vanish into the background."""
     from plotly.colors import sample_colorscale
 
@@ -147,7 +147,7 @@ def _visible(fig):
             holder = getattr(trace, part, None)
             scale = getattr(holder, "colorscale", None) if holder is not None else None
             if scale:
-                at = [figures.LIGHTEST + (1 - figures.LIGHTEST) * i / 8 for i in range(9)]
+                at = [trial_charts.LIGHTEST + (1 - trial_charts.LIGHTEST) * i / 8 for i in range(9)]
                 tones = sample_colorscale([list(stop) for stop in scale], at)
                 holder.colorscale = [[i / 8, tone] for i, tone in enumerate(tones)]
     return fig.update_layout(template="plotly_white")

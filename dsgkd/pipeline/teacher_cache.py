@@ -1,0 +1,101 @@
+"""The teacher-signal cache from a config: which cache a run reads, and building it.
+
+The format, its writer and its reader are `dsgkd.core.teacher.cache`; this module decides what goes into a
+cache. A cache group is everything but the layers that decides a trial's teacher signal: teacher, data,
+tokenisation, and the seed where a fine-tuned or random-init teacher depends on it (a pretrained frozen
+teacher does not, so reselect's re-runs on fresh seeds read the search's cache). RUN/teacher_cache/index.json
+maps each group to its cache directory (named by content). A search plans its groups here
+(`plan_groups`) and runs `build_cache` for each as a Ray task (`dsgkd.search.caches`).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import torch
+
+from dsgkd.config import RunConfig
+from dsgkd.core.layer_maps import attention_states
+from dsgkd.core.teacher.cache import cache_key, write_cache
+from dsgkd.core.terms import registered
+from dsgkd.data.emr import load_splits
+from dsgkd.errors import UserError
+from dsgkd.models.shape import model_depth
+from dsgkd.pipeline.prepare import load_teacher, load_transfer, train_texts
+from dsgkd.pipeline.teachers import finetuned_teacher_dir, teacher_identity, teacher_seeded
+from dsgkd.storage import atomic_write_text, content_key
+
+CACHE_DIR = "teacher_cache"  # under RUN
+INDEX = "index.json"
+
+
+def cache_group(cfg: RunConfig) -> str:
+    """Everything but the layers that decides a trial's teacher signal: teacher, data, tokenisation, and the
+    seed where it changes the teacher."""
+    return content_key([cfg.teacher.model_dump(mode="json"), cfg.data.model_dump(mode="json"),
+                        cfg.train.seed if teacher_seeded(cfg) else None, cfg.train.max_length, cfg.distill.selector,
+                        cfg.distill.max_terms], sort_keys=True)
+
+
+def plan_groups(variants: Iterable[tuple[str, RunConfig]],
+                teacher_layers: Mapping[str, Iterable[int]]) -> dict[str, tuple[RunConfig, list[int]]]:
+    """The cache groups among `variants` ((pair, config)): group → (a config of the group, the union of the
+    teacher layers its pairs' maps can read, sorted). `teacher_layers`: pair → those layers."""
+    groups: dict[str, tuple[RunConfig, set[int]]] = {}
+    for pair, cfg in variants:
+        groups.setdefault(cache_group(cfg), (cfg, set()))[1].update(teacher_layers[pair])
+    return {group: (cfg, sorted(layers)) for group, (cfg, layers) in groups.items()}
+
+
+def caches_dir(run_dir: Path) -> Path:
+    """Where a search keeps its teacher caches and their index."""
+    return Path(run_dir) / CACHE_DIR
+
+
+def record_caches(run_dir: Path, built: Mapping[str, str | Path]) -> None:
+    """Add the caches `built` (group → cache directory) to RUN/teacher_cache/index.json. A group already in the
+    index keeps its entry: the search's set-up built it for every pair of the group, a later caller may know
+    fewer pairs."""
+    index_file = caches_dir(run_dir) / INDEX
+    index = json.loads(index_file.read_text(encoding="utf-8")) if index_file.is_file() else {}
+    index = {group: Path(d).name for group, d in built.items()} | index
+    atomic_write_text(index_file, json.dumps(index, indent=1))
+
+
+def cache_dir(cfg: RunConfig, run_dir: Path) -> Path | None:
+    """The cache of `cfg`'s group in RUN/teacher_cache/index.json; None when the search built none for it."""
+    index = caches_dir(run_dir) / INDEX
+    name = json.loads(index.read_text(encoding="utf-8")).get(cache_group(cfg)) if index.is_file() else None
+    return caches_dir(run_dir) / name if name else None
+
+
+def build_cache(cfg: RunConfig, layers: list[int], out_dir: str | Path, *, attention: bool | None = None,
+                device: torch.device | None = None) -> Path:
+    """Teacher signal for the KD pool (train + transfer notes) of `cfg`, for the given teacher layers.
+
+    `attention` defaults to whether an enabled KD term reads the teacher's attentions; a search passes True when
+    any trial may ask for them.
+    Returns the cache directory (reused when it already exists for the same key).
+    """
+    depth = model_depth(cfg.teacher.ref)
+    if max(layers) > depth:
+        raise UserError(f"teacher cache: layer {max(layers)} out of range for '{cfg.teacher.ref}' (0..{depth})")
+    splits = load_splits(cfg.data)
+    transfer = load_transfer(cfg)
+    if attention is None:
+        attention = any("attentions" in term.teacher_outputs and getattr(cfg.distill, term.weight) > 0
+                        for term in registered())
+    teacher_dir = finetuned_teacher_dir(cfg, splits) if cfg.teacher.finetune else None
+    tok, model = load_teacher(cfg, attention=attention, teacher_dir=teacher_dir)
+    attn_layers = attention_states(layers) if attention else []
+    d = cfg.distill
+    fp = hashlib.sha256("\n".join([splits.fingerprint, *transfer]).encode()).hexdigest()
+    key = cache_key(teacher_identity(cfg), fp, max_length=cfg.train.max_length, selector=d.selector,
+                    max_terms=d.max_terms, layers=sorted(layers), attn_layers=attn_layers,
+                    logits=cfg.teacher.finetune)
+    return write_cache(model, tok, {"train": train_texts(splits, transfer)}, Path(out_dir), key=key,
+                       max_length=cfg.train.max_length, selector=d.selector, max_terms=d.max_terms,
+                       layers=sorted(layers), attn_layers=attn_layers, logits=cfg.teacher.finetune,
+                       device=device)
