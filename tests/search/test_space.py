@@ -122,8 +122,10 @@ def test_define_by_run_samples_only_runnable_configs():
         cfg = s.trial_config(params)  # re-validated by RunConfig
         pair = params["pair"]
         seen_pairs.add(pair)
-        # the temperature is sampled only where logit KD is on: elsewhere it could change nothing
-        gated = {"distill.temperature"} if params["distill.gamma"] == 0 else set()
+        # a KD term's options are sampled only where its weight is on: the temperature where logit KD is, the
+        # projection (hidden-state KD's) where alpha is; elsewhere they could change nothing
+        gated = ({"distill.temperature"} if params["distill.gamma"] == 0 else set()) | (
+            {"distill.projection"} if params["distill.alpha"] == 0 else set())
         assert set(params) == {"pair", f"layer_map/{pair}", *s.params} - gated
         seen_gammas.add(params["distill.gamma"])
         assert is_valid(cfg.distill.layer_map, DEPTHS[cfg.teacher.ref], DEPTHS[cfg.student.ref])
