@@ -180,12 +180,6 @@ def prevalence(y: np.ndarray, p: np.ndarray, n_pos: int) -> float:
     return float(np.sort(p)[::-1][n_pos - 1])
 
 
-def ece(y_true, p, n_bins: int = 10) -> float:
-    """Expected calibration error over equal-width bins: sum_b (n_b/N) |mean(y_b) - mean(p_b)|."""
-    y, p = _check(y_true, p)
-    return float(_draw_stats(y, p, np.arange(len(y))[None], ("ece",), None, n_bins)["ece"][0])
-
-
 def binary_metrics(y_true, p, threshold: float) -> dict[str, float]:
     """All of METRICS at one threshold; auroc/auprc are NaN (not an error) with a single class."""
     y, p = _check(y_true, p)
@@ -193,56 +187,17 @@ def binary_metrics(y_true, p, threshold: float) -> dict[str, float]:
     return {k: float(v[0]) for k, v in stats.items()}
 
 
-def bootstrap_ci(y_true, p, metric: str | Callable = "auroc", *, threshold: float | None = None,
-                 n_boot: int = 1000, alpha: float = 0.05, seed: int = 0) -> tuple[float, float, float]:
-    """(point estimate on all rows, low, high): percentile CI over with-replacement resamples.
-
-    Draws where the metric is undefined (e.g. one class for AUROC/AUPRC, or a callable returning
-    NaN) are skipped.
-    """
-    y, p = _check(y_true, p)
-    _resolve(metric, threshold)
-    f = _scorer(y, p, metric, threshold)
-    draws = _bootstrap(len(y), n_boot, seed, lambda idx: {"m": f(idx)})["m"]
-    return _interval(f(np.arange(len(y))[None])[0], draws, alpha)
-
-
 def evaluate_with_ci(y_true, p, threshold: float, *, n_boot: int = 1000, seed: int = 0,
                      alpha: float = 0.05) -> dict[str, dict[str, float]]:
     """{metric: {"value", "ci_low", "ci_high"}} for all of METRICS; one set of resampled rows
-    serves every metric, so the intervals are mutually consistent (and match bootstrap_ci's for
-    the same seed)."""
+    serves every metric, so the intervals are mutually consistent (and the rows are those the seeds × notes
+    bootstrap of `dsgkd.core.stats` draws for the same seed)."""
     y, p = _check(y_true, p)
     t = float(threshold)
     point = _draw_stats(y, p, np.arange(len(y))[None], METRICS, t)
     draws = _bootstrap(len(y), n_boot, seed, lambda idx: _draw_stats(y, p, idx, METRICS, t))
     ci = {m: _interval(point[m][0], draws[m], alpha) for m in METRICS}
     return {m: dict(zip(("value", "ci_low", "ci_high"), v)) for m, v in ci.items()}
-
-
-def paired_bootstrap(y_true, p_a, p_b, metric: str | Callable = "auroc", *,
-                     threshold_a: float | None = None, threshold_b: float | None = None,
-                     n_boot: int = 1000, seed: int = 0, alpha: float = 0.05) -> dict[str, float]:
-    """Difference metric(a) - metric(b) with both models scored on the SAME resampled rows.
-
-    Pairing removes the between-draw variance the two models share (same hard notes), which is
-    what makes a small but consistent improvement detectable. Two-sided p-value:
-    2 * min((#{d <= 0} + 1) / (m + 1), (#{d >= 0} + 1) / (m + 1)) clipped to [0, 1], over the m
-    draws where both metrics are defined; identical models give p = 1.
-    """
-    y, pa = _check(y_true, p_a)
-    _, pb = _check(y_true, p_b)
-    _resolve(metric, threshold_a)
-    _resolve(metric, threshold_b)
-    fa, fb = _scorer(y, pa, metric, threshold_a), _scorer(y, pb, metric, threshold_b)
-    full = np.arange(len(y))[None]
-    draws = _bootstrap(len(y), n_boot, seed, lambda idx: {"d": fa(idx) - fb(idx)})["d"]
-    diff, lo, hi = _interval(fa(full)[0] - fb(full)[0], draws, alpha)
-    ok = draws[~np.isnan(draws)]
-    m = ok.size
-    tail = min(np.sum(ok <= 0) + 1, np.sum(ok >= 0) + 1) / (m + 1)
-    p_value = float(np.clip(2 * tail, 0.0, 1.0)) if m else float("nan")
-    return {"diff": diff, "ci_low": lo, "ci_high": hi, "p_value": p_value}
 
 
 def mean_std(values) -> tuple[float, float]:

@@ -32,7 +32,7 @@ def _per_seed(y_true, probs, metric: str, name: str) -> tuple[np.ndarray, list]:
 
 
 def _seed_draws(n_seeds: int, n_boot: int, seed: int, stream: int) -> np.ndarray:
-    """Seed indices of every draw; a stream of its own, so the note draws match `paired_bootstrap`'s."""
+    """Seed indices of every draw; a stream of its own, so the note draws match `evaluate_with_ci`'s."""
     return np.random.default_rng([seed, stream]).integers(0, n_seeds, size=(n_boot, n_seeds))
 
 

@@ -1,13 +1,16 @@
 """The trained path is the tested path: the distiller's KD terms equal the public loss functions on the
-same batch (hidden_kd_loss / attention_kd_loss on full hidden states and attentions)."""
+same batch (hidden_kd_loss on full hidden states; attention_grids + attention_kd_from_grids on full attentions)."""
 import pytest
 import torch
 
 from dsgkd.config import RunConfig
 from dsgkd.core.distiller import Distiller
 from dsgkd.core.features import collate
+from dsgkd.core.layer_maps import attention_pairs
+from dsgkd.core.losses.attention import attention_kd_from_grids
+from dsgkd.core.losses.kd import hidden_kd_loss
+from dsgkd.core.losses.pooling import attention_grids
 from dsgkd.core.teacher.signal import LiveTeacher
-from dsgkd.core.losses.kd import attention_kd_loss, hidden_kd_loss
 from dsgkd.models.load import encoder_width
 from dsgkd.pipeline.prepare import prepare
 from dsgkd.pipeline.resolve import resolve_run
@@ -36,8 +39,10 @@ def test_distiller_terms_are_the_public_losses(notes_csv, hidden_loss):
                       output_attentions=True)
         hidden = hidden_kd_loss(torch.stack(t.hidden_states), torch.stack(s.hidden_states), batch["t_spans"],
                                 batch["s_spans"], batch["term_mask"], p.layer_pairs, proj, hidden_loss)
-        attention = attention_kd_loss(torch.stack(t.attentions), torch.stack(s.attentions), batch["t_spans"],
-                                      batch["s_spans"], batch["term_mask"], p.layer_pairs)
+        t_states, s_states = zip(*attention_pairs(p.layer_pairs))  # the pairs with an attention on both sides
+        attention = attention_kd_from_grids(attention_grids(torch.stack(t.attentions), batch["t_spans"], t_states),
+                                            attention_grids(torch.stack(s.attentions), batch["s_spans"], s_states),
+                                            batch["term_mask"])
     torch.testing.assert_close(parts["hidden"], hidden, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(parts["attention"], attention, rtol=1e-5, atol=1e-7)
     torch.testing.assert_close(loss, parts["ce"] + 0.6 * hidden + 0.2 * attention, rtol=1e-5, atol=1e-6)

@@ -5,10 +5,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from dsgkd.core.layer_maps import attention_pairs
 from dsgkd.core.losses.attention import attention_kd_from_grids, normalise_grid
-from dsgkd.core.losses.kd import attention_kd_loss, hidden_kd_loss, make_projection
+from dsgkd.core.losses.kd import hidden_kd_loss, make_projection
 from dsgkd.core.losses.logit import logit_kd_loss
-from dsgkd.core.losses.pooling import attention_grid, pool_spans
+from dsgkd.core.losses.pooling import attention_grid, attention_grids, pool_spans
 
 
 def random_spans(g, B, W, T):
@@ -143,10 +144,12 @@ def test_attention_kd_zero_when_student_is_teacher_and_positive_otherwise():
     g = torch.Generator().manual_seed(4)
     attn = torch.softmax(torch.randn(4, 2, 4, 16, 16, generator=g), -1)
     spans, mask = random_spans(g, 2, 5, 16)
-    pairs = [(0, 0), (1, 1), (2, 2), (3, 3), (4, 4)]
-    assert attention_kd_loss(attn, attn, spans, spans, mask, pairs).item() == pytest.approx(0.0, abs=1e-9)
+    pairs = attention_pairs([(0, 0), (1, 1), (2, 2), (3, 3), (4, 4)])  # the embeddings (state 0) have none
+    assert pairs == [(1, 1), (2, 2), (3, 3), (4, 4)]
+    grid = attention_grids(attn, spans, [t for t, _ in pairs])
+    assert attention_kd_from_grids(grid, grid, mask).item() == pytest.approx(0.0, abs=1e-9)
     other = torch.softmax(torch.randn(4, 2, 4, 16, 16, generator=g), -1)
-    assert attention_kd_loss(attn, other, spans, spans, mask, pairs).item() > 0
+    assert attention_kd_from_grids(grid, attention_grids(other, spans, [s for _, s in pairs]), mask).item() > 0
     # different head counts: heads averaged on both sides
     s_grid = attention_grid(other[:, :, :2], spans)
     t_grid = attention_grid(attn, spans)

@@ -5,8 +5,8 @@ import pytest
 import torch
 from sklearn import metrics as skm
 
-from dsgkd.core.metrics import (METRICS, binary_metrics, bootstrap_ci, choose_threshold, ece,
-                                evaluate_with_ci, mean_std, paired_bootstrap)
+from dsgkd.core.metrics import METRICS, binary_metrics, choose_threshold, evaluate_with_ci, mean_std
+from dsgkd.core.stats import seed_note_ci, seed_note_comparison
 
 # Hand example: sorted scores, 3 positives out of 6.
 Y6 = [0, 0, 1, 0, 1, 1]
@@ -29,13 +29,11 @@ def test_auroc_auprc_brier_by_hand():
 
 
 def test_ece_by_hand_on_six_points():
-    p = [0.1, 0.2, 0.3, 0.6, 0.8, 0.9]
+    p = [0.11, 0.13, 0.15, 0.62, 0.64, 0.66]
     y = [0, 0, 1, 1, 1, 0]
-    # bin [0,.5): mean p .2, mean y 1/3; bin [.5,1]: mean p 23/30, mean y 2/3; each holds half
-    assert ece(y, p, n_bins=2) == pytest.approx(0.5 * (1 / 3 - 0.2) + 0.5 * (23 / 30 - 2 / 3))
-    assert ece([1, 0], [1.0, 0.0]) == 0.0  # p == 1 lands in the last bin
-    with pytest.raises(ValueError):
-        ece(y, p, n_bins=0)
+    # ten equal-width bins; bin [.1,.2): mean p .13, mean y 1/3; bin [.6,.7): mean p .64, mean y 2/3; each holds half
+    assert binary_metrics(y, p, 0.5)["ece"] == pytest.approx(0.5 * (1 / 3 - 0.13) + 0.5 * (2 / 3 - 0.64))
+    assert binary_metrics([1, 0], [1.0, 0.0], 0.5)["ece"] == 0.0  # p == 1 lands in the last bin
 
 
 def test_threshold_metrics_by_hand():
@@ -85,13 +83,13 @@ def test_single_class_gives_nan_not_exception():
     m = binary_metrics([1, 1, 1], [0.2, 0.5, 0.9], 0.5)
     assert math.isnan(m["auroc"]) and math.isnan(m["auprc"]) and math.isnan(m["specificity"])
     assert m["recall"] == pytest.approx(2 / 3)
-    v, lo, hi = bootstrap_ci([0, 0, 0], [0.1, 0.2, 0.3], "auroc", n_boot=50)
-    assert math.isnan(v) and math.isnan(lo) and math.isnan(hi)
+    auroc = evaluate_with_ci([0, 0, 0], [0.1, 0.2, 0.3], 0.5, n_boot=50)["auroc"]
+    assert math.isnan(auroc["value"]) and math.isnan(auroc["ci_low"]) and math.isnan(auroc["ci_high"])
 
 
 def test_single_class_draws_are_skipped():
     y, p = [0, 0, 0, 0, 0, 1, 1], [0.1, 0.2, 0.3, 0.6, 0.4, 0.7, 0.9]
-    v, lo, hi = bootstrap_ci(y, p, "auroc", n_boot=300)
+    v, lo, hi = evaluate_with_ci(y, p, 0.5, n_boot=300)["auroc"].values()
     assert all(math.isfinite(x) for x in (v, lo, hi)) and lo <= v <= hi
 
 
@@ -99,7 +97,7 @@ def test_ci_contains_point_and_shrinks_with_more_data():
     widths = []
     for n in (200, 5000):
         y, p = _data(n, seed=2)
-        v, lo, hi = bootstrap_ci(y, p, "auroc", n_boot=400)
+        v, lo, hi = evaluate_with_ci(y, p, 0.5, n_boot=400)["auroc"].values()
         assert lo <= v <= hi
         widths.append(hi - lo)
     assert widths[1] < widths[0] / 3
@@ -108,26 +106,26 @@ def test_ci_contains_point_and_shrinks_with_more_data():
 def test_bootstrap_resamples_with_replacement():
     # without replacement every draw is a permutation: Brier would have zero-width CI
     y, p = _data(100, seed=3)
-    v, lo, hi = bootstrap_ci(y, p, "brier", n_boot=200)
+    v, lo, hi = evaluate_with_ci(y, p, 0.5, n_boot=200)["brier"].values()
     assert hi - lo > 1e-3
-    # a draw of distinct scores shows duplicates: ~63% of rows are unique on average
-    uniq = bootstrap_ci(np.zeros(100), np.arange(100) / 100, lambda y, q: len(np.unique(q)), n_boot=50)
-    assert 50 < uniq[1] <= uniq[2] < 80 and uniq[0] == 100
+    # a draw of distinct scores shows duplicates: ~63% of rows are unique on average (one seed: the note level)
+    uniq = seed_note_ci(np.zeros(100), [np.arange(100) / 100], lambda y, q: len(np.unique(q)), n_boot=50)
+    assert 50 < uniq["ci_low"] <= uniq["ci_high"] < 80 and uniq["mean"] == 100
 
 
 def test_threshold_metric_needs_threshold_and_bad_inputs_are_rejected():
     with pytest.raises(ValueError, match="threshold"):
-        bootstrap_ci(Y6, P6, "f1")
+        seed_note_ci(Y6, [P6], "f1")
     with pytest.raises(ValueError, match="unknown metric"):
-        bootstrap_ci(Y6, P6, "mcc")
+        seed_note_ci(Y6, [P6], "mcc")
     with pytest.raises(ValueError, match="logits"):
         binary_metrics([0, 1], [-2.0, 3.0], 0.5)
     with pytest.raises(ValueError):
         binary_metrics([0, 1, 1], [0.2, 0.3], 0.5)
     with pytest.raises(ValueError):
         binary_metrics([0, 2], [0.2, 0.3], 0.5)
-    with pytest.raises(ValueError):
-        paired_bootstrap(Y6, P6, P6, "recall", threshold_a=0.5)
+    with pytest.raises(ValueError, match="threshold"):
+        seed_note_comparison(Y6, [P6], [P6], "recall")
 
 
 def test_accepts_lists_arrays_and_tensors():
@@ -138,7 +136,7 @@ def test_accepts_lists_arrays_and_tensors():
     assert a == pytest.approx(c)
 
 
-def test_evaluate_with_ci_matches_point_metrics_and_bootstrap_ci():
+def test_evaluate_with_ci_matches_point_metrics_and_the_seed_note_interval():
     y, p = _data(400, seed=4)
     res = evaluate_with_ci(y, p, 0.5, n_boot=300, seed=7)
     point = binary_metrics(y, p, 0.5)
@@ -146,37 +144,43 @@ def test_evaluate_with_ci_matches_point_metrics_and_bootstrap_ci():
     for k, r in res.items():
         assert r["value"] == pytest.approx(point[k])
         assert r["ci_low"] <= r["value"] <= r["ci_high"]
-    # same seed -> same resampled rows as bootstrap_ci
-    assert bootstrap_ci(y, p, "f1", threshold=0.5, n_boot=300, seed=7) == pytest.approx(
-        (res["f1"]["value"], res["f1"]["ci_low"], res["f1"]["ci_high"]))
+    # same seed -> same resampled rows as the seeds x notes bootstrap of one seed (`dsgkd table`'s interval)
+    one_seed = seed_note_ci(y, [p], "auroc", n_boot=300, seed=7)
+    assert (one_seed["mean"], one_seed["ci_low"], one_seed["ci_high"]) == pytest.approx(
+        (res["auroc"]["value"], res["auroc"]["ci_low"], res["auroc"]["ci_high"]))
 
 
 def test_paired_identical_models():
     y, p = _data(300, seed=5)
-    r = paired_bootstrap(y, p, p.copy(), n_boot=300)
+    r = seed_note_comparison(y, [p], [p.copy()], n_boot=300)
     assert r["diff"] == 0.0 and r["ci_low"] == 0.0 and r["ci_high"] == 0.0
-    assert r["p_value"] == pytest.approx(1.0)
+    assert r["p"] == pytest.approx(1.0)
 
 
 def test_paired_clearly_better_model():
     y, good = _data(400, seed=6, signal=2.5)
     _, weak = _data(400, seed=6, signal=0.2)
-    r = paired_bootstrap(y, good, weak, "auroc", n_boot=500)
-    assert r["diff"] > 0 and r["ci_low"] > 0 and r["p_value"] < 0.05
-    assert r["p_value"] >= 2 / 501  # +1 smoothing: never exactly 0
-    r = paired_bootstrap(y, good, weak, "f1", threshold_a=0.5, threshold_b=0.5, n_boot=300)
-    assert r["diff"] > 0 and r["p_value"] < 0.05
+    r = seed_note_comparison(y, [good], [weak], "auroc", n_boot=500)
+    assert r["diff"] > 0 and r["ci_low"] > 0 and r["p"] < 0.05
+    assert r["p"] >= 2 / 501  # +1 smoothing: never exactly 0
+
+    def f1(y, q):  # a threshold metric, bound to its threshold
+        return skm.f1_score(y, q >= 0.5)
+
+    r = seed_note_comparison(y, [good], [weak], f1, n_boot=300)
+    assert r["diff"] > 0 and r["p"] < 0.05
     # reversed order flips the sign, same p
-    r2 = paired_bootstrap(y, weak, good, "f1", threshold_a=0.5, threshold_b=0.5, n_boot=300)
-    assert r2["diff"] == pytest.approx(-r["diff"]) and r2["p_value"] == pytest.approx(r["p_value"])
+    r2 = seed_note_comparison(y, [weak], [good], f1, n_boot=300)
+    assert r2["diff"] == pytest.approx(-r["diff"]) and r2["p"] == pytest.approx(r["p"])
 
 
 def test_same_seed_reproducible():
     y, p = _data(200, seed=8)
-    assert bootstrap_ci(y, p, n_boot=200, seed=3) == bootstrap_ci(y, p, n_boot=200, seed=3)
-    assert bootstrap_ci(y, p, n_boot=200, seed=3) != bootstrap_ci(y, p, n_boot=200, seed=4)
+    assert evaluate_with_ci(y, p, 0.5, n_boot=200, seed=3) == evaluate_with_ci(y, p, 0.5, n_boot=200, seed=3)
+    assert evaluate_with_ci(y, p, 0.5, n_boot=200, seed=3) != evaluate_with_ci(y, p, 0.5, n_boot=200, seed=4)
     _, q = _data(200, seed=9)
-    assert paired_bootstrap(y, p, q, seed=1, n_boot=200) == paired_bootstrap(y, p, q, seed=1, n_boot=200)
+    assert seed_note_comparison(y, [p], [q], seed=1, n_boot=200) == seed_note_comparison(y, [p], [q], seed=1,
+                                                                                          n_boot=200)
 
 
 def test_mean_std():
