@@ -22,7 +22,7 @@ from dsgkd.config import RunConfig
 from dsgkd.core.distiller import Distiller
 from dsgkd.core.layer_maps import attention_states, resolve_layer_map
 from dsgkd.core.steps import make_optimizer, train_step
-from dsgkd.core.teacher.signal import LiveTeacher
+from dsgkd.core.teacher.signal import LiveTeacher, TeacherSignals
 
 SHAPES = {"base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
           "small": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128)}
@@ -82,7 +82,8 @@ def main() -> None:
     model = Distiller(student, cfg.distill, pairs, teacher.config.hidden_size).to(device)
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     t_states = sorted({t for t, _ in pairs})
-    signal = LiveTeacher(teacher.to(device, dtype=dtype), t_states, attention_states(t_states), logits=False)
+    signal = TeacherSignals({"pretrained": LiveTeacher(teacher.to(device, dtype=dtype), t_states,
+                                                       attention_states(t_states), logits=False)})
     opt = make_optimizer(model, cfg)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
     data = batch(a.batch, a.tokens, a.terms, VOCAB[a.shape], device)

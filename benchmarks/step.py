@@ -66,7 +66,7 @@ def paper_loss(t_out, s_out, batch, pairs, proj, alpha: float, beta: float) -> t
 
 def paper_steps(cfg: RunConfig, p, n_steps: int) -> float:
     torch.manual_seed(0)
-    student, teacher = p.student, p.teacher.eval().requires_grad_(False)
+    student, teacher = p.student, p.teachers["pretrained"].eval().requires_grad_(False)
     proj = torch.nn.Linear(encoder_width(student), encoder_width(teacher))
     params = [*student.parameters(), *proj.parameters()]
     opt = torch.optim.AdamW(params, lr=cfg.train.lr_encoder)
@@ -104,7 +104,7 @@ def main() -> None:
         cfg = stand_in_config(tmp, a.notes, a.teacher, a.student, **{"train.max_length": PAPER_LENGTH,
                                                                      "train.batch_size": a.batch})
         p = prepare(resolve_run(cfg))
-        cache = build_cache(cfg, p.teacher_layers, Path(tmp) / "cache")
+        cache = build_cache(cfg, p.teacher_layers(), Path(tmp) / "cache")
         ours, _ = timed_steps(p, cfg, steps=a.steps, teacher_cache=cache, warmup=WARMUP)
         no_terms, _ = timed_steps(prepare(resolve_run(cfg)), cfg, steps=a.steps, teacher_cache=cache, warmup=WARMUP,
                                   kd_terms=False)

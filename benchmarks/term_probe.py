@@ -15,53 +15,10 @@ import argparse
 import json
 
 import numpy as np
-import torch
-from sklearn.metrics import roc_auc_score
 
-from dsgkd.core.align import char_to_token_spans
 from dsgkd.data.world import get_world
-from dsgkd.models.load import load_classifier
+from dsgkd.experiments.term_probe import severity_auroc, term_vectors
 from dsgkd.models.tiny import stand_in_ref
-
-FRAMES = ["r/o {t}", "{t} 의심", "local에서 {t} 소견 듣고 옴", "Imp) {t}", "3일전부터 fever, {t} 가능성 있음"]
-
-
-@torch.no_grad()
-def term_vectors(ref: str, random_init: bool, terms: list[str], batch_size: int = 64) -> np.ndarray:
-    """[terms, layers + 1, width]: every (term, frame) text in padded batches."""
-    torch.manual_seed(0)
-    tok, model = load_classifier(ref, random_init=random_init)
-    model.eval()
-    texts = [(i, frame.format(t=term)) for i, term in enumerate(terms) for frame in FRAMES]
-    sums = None
-    for start in range(0, len(texts), batch_size):
-        chunk = texts[start:start + batch_size]
-        enc = tok([t for _, t in chunk], return_offsets_mapping=True, return_tensors="pt", padding=True)
-        offsets = enc.pop("offset_mapping")
-        states = torch.stack(model(**enc, output_hidden_states=True).hidden_states, 1)  # [batch, layers+1, seq, w]
-        if sums is None:
-            sums = torch.zeros(len(terms), states.shape[1], states.shape[-1])
-        for row, (i, text) in enumerate(chunk):
-            begin = text.index(terms[i])
-            (a, b), = char_to_token_spans(offsets[row].tolist(), [(begin, begin + len(terms[i]))])
-            sums[i] += states[row, :, a:b].mean(1)
-    return (sums / len(FRAMES)).numpy()
-
-
-def severity_scores(vectors: np.ndarray, severe: np.ndarray) -> np.ndarray:
-    x = vectors - vectors.mean(0)
-    scores = []
-    for i in range(len(x)):
-        rest = np.arange(len(x)) != i
-        direction = x[rest & severe].mean(0) - x[rest & ~severe].mean(0)
-        scores.append(x[i] @ direction / (np.linalg.norm(x[i]) * np.linalg.norm(direction) + 1e-9))
-    return np.array(scores)
-
-
-def severity_auroc(vectors: np.ndarray, severe: np.ndarray, subset: np.ndarray | None = None) -> float:
-    scores = severity_scores(vectors, severe)
-    keep = np.ones(len(severe), bool) if subset is None else subset
-    return float(roc_auc_score(severe[keep], scores[keep]))
 
 
 def main() -> None:

@@ -38,7 +38,7 @@ def child(role: str, tmp: str, train: int, transfer: int, steps: int) -> dict:
     cfg = RunConfig().with_overrides(config(tmp, train, transfer))
     if role == "build":
         p = prepare_run(resolve_run(cfg))
-        return {"cache": str(build_cache(cfg, p.teacher_layers, Path(tmp) / "cache"))}
+        return {"cache": str(build_cache(cfg, p.teacher_layers(), Path(tmp) / "cache"))}
     stages = {"imports": resident_mb()}
     p = prepare_run(resolve_run(cfg), teacher_weights=False)
     stages["prepared"] = resident_mb()

@@ -62,7 +62,9 @@ class DataConfig(_Section):
 
 class TeacherConfig(_Section):
     ref: str = "kmbert-tiny"
-    finetune: bool = Field(PAPER["teacher.finetune"], description="fine-tune the teacher once on the task (cached) for logit KD")
+    finetune: bool = Field(PAPER["teacher.finetune"], description="also make a copy of the teacher fine-tuned once on "
+                           "the task (cached): what logit KD reads, and hidden-state / attention KD where "
+                           "distill.hidden_teacher / attention_teacher say finetuned")
     random_init: bool = Field(PAPER["teacher.random_init"], description="knowledge-free control: same architecture, random weights")
     finetune_epochs: int = Field(10, ge=1)
     finetune_lr_encoder: float = Field(3e-4, gt=0, description="the teacher's own fine-tuning recipe, "
@@ -147,6 +149,9 @@ def _term_value(name: str, spec, value: Any) -> Any:
                                   {"key": name, "msg": e.errors()[0]["msg"]}) from None
     if spec.ge is not None and value < spec.ge:
         raise PydanticCustomError("term_field", "{key}: must be >= {ge}", {"key": name, "ge": spec.ge})
+    if spec.choices is not None and value not in spec.choices:
+        raise PydanticCustomError("term_field", "{key}: {value} is not one of {choices}",
+                                  {"key": name, "value": repr(value), "choices": ", ".join(spec.choices)})
     return value
 
 
@@ -223,12 +228,19 @@ class RunConfig(_Section):
     provenance: Provenance | None = None
 
     @model_validator(mode="after")
-    def _task_head_terms_need_finetune(self) -> "RunConfig":
+    def _finetuned_reads_need_finetune(self) -> "RunConfig":
+        """A term on that reads the fine-tuned teacher needs one to be made."""
+        if self.teacher.finetune:
+            return self
         for entry in KD_TERMS.entries.values():
-            term = entry.fn
-            if term.needs_task_head and getattr(self.distill, term.weight) > 0 and not self.teacher.finetune:
+            term = entry.fn()
+            if getattr(self.distill, term.weight) <= 0 or term.source(self.distill) != "finetuned":
+                continue
+            if term.needs_task_head:
                 raise ValueError(f"distill.{term.weight} > 0 needs teacher.finetune: true ({term.label} needs a "
                                  "teacher with a task head)")
+            raise ValueError(f"distill.{term.source_field}: finetuned needs teacher.finetune: true (or "
+                             f"distill.{term.weight}: 0)")
         return self
 
     # ------------------------------------------------------------------ YAML

@@ -77,14 +77,15 @@ def test_a_new_term_trains_one_step(scratch_registries, notes_csv):
         "data.path": str(notes_csv), "data.text_col": "ER_DHX", "data.label_col": "LABEL", "train.max_length": 64,
         "teacher.ref": "kmbert-tiny", "student.ref": "kobert-tiny", "distill.layer_map": "uniform",
         "distill.beta": 0.0})
-    # the pretrained teacher's fresh head stands in for a fine-tuned one (no fine-tuning in a unit test)
+    # the pretrained teacher with a fresh head stands in for a fine-tuned copy (no fine-tuning in a unit test)
     cfg = cfg.model_copy(update={"distill": cfg.distill.model_copy(update={"cos_logit": 0.5})})
-    p = prepare(resolve_run(cfg))
+    p = prepare(resolve_run(cfg), teacher_dir="kmbert-tiny")
+    assert p.sources == ["pretrained", "finetuned"]  # hidden-state KD reads the one, the new term the other
     model = Distiller(p.student, cfg.distill, p.layer_pairs, p.teacher_config.hidden_size)
     assert [term.name for term, _, _ in model.terms] == ["hidden", "cos_logit"]
     signal = make_teacher_signal(p, None, torch.device("cpu"))
     batch = collate(p.train_examples[:8], p.student_tok.pad_token_id, p.teacher_tok.pad_token_id)
-    assert signal(batch, "train").logits is not None  # asked for because the new term reads them
+    assert signal(batch, "train")["finetuned"].logits is not None  # asked for because the new term reads them
     opt = make_optimizer(model, cfg)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
     before = [w.detach().clone() for w in model.student.parameters()]

@@ -10,6 +10,7 @@ from typing import get_args
 from dsgkd.cli.args import parse_seeds
 from dsgkd.choices import HIDDEN_LOSSES, LAYER_MAPS, SELECTORS, THRESHOLD_RULES
 from dsgkd.config import DistillConfig, RunConfig
+from dsgkd.core.terms.base import SOURCES
 from dsgkd.errors import UserError
 
 PROJECTIONS = list(get_args(DistillConfig.model_fields["projection"].annotation))
@@ -21,7 +22,8 @@ TRAIN_FLAGS = {
     "teacher_finetune": "teacher.finetune", "random_teacher": "teacher.random_init",
     "alpha": "distill.alpha", "beta": "distill.beta", "gamma": "distill.gamma",
     "temperature": "distill.temperature", "layer_map": "distill.layer_map", "selector": "distill.selector",
-    "hidden_loss": "distill.hidden_loss", "projection": "distill.projection", "epochs": "train.epochs",
+    "hidden_loss": "distill.hidden_loss", "projection": "distill.projection",
+    "hidden_teacher": "distill.hidden_teacher", "attention_teacher": "distill.attention_teacher", "epochs": "train.epochs",
     "batch_size": "train.batch_size", "max_length": "train.max_length", "lr_encoder": "train.lr_encoder",
     "lr_head": "train.lr_head", "patience": "train.patience", "seed": "train.seed", "device": "train.device",
     "threshold": "eval.threshold", "n_bootstrap": "eval.n_bootstrap",
@@ -59,6 +61,10 @@ def add_parser(sub) -> None:
     g.add_argument("--selector", metavar="SELECTOR", help="which words are distilled: " + SELECTORS.help_text())
     g.add_argument("--hidden-loss", choices=list(HIDDEN_LOSSES), help=HIDDEN_LOSSES.help_text())
     g.add_argument("--projection", choices=PROJECTIONS)
+    g.add_argument("--hidden-teacher", choices=SOURCES,
+                   help="which teacher hidden-state KD reads: pretrained (default, the paper) or finetuned "
+                        "(needs --teacher-finetune)")
+    g.add_argument("--attention-teacher", choices=SOURCES, help="which teacher attention KD reads (as above)")
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=int)
     g.add_argument("--batch-size", type=int)

@@ -23,13 +23,15 @@ class Distiller(nn.Module):
         super().__init__()
         self.student, self.d = student, settings
         self.terms = enabled(settings, layer_pairs)
+        self.sources = [term.source(settings) for term, _, _ in self.terms]  # which teacher each term reads
         self.term_modules = nn.ModuleDict()
         for term, _, _ in self.terms:
             module = term.make_module(settings, encoder_width(student), teacher_width)
             if module is not None:
                 self.term_modules[term.name] = module
 
-    def forward(self, batch: dict, teacher: TeacherOut | None) -> tuple[torch.Tensor, dict, torch.Tensor]:
+    def forward(self, batch: dict, teacher: dict[str, TeacherOut] | None) -> tuple[torch.Tensor, dict, torch.Tensor]:
+        """`teacher`: the signal of each teacher the terms read (`TeacherSignals`); None trains without KD."""
         terms = self.terms if teacher is not None else []
         out = self.student(input_ids=batch["s_ids"], attention_mask=batch["s_mask"],
                            output_hidden_states=needs_output(terms, "student", "hidden_states"),
@@ -38,8 +40,8 @@ class Distiller(nn.Module):
         labelled = labels >= 0
         ce = F.cross_entropy(logits[labelled], labels[labelled]) if labelled.any() else logits.sum() * 0
         parts, loss = {"ce": ce}, ce
-        for term, weight, pairs in terms:
-            value = term.compute(TermInputs(batch, out, teacher, self.d, pairs, self.term_modules[term.name]
+        for (term, weight, pairs), source in zip(terms, self.sources):
+            value = term.compute(TermInputs(batch, out, teacher[source], self.d, pairs, self.term_modules[term.name]
                                             if term.name in self.term_modules else None))
             if value is not None:
                 parts[term.name] = value

@@ -28,8 +28,9 @@ from dsgkd.core.features import collate, make_batches
 from dsgkd.core.steps import (make_optimizer, pick_device, predict, rank_world, to_device, train_step,
                               validation_metrics)
 from dsgkd.core.teacher.cache import CachedTeacher
-from dsgkd.core.teacher.signal import LiveTeacher
-from dsgkd.core.terms import enabled, needs_output, teacher_states
+from dsgkd.core.teacher.signal import LiveTeacher, TeacherSignals
+from dsgkd.core.terms import enabled, needs_output, sources, teacher_states
+from dsgkd.errors import UserError
 from dsgkd.models.load import encoder_width
 
 
@@ -43,7 +44,7 @@ class Prepared:
     student_tok: object
     student: nn.Module
     teacher_tok: object | None = None
-    teacher: nn.Module | None = None             # None when the teacher signal comes from a cache
+    teachers: dict[str, nn.Module] = field(default_factory=dict)  # by source; empty when the signal is cached
     teacher_config: object | None = None         # the teacher's shape, known with or without its weights
     layer_pairs: list[tuple[int, int]] = field(default_factory=list)
     train_examples: list[dict] = field(default_factory=list)   # labelled train notes, then transfer notes
@@ -55,14 +56,17 @@ class Prepared:
         return enabled(self.cfg.distill, self.layer_pairs)
 
     @property
-    def teacher_layers(self) -> list[int]:
-        """The teacher hidden states the enabled terms read (pooled per term)."""
-        return teacher_states(self.terms, "hidden_states")
+    def sources(self) -> list[str]:
+        """The teachers the enabled terms read ("pretrained", "finetuned")."""
+        return sources(self.terms, self.cfg.distill)
 
-    @property
-    def teacher_attn_layers(self) -> list[int]:
-        """The teacher states whose attentions the enabled terms read."""
-        return teacher_states(self.terms, "attentions")
+    def teacher_layers(self, source: str | None = None) -> list[int]:
+        """The teacher hidden states the enabled terms (reading `source`, if given) pool per term."""
+        return teacher_states(self.terms, "hidden_states", self.cfg.distill, source)
+
+    def teacher_attn_layers(self, source: str | None = None) -> list[int]:
+        """The teacher states whose attentions the enabled terms (reading `source`, if given) read."""
+        return teacher_states(self.terms, "attentions", self.cfg.distill, source)
 
 
 @dataclass
@@ -149,19 +153,35 @@ def is_better(value: float, best: float | None, metric: str) -> bool:
     return value < best if lower_is_better(metric) else value > best
 
 
-def make_teacher_signal(p: Prepared, teacher_cache: str | Path | None, device: torch.device):
-    """The teacher outputs the enabled terms read, from the cache or a live frozen teacher; None without KD."""
+def make_teacher_signal(p: Prepared, teacher_cache: str | Path | dict | None, device: torch.device):
+    """The outputs the enabled terms read of each teacher they read, from caches or live frozen teachers; None
+    without KD. `teacher_cache`: source → cache directory, or one directory when the terms read one teacher."""
     terms = p.terms
     if not terms:
         return None
-    logits = needs_output(terms, "teacher", "logits")
-    if teacher_cache is not None:
-        return CachedTeacher(teacher_cache, p.teacher_layers, p.teacher_attn_layers, logits)
-    return LiveTeacher(p.teacher.to(device), p.teacher_layers, p.teacher_attn_layers, logits)
+    readers = {}
+    for source in p.sources:
+        need = (p.teacher_layers(source), p.teacher_attn_layers(source),
+                needs_output(terms, "teacher", "logits", p.cfg.distill, source))
+        if teacher_cache is None:
+            readers[source] = LiveTeacher(p.teachers[source].to(device), *need)
+        else:
+            readers[source] = CachedTeacher(_cache_of(teacher_cache, source, p.sources), *need)
+    return TeacherSignals(readers)
+
+
+def _cache_of(teacher_cache: str | Path | dict, source: str, needed: list[str]) -> str | Path:
+    if isinstance(teacher_cache, dict):
+        if source not in teacher_cache:
+            raise UserError(f"teacher cache: none for the {source} teacher (have {', '.join(teacher_cache)})")
+        return teacher_cache[source]
+    if len(needed) > 1:
+        raise UserError(f"teacher cache: the terms read {' and '.join(needed)} teachers; give a cache per teacher")
+    return teacher_cache
 
 
 def fit(prepared: Prepared, *, on_epoch: Callable[[EpochReport], None] | None = None,
-        resume_from: str | Path | None = None, teacher_cache: str | Path | None = None,
+        resume_from: str | Path | None = None, teacher_cache: str | Path | dict | None = None,
         device: torch.device | None = None) -> FitResult:
     """Train the student with DSG-KD (or the KD-off control) and keep the best validation epoch."""
     p = prepared

@@ -36,6 +36,7 @@ from dsgkd.constants import PAPER, SEARCH_SPACES
 from dsgkd.data.benchmark import REPORTED_SEEDS  # disjoint from `dsgkd synth`'s default seed 0
 from dsgkd.errors import UserError
 from dsgkd.experiments import table_stats as stats
+from dsgkd.experiments.term_probe import teacher_probes
 from dsgkd.experiments.table_protocol import (DEFAULT_PAIRS, DEFAULT_WORLD, check_protocol, check_results,
                                               code_version, make_protocol, record_protocol, saved_protocol)
 from dsgkd.experiments.table_render import render
@@ -95,12 +96,14 @@ def held_out_mask(cfg: RunConfig) -> np.ndarray | None:
 
 
 # ------------------------------------------------------------------------------------------- jobs
-def _job(kind: str, cfg_yaml: str, out: str) -> str:
-    """One run in a worker process (one thread each: two processes on two cores beat one with two threads)."""
+def _job(kind: str, cfg_yaml: str, out: str, world: str) -> str:
+    """One run in a worker process (one thread each: two processes on two cores beat one with two threads),
+    with the held-out-term probe of the model it trained (a student) or scored (a fine-tuned teacher)."""
     import torch
     import transformers
     import yaml
 
+    from dsgkd.experiments.term_probe import write_probe
     from dsgkd.pipeline.resolve import resolve_run
     from dsgkd.pipeline.train import staged_output, train_one
 
@@ -109,15 +112,16 @@ def _job(kind: str, cfg_yaml: str, out: str) -> str:
     cfg = RunConfig.from_dict(yaml.safe_load(cfg_yaml), source=out)
     with staged_output(Path(out), overwrite=True) as stage:
         if kind == "teacher":
-            evaluate_teacher(cfg, stage)
+            write_probe(stage, str(evaluate_teacher(cfg, stage)), world)
         else:
             train_one(resolve_run(cfg), stage, log=lambda *_: None)
+            write_probe(stage, str(stage / "student"), world)
     return out
 
 
-def evaluate_teacher(cfg: RunConfig, out: Path) -> None:
+def evaluate_teacher(cfg: RunConfig, out: Path) -> Path:
     """Fine-tune (or reuse) the teacher exactly as logit KD gets it, then score it like any run: threshold
-    from its validation predictions, test predicted once."""
+    from its validation predictions, test predicted once. Returns the fine-tuned teacher's directory."""
     from dsgkd.core.metrics import choose_threshold
     from dsgkd.data.emr import load_splits
     from dsgkd.models.load import load_classifier
@@ -125,10 +129,12 @@ def evaluate_teacher(cfg: RunConfig, out: Path) -> None:
     from dsgkd.pipeline.train import predict_split
 
     splits = load_splits(cfg.data)
-    tok, model = load_classifier(str(finetuned_teacher_dir(cfg, splits)))
+    tuned = finetuned_teacher_dir(cfg, splits)
+    tok, model = load_classifier(str(tuned))
     threshold = choose_threshold(*predict_split(model, tok, splits.val, cfg), cfg.eval.threshold)
     y, p = predict_split(model, tok, splits.test, cfg)
     write_scored(out, y, p, threshold, cfg)
+    return tuned
 
 
 def write_scored(out: Path, y: np.ndarray, p: np.ndarray, threshold: float, cfg: RunConfig, **extra) -> None:
@@ -155,8 +161,9 @@ def ngram_row(cfg: RunConfig, out: Path) -> None:
                      val_auroc=ref["val_auroc"])
 
 
-def run_jobs(jobs: list[tuple[str, RunConfig, Path]], workers: int) -> None:
-    todo = [(kind, cfg.dump_yaml(), str(out)) for kind, cfg, out in jobs if not (out / "metrics.json").is_file()]
+def run_jobs(jobs: list[tuple[str, RunConfig, Path]], workers: int, world: str | None) -> None:
+    todo = [(kind, cfg.dump_yaml(), str(out), world or DEFAULT_WORLD) for kind, cfg, out in jobs
+            if not (out / "metrics.json").is_file()]
     if not todo:
         return
     ctx = multiprocessing.get_context("spawn")  # no forked copies of a parent's torch thread pool
@@ -223,9 +230,10 @@ def pair_dirname(key: str) -> str:
 
 def describe(cfg: RunConfig) -> str:
     d = cfg.distill
-    return (f"alpha {d.alpha:.3g} ({d.hidden_loss}, layer map `{d.layer_map}`, selector `{d.selector}`), "
-            f"beta {d.beta:.3g}, gamma {d.gamma:.3g} at T {d.temperature:.3g}, fine-tuned teacher "
-            f"{cfg.teacher.finetune}, transfer notes {'yes' if cfg.data.transfer_path else 'no'}")
+    return (f"alpha {d.alpha:.3g} ({d.hidden_loss}, {d.hidden_teacher} teacher, layer map `{d.layer_map}`, "
+            f"selector `{d.selector}`), beta {d.beta:.3g} ({d.attention_teacher} teacher), gamma {d.gamma:.3g} at "
+            f"T {d.temperature:.3g}, fine-tuned teacher made {cfg.teacher.finetune}, transfer notes "
+            f"{'yes' if cfg.data.transfer_path else 'no'}")
 
 
 # ---------------------------------------------------------------------------------------- summary
@@ -267,7 +275,7 @@ def curve_runs(out: Path, n: int, chosen, configs: dict, seeds: list[int], sizes
             jobs += [("student", cfg.with_overrides({"train.seed": s}),
                       out / "curve" / f"n{n}" / pair_dirname(pair.key) / row / f"seed_{s}") for s in seeds]
     print(f"==> learning curve: {n} labelled notes", flush=True)
-    run_jobs(jobs, workers)
+    run_jobs(jobs, workers, world)
     for pair in chosen:
         y, runs = read_pair(out / "curve" / f"n{n}" / pair_dirname(pair.key), seeds, CURVE_ROWS)
         point[pair.key] = stats.curve_point(y, runs, paired=configs[pair.key]["paired"], held_out=held_out,
@@ -326,7 +334,7 @@ def run_table(out: Path, *, seeds: list[int], trials: int | None, workers: int, 
             jobs.append(("teacher", cfg, out / "teachers" / teacher / f"seed_{seed}"))
             jobs.append(("teacher", cfg.with_overrides({"teacher.random_init": True}),
                          out / "teachers" / f"{teacher}-random" / f"seed_{seed}"))
-    run_jobs(jobs, workers)
+    run_jobs(jobs, workers, world)
     held_out = held_out_mask(base)
     results, configs = dict(previous["pairs"]) if previous else {}, {}
     for pair in chosen:
@@ -338,11 +346,12 @@ def run_table(out: Path, *, seeds: list[int], trials: int | None, workers: int, 
         configs[pair.key] = {"rows": rows, "paired": paired[stats.PRIMARY]}
         print(f"==> rows {pair.key}", flush=True)
         run_jobs([("student", cfg.with_overrides({"train.seed": s}), pair_dir / row / f"seed_{s}")
-                  for row, cfg in rows.items() for s in seeds], workers)
+                  for row, cfg in rows.items() for s in seeds], workers, world)
         link_teachers(out, pair, pair_dir, seeds)
         y, runs = read_pair(pair_dir, seeds, (*stats.TRAINED_ROWS, *stats.TEACHER_ROWS), out / "ngram")
         results[pair.key] = {**stats.summarise_pair(y, runs, paired, held_out=held_out, n_boot=base.eval.n_bootstrap),
-                             "configs": {row: describe(rows[row]) for row in ("searched", "knowledge_free")}}
+                             "configs": {row: describe(rows[row]) for row in ("searched", "knowledge_free")},
+                             "pretrained_teacher_probe": teacher_probes(pair.teacher, world)}
     stats.holm_across_pairs(results)
     curve_results = dict(previous.get("curve", {})) if previous else {}
     for n in curve or []:

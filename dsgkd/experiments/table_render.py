@@ -82,9 +82,30 @@ def primary_lines(pairs: dict) -> list[str]:
                      f"| {_p(c.get('p_holm_pairs', float('nan')))} |")
     held = sum(stats.primary_holds(r) for r in pairs.values())
     reached = sum(r["control_vs_ngram"]["reached"] for r in pairs.values())
+    lines += probe_lines(pairs)
     return lines + ["", f"**Searched DSG-KD beats the knowledge-free control (diff > 0, p < 0.05 after both Holm "
                         f"corrections) in {held} of {len(pairs)} pairs.** The KD-off control reaches the n-gram "
                         f"reference − {stats.REFERENCE_MARGIN} in {reached} of {len(pairs)} pairs.", ""]
+
+
+def probe_lines(pairs: dict) -> list[str]:
+    """What DSG-KD claims to move, measured directly: each row's held-out-term severity probe (last layer, mean over
+    seeds; 0.5 = no knowledge), the teachers as distilled, and in how many seeds the searched student's probe is
+    above the knowledge-free one's. Empty for a table run before the probe existed."""
+    if not all("held_out_probe_mean" in r["rows"]["searched"] for r in pairs.values()):
+        return []
+    lines = ["", "| pair | held-out-term probe: " + " | ".join(stats.ROWS) +
+             " | teacher (pretrained, random-init) | searched > knowledge-free in |",
+             "|---|" + "---|" * len(stats.ROWS) + "---|---|"]
+    for key, r in pairs.items():
+        cells = [f"{r['rows'][row]['held_out_probe_mean']:.3f}" if "held_out_probe_mean" in r["rows"][row] else "—"
+                 for row in stats.ROWS]
+        t = r.get("pretrained_teacher_probe", {})
+        teacher = (f"{t['pretrained']['held_out']:.3f}, {t['random_init']['held_out']:.3f}" if t else "—")
+        share = r["comparisons"][stats.PRIMARY].get("probe_higher_share")
+        lines.append(f"| {key} | " + " | ".join(cells) + f" | {teacher} | "
+                     + ("—" if share is None else f"{share:.0%} of seeds") + " |")
+    return lines
 
 
 def held_out_lines(pairs: dict) -> list[str]:

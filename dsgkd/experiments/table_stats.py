@@ -24,6 +24,7 @@ import pandas as pd
 from dsgkd.constants import REPORTED
 from dsgkd.core.metrics import mean_std
 from dsgkd.core.stats import holm, seed_note_ci, seed_note_comparison
+from dsgkd.experiments.term_probe import PROBE_FILE
 
 PRIMARY = "searched_vs_knowledge_free"
 # the pair's Holm family, primary first; (A, B) for A − B
@@ -44,6 +45,7 @@ class Runs:
     probs: np.ndarray
     per_seed: dict[str, list[float]]
     deterministic: bool = False
+    probe: list[float] | None = None  # per seed: the held-out-term probe of the model the run trained or read
 
 
 def read_runs(dirs: list[Path], deterministic: bool = False) -> tuple[np.ndarray, Runs]:
@@ -54,7 +56,10 @@ def read_runs(dirs: list[Path], deterministic: bool = False) -> tuple[np.ndarray
     if any(not np.array_equal(p["label"].to_numpy(), y) for p in preds):
         raise ValueError(f"runs {dirs} were scored on different test notes")
     per_seed = {m: [r["test"][m]["value"] for r in metrics] for m in REPORTED}
-    return y, Runs(np.stack([p["prob"].to_numpy() for p in preds]), per_seed, deterministic)
+    probes = [d / PROBE_FILE for d in dirs]
+    probe = [json.loads(p.read_text(encoding="utf-8"))["held_out"] for p in probes] \
+        if all(p.is_file() for p in probes) else None
+    return y, Runs(np.stack([p["prob"].to_numpy() for p in preds]), per_seed, deterministic, probe)
 
 
 def row_stats(y: np.ndarray, runs: Runs, n_boot: int) -> dict:
@@ -65,12 +70,18 @@ def row_stats(y: np.ndarray, runs: Runs, n_boot: int) -> dict:
            **{m: dict(zip(("mean", "std"), mean_std(v))) for m, v in runs.per_seed.items() if m != "auroc"}}
     if runs.deterministic:
         out["deterministic"] = True
+    if runs.probe is not None:
+        out["held_out_probe_per_seed"] = runs.probe
+        out["held_out_probe_mean"] = float(np.mean(runs.probe))
     return out
 
 
 def compare(y: np.ndarray, a: Runs, b: Runs, *, paired: bool, n_boot: int) -> dict:
     c = seed_note_comparison(y, a.probs, b.probs, "auroc", n_boot=n_boot, seed=0, pair_seeds=paired)
-    return {"diff": c["diff"], "ci": [c["ci_low"], c["ci_high"]], "p": c["p"], "paired_seeds": paired}
+    out = {"diff": c["diff"], "ci": [c["ci_low"], c["ci_high"]], "p": c["p"], "paired_seeds": paired}
+    if a.probe is not None and b.probe is not None and len(a.probe) == len(b.probe):
+        out["probe_higher_share"] = float(np.mean(np.array(a.probe) > np.array(b.probe)))  # seed by seed
+    return out
 
 
 def subset(runs: Runs, mask: np.ndarray) -> Runs:

@@ -59,7 +59,7 @@ def render_card(cfg: RunConfig, metrics: dict, layer_pairs: list[tuple[int, int]
     d, t, data = cfg.distill, metrics["test"], metrics["data"]
     kd = "KD-off control (every KD weight 0)" if not d.kd_on else "DSG-KD"
     teacher = cfg.teacher.ref + (" (random-init twin, knowledge-free control)" if cfg.teacher.random_init else "") \
-        + (" (fine-tuned on the task first)" if cfg.teacher.finetune else "")
+        + (" (and a copy fine-tuned on the task, for the terms that read it)" if cfg.teacher.finetune else "")
     lines = [
         "---", card_data(cfg).to_yaml(), "---", "",
         f"# {cfg.student.ref} distilled from {cfg.teacher.ref} ({kd})", "",
@@ -82,7 +82,8 @@ def render_card(cfg: RunConfig, metrics: dict, layer_pairs: list[tuple[int, int]
         "## Training", "",
         *_table(["setting", "value"], [
             ["teacher", teacher], ["student", cfg.student.ref + (" (random init)" if cfg.student.random_init else "")],
-            *([f"{term.weight} ({term.label})", _g(getattr(d, term.weight))] for term in registered()),
+            *([f"{term.weight} ({term.label})", f"{_g(getattr(d, term.weight))}, reads the {term.source(d)} teacher"]
+              for term in registered()),
             ["temperature", _g(d.temperature)], ["layer map", f"{d.layer_map} → {layer_pairs}"],
             ["selector (terms distilled)", d.selector], ["max terms per note", d.max_terms],
             ["hidden loss", d.hidden_loss], ["projection", d.projection],

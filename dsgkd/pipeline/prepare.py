@@ -40,10 +40,8 @@ def load_transfer(cfg: RunConfig) -> list[str]:
 
 
 def load_teacher(cfg: RunConfig, *, attention: bool, teacher_dir: str | Path | None = None):
-    """The frozen teacher: pretrained, randomly initialised (the knowledge-free control), or the fine-tuned
-    copy in `teacher_dir` (needed, and only allowed, when `teacher.finetune`)."""
-    if cfg.teacher.finetune != (teacher_dir is not None):
-        raise ValueError("teacher.finetune needs the fine-tuned teacher's directory, and only then")
+    """A frozen teacher: the fine-tuned copy in `teacher_dir`, else the teacher as configured, pretrained or
+    randomly initialised (the knowledge-free control)."""
     if teacher_dir is not None:
         return load_classifier(str(teacher_dir), output_attentions=attention)
     if cfg.teacher.random_init:
@@ -57,7 +55,8 @@ def prepare(run: ResolvedRun, *, splits: Splits | None = None, teacher_weights: 
     """Load data and models and encode the notes for both tokenizers once.
 
     `teacher_weights=False` is for runs that read the teacher signal from a cache: only the teacher's
-    tokenizer and config are loaded, not a frozen copy of its weights in every trial.
+    tokenizer and config are loaded, not a frozen copy of its weights in every trial. Each teacher the enabled
+    terms read is loaded (`teacher_dir`: the fine-tuned copy, needed when a term reads it).
     """
     cfg = run.cfg
     splits = splits or load_splits(cfg.data)
@@ -68,12 +67,13 @@ def prepare(run: ResolvedRun, *, splits: Splits | None = None, teacher_weights: 
                                      output_attentions=needs_output(terms, "student", "attentions"))
     p = Prepared(cfg, splits, transfer, s_tok, student, layer_pairs=list(run.layer_pairs))
     if cfg.distill.kd_on:
-        if teacher_weights:
-            p.teacher_tok, p.teacher = load_teacher(cfg, attention=needs_output(terms, "teacher", "attentions"),
-                                                    teacher_dir=teacher_dir)
-            p.teacher_config = p.teacher.config
-        else:
-            p.teacher_tok, p.teacher_config = load_tokenizer(cfg.teacher.ref), load_config(cfg.teacher.ref)
+        p.teacher_tok, p.teacher_config = load_tokenizer(cfg.teacher.ref), load_config(cfg.teacher.ref)
+        for source in (p.sources if teacher_weights else []):
+            if source == "finetuned" and teacher_dir is None:
+                raise ValueError("a term reads the fine-tuned teacher: pass its directory (prepare_run makes it)")
+            attention = needs_output(terms, "teacher", "attentions", cfg.distill, source)
+            _, p.teachers[source] = load_teacher(cfg, attention=attention,
+                                                 teacher_dir=teacher_dir if source == "finetuned" else None)
     d, t = cfg.distill, cfg.train
     labels = list(splits.train["label"]) + [-1] * len(transfer)
     p.train_examples = encode_notes(train_texts(splits, transfer), labels, s_tok, p.teacher_tok,

@@ -4,7 +4,8 @@ The format, its writer and its reader are `dsgkd.core.teacher.cache`; this modul
 cache. A cache group is everything but the layers that decides a trial's teacher signal: teacher, data,
 tokenisation, and the seed where a fine-tuned or random-init teacher depends on it (a pretrained frozen
 teacher does not, so reselect's re-runs on fresh seeds read the search's cache). RUN/teacher_cache/index.json
-maps each group to its cache directory (named by content). A search plans its groups here
+maps each group and teacher ("<group>/pretrained", "<group>/finetuned") to its cache directory (named by
+content). A search plans its groups here
 (`plan_groups`) and runs `build_cache` for each as a Ray task (`dsgkd.search.caches`).
 """
 from __future__ import annotations
@@ -19,7 +20,7 @@ import torch
 from dsgkd.config import RunConfig
 from dsgkd.core.layer_maps import attention_states
 from dsgkd.core.teacher.cache import cache_key, write_cache
-from dsgkd.core.terms import registered
+from dsgkd.core.terms import registered, weighted_sources
 from dsgkd.data.emr import load_splits
 from dsgkd.errors import UserError
 from dsgkd.models.shape import model_depth
@@ -64,16 +65,27 @@ def record_caches(run_dir: Path, built: Mapping[str, str | Path]) -> None:
     atomic_write_text(index_file, json.dumps(index, indent=1))
 
 
-def cache_dir(cfg: RunConfig, run_dir: Path) -> Path | None:
-    """The cache of `cfg`'s group in RUN/teacher_cache/index.json; None when the search built none for it."""
-    index = caches_dir(run_dir) / INDEX
-    name = json.loads(index.read_text(encoding="utf-8")).get(cache_group(cfg)) if index.is_file() else None
-    return caches_dir(run_dir) / name if name else None
+def index_key(group: str, source: str) -> str:
+    """A cache's entry in RUN/teacher_cache/index.json: its group and which teacher (SOURCES) it holds."""
+    return f"{group}/{source}"
 
 
-def build_cache(cfg: RunConfig, layers: list[int], out_dir: str | Path, *, attention: bool | None = None,
-                device: torch.device | None = None) -> Path:
-    """Teacher signal for the KD pool (train + transfer notes) of `cfg`, for the given teacher layers.
+def cache_dirs(cfg: RunConfig, run_dir: Path) -> dict[str, Path] | None:
+    """The caches of every teacher `cfg`'s KD terms read (source → directory) from RUN/teacher_cache/index.json;
+    None when the search built none for one of them."""
+    index_file = caches_dir(run_dir) / INDEX
+    index = json.loads(index_file.read_text(encoding="utf-8")) if index_file.is_file() else {}
+    names = {source: index.get(index_key(cache_group(cfg), source)) for source in weighted_sources(cfg.distill)}
+    if not names or not all(names.values()):
+        return None
+    return {source: caches_dir(run_dir) / name for source, name in names.items()}
+
+
+def build_cache(cfg: RunConfig, layers: list[int], out_dir: str | Path, *, source: str | None = None,
+                attention: bool | None = None, device: torch.device | None = None) -> Path:
+    """Teacher signal for the KD pool (train + transfer notes) of `cfg`, for the given teacher layers, of the
+    teacher `source` names ("pretrained", "finetuned"; default: the one `cfg`'s KD terms read). The fine-tuned
+    copy's cache holds its logits.
 
     `attention` defaults to whether an enabled KD term reads the teacher's attentions; a search passes True when
     any trial may ask for them.
@@ -84,18 +96,24 @@ def build_cache(cfg: RunConfig, layers: list[int], out_dir: str | Path, *, atten
         raise UserError(f"teacher cache: layer {max(layers)} out of range for '{cfg.teacher.ref}' (0..{depth})")
     splits = load_splits(cfg.data)
     transfer = load_transfer(cfg)
+    if source is None:
+        read = weighted_sources(cfg.distill) or ["pretrained"]
+        if len(read) > 1:
+            raise ValueError(f"the KD terms read the {' and '.join(read)} teachers: build a cache per source=")
+        source = read[0]
     if attention is None:
         attention = any("attentions" in term.teacher_outputs and getattr(cfg.distill, term.weight) > 0
-                        for term in registered())
-    teacher_dir = finetuned_teacher_dir(cfg, splits) if cfg.teacher.finetune else None
+                        and term.source(cfg.distill) == source for term in registered())
+    tuned = source == "finetuned"
+    teacher_dir = finetuned_teacher_dir(cfg, splits) if tuned else None
     tok, model = load_teacher(cfg, attention=attention, teacher_dir=teacher_dir)
     attn_layers = attention_states(layers) if attention else []
     d = cfg.distill
     fp = hashlib.sha256("\n".join([splits.fingerprint, *transfer]).encode()).hexdigest()
-    key = cache_key(teacher_identity(cfg), fp, max_length=cfg.train.max_length, selector=d.selector,
+    key = cache_key(teacher_identity(cfg, source), fp, max_length=cfg.train.max_length, selector=d.selector,
                     max_terms=d.max_terms, layers=sorted(layers), attn_layers=attn_layers,
-                    logits=cfg.teacher.finetune)
+                    logits=tuned)
     return write_cache(model, tok, {"train": train_texts(splits, transfer)}, Path(out_dir), key=key,
                        max_length=cfg.train.max_length, selector=d.selector, max_terms=d.max_terms,
-                       layers=sorted(layers), attn_layers=attn_layers, logits=cfg.teacher.finetune,
+                       layers=sorted(layers), attn_layers=attn_layers, logits=tuned,
                        device=device)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from dsgkd.config import RunConfig
 from dsgkd.core.engine import Prepared, fit
+from dsgkd.core.terms import weighted_sources
 from dsgkd.data.emr import Splits, load_splits
 from dsgkd.models.presets import resolve
 from dsgkd.models.shape import model_shape
@@ -18,15 +19,16 @@ from dsgkd.pipeline.resolve import ResolvedRun
 from dsgkd.storage import content_key, staged_dir
 
 
-def teacher_identity(cfg: RunConfig) -> str:
+def teacher_identity(cfg: RunConfig, source: str) -> str:
     """What makes two teachers the same: source (a stand-in's dir carries its content key), how it was
-    initialised, for a fine-tuned one the whole fine-tuning recipe, and the seed when it draws the teacher's
+    initialised, for the fine-tuned copy the whole fine-tuning recipe, and the seed when it draws the teacher's
     weights or its fine-tuning (a pretrained frozen teacher is the same on every seed, so re-runs on other
-    seeds share its cache)."""
+    seeds share its cache). `source`: "pretrained" (the teacher as loaded) or "finetuned"."""
     r = resolve(cfg.teacher.ref)
-    recipe = teacher_finetune_config(cfg).train.model_dump(mode="json") if cfg.teacher.finetune else None
-    return json.dumps([r.source, cfg.teacher.random_init, cfg.teacher.finetune, recipe,
-                       cfg.train.seed if teacher_seeded(cfg) else None])
+    tuned = source == "finetuned"
+    recipe = teacher_finetune_config(cfg).train.model_dump(mode="json") if tuned else None
+    seeded = cfg.teacher.random_init or tuned
+    return json.dumps([r.source, cfg.teacher.random_init, tuned, recipe, cfg.train.seed if seeded else None])
 
 
 def teacher_seeded(cfg: RunConfig) -> bool:
@@ -50,7 +52,7 @@ def teacher_finetune_config(cfg: RunConfig) -> RunConfig:
 def finetuned_teacher_dir(cfg: RunConfig, splits: Splits) -> Path:
     """Fine-tuned once per (teacher, init, data, seed, recipe) by the same loop as any student, and cached:
     every trial of a search and every row of a table that names the same teacher reuses it."""
-    key = content_key([teacher_identity(cfg), splits.fingerprint])
+    key = content_key([teacher_identity(cfg, "finetuned"), splits.fingerprint])
     final = cache_root() / "teachers" / f"{Path(cfg.teacher.ref).name}-{key}"
     if (final / "config.json").is_file():
         return final
@@ -68,7 +70,7 @@ def prepare_run(run: ResolvedRun, *, splits: Splits | None = None, teacher_weigh
     cfg = run.cfg
     splits = splits or load_splits(cfg.data)
     teacher_dir = None
-    if cfg.distill.kd_on and teacher_weights and cfg.teacher.finetune:
+    if teacher_weights and "finetuned" in weighted_sources(cfg.distill):
         teacher_dir = finetuned_teacher_dir(cfg, splits)
     return prepare(run, splits=splits, teacher_weights=teacher_weights, teacher_dir=teacher_dir)
 

@@ -48,7 +48,13 @@ def epoch_reporter(report, checkpoint_cls, *, rank: int, world: int, entered: fl
     return on_epoch
 
 
-def fit_from_checkpoint(cfg: RunConfig, previous, on_epoch, *, teacher_cache: str | None, device=None) -> None:
+def cache_paths(caches: dict | None) -> dict[str, str] | None:
+    """Teacher caches (source → directory) as the plain strings a Ray task or a Train loop config carries."""
+    return {source: str(path) for source, path in caches.items()} if caches else None
+
+
+def fit_from_checkpoint(cfg: RunConfig, previous, on_epoch, *, teacher_cache: dict[str, str] | None,
+                        device=None) -> None:
     """`engine.fit`, resumed from `previous` (a Ray checkpoint, set after a restart or a restored search)."""
     quiet_transformers()
     with contextlib.ExitStack() as stack:
@@ -57,7 +63,7 @@ def fit_from_checkpoint(cfg: RunConfig, previous, on_epoch, *, teacher_cache: st
             resume_from=resume_from, teacher_cache=teacher_cache, device=device)
 
 
-def fit_in_trial(cfg: RunConfig, *, teacher_cache: str | None) -> None:
+def fit_in_trial(cfg: RunConfig, *, teacher_cache: dict | None) -> None:
     """A single-worker trial trains inside the Tune trial itself: no worker group to start (17-22 s a
     trial on a 2-core machine), and Tune's own checkpoints, FailureConfig and `Tuner.restore` apply."""
     from ray import tune
@@ -68,7 +74,7 @@ def fit_in_trial(cfg: RunConfig, *, teacher_cache: str | None) -> None:
     # construction; the actor's start-up happens before the trial starts and is not visible from here
     on_epoch = epoch_reporter(tune.report, tune.Checkpoint, rank=0, world=1, entered=time.time(),
                               trial_started_at=None)
-    fit_from_checkpoint(cfg, tune.get_checkpoint(), on_epoch, teacher_cache=teacher_cache)
+    fit_from_checkpoint(cfg, tune.get_checkpoint(), on_epoch, teacher_cache=cache_paths(teacher_cache))
 
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> str | None:
@@ -105,7 +111,7 @@ def quiet_transformers() -> None:
 
 def make_trainer(cfg: RunConfig, *, name: str, storage_path: str | Path, workers: int = 1,
                  cpus_per_worker: float = 1, gpus_per_worker: float = 0,
-                 teacher_cache: str | Path | None = None, max_failures: int = 1,
+                 teacher_cache: dict | None = None, max_failures: int = 1,
                  trial_started_at: float | None = None,
                  callbacks: Sequence[Any] = ()) -> ray.train.torch.TorchTrainer:
     """A TorchTrainer for one config. A fixed `name` on the same storage makes a restarted run resume."""
@@ -114,7 +120,7 @@ def make_trainer(cfg: RunConfig, *, name: str, storage_path: str | Path, workers
     return ray.train.torch.TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"config": cfg.model_dump(mode="json"),
-                           "teacher_cache": str(teacher_cache) if teacher_cache else None,
+                           "teacher_cache": cache_paths(teacher_cache),
                            "trial_started_at": trial_started_at},
         torch_config=ray.train.torch.TorchConfig(backend="nccl" if use_gpu else "gloo"),
         scaling_config=ray.train.ScalingConfig(num_workers=workers, use_gpu=use_gpu,

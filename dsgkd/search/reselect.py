@@ -27,7 +27,7 @@ import ray
 
 from dsgkd.config import RunConfig
 from dsgkd.errors import NonFiniteLossError
-from dsgkd.pipeline.teacher_cache import cache_dir
+from dsgkd.pipeline.teacher_cache import cache_dirs
 from dsgkd.search import distributed
 from dsgkd.search.caches import build_caches
 from dsgkd.search.local_ray import trial_resources
@@ -77,13 +77,13 @@ def run(space: SearchSpace, run_dir: Path, plans, *, use_cache: bool, concurrenc
           f"{space.budget.reselect.seeds} seeds)")
     if use_cache:
         build_caches(space, plans, run_dir, [(p["pair"], cfg) for p, _, cfg in todo
-                                             if cfg.distill.kd_on and cache_dir(cfg, run_dir) is None])
+                                             if cfg.distill.kd_on and cache_dirs(cfg, run_dir) is None])
     pending: dict[Any, tuple[dict, int]] = {}
     queue = list(todo)
     while queue or pending:
         while queue and len(pending) < concurrency:
             p, seed, cfg = queue.pop(0)
-            cache = cache_dir(cfg, run_dir) if use_cache and cfg.distill.kd_on else None
+            cache = cache_dirs(cfg, run_dir) if use_cache and cfg.distill.kd_on else None
             pending[_submit(space, cfg, cache, f"reselect-{p['trial_id']}-seed{seed}", run_dir)] = (p, seed)
         [ref], _ = ray.wait(list(pending), num_returns=1)
         p, seed = pending.pop(ref)
@@ -102,12 +102,12 @@ def run(space: SearchSpace, run_dir: Path, plans, *, use_cache: bool, concurrenc
     return state
 
 
-def _submit(space: SearchSpace, cfg: RunConfig, cache: Path | None, name: str, run_dir: Path):
+def _submit(space: SearchSpace, cfg: RunConfig, cache: dict[str, Path] | None, name: str, run_dir: Path):
     """One re-run as a Ray task with a trial's resources: trained in the task, or a TorchTrainer's driver."""
     b, res = space.budget, trial_resources(space)
     options = {"num_cpus": res.pop("CPU", 0), "num_gpus": res.pop("GPU", 0), "resources": res,
                "max_retries": b.trial_retries}
-    args = (cfg.model_dump(mode="json"), str(cache) if cache else None, space.metric)
+    args = (cfg.model_dump(mode="json"), distributed.cache_paths(cache), space.metric)
     if b.workers_per_trial == 1:
         return _rerun_in_task.options(**options).remote(*args)
     trainer = {"workers": b.workers_per_trial, "cpus_per_worker": b.cpus_per_worker,
@@ -116,7 +116,7 @@ def _submit(space: SearchSpace, cfg: RunConfig, cache: Path | None, name: str, r
 
 
 @ray.remote
-def _rerun_in_task(cfg_json: dict, cache: str | None, metric: str) -> dict[str, Any]:
+def _rerun_in_task(cfg_json: dict, cache: dict[str, str] | None, metric: str) -> dict[str, Any]:
     from dsgkd.core.engine import fit
     from dsgkd.pipeline.resolve import resolve_run
     from dsgkd.pipeline.teachers import prepare_run
@@ -129,7 +129,7 @@ def _rerun_in_task(cfg_json: dict, cache: str | None, metric: str) -> dict[str, 
 
 
 @ray.remote
-def _rerun_with_workers(cfg_json: dict, cache: str | None, metric: str, name: str, storage: str,
+def _rerun_with_workers(cfg_json: dict, cache: dict[str, str] | None, metric: str, name: str, storage: str,
                         trainer: dict[str, Any]) -> dict[str, Any]:
     """A TorchTrainer named after the (trial, seed), so a re-run killed with the search resumes from its last
     epoch. The history comes from its last checkpoint's state.json; then the Train run is deleted whole (what

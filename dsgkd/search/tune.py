@@ -29,7 +29,7 @@ from ray.tune.search.optuna import OptunaSearch
 from dsgkd.config import RunConfig
 from dsgkd.errors import NonFiniteLossError, UserError
 from dsgkd.models.shape import model_depth
-from dsgkd.pipeline.teacher_cache import cache_dir
+from dsgkd.pipeline.teacher_cache import cache_dirs
 from dsgkd.search import distributed, reselect, tracking
 from dsgkd.search.asha import ResumableASHA
 from dsgkd.search.caches import build_caches
@@ -188,12 +188,12 @@ def _trainable(space: SearchSpace, run_dir: Path, use_cache: bool):
         if marker.exists():  # a retry or resume of a diverged trial would diverge again
             raise NonFiniteLossError(marker.read_text(encoding="utf-8"))
         cfg = space.trial_config(config)
-        cache = cache_dir(cfg, run_dir) if use_cache and cfg.distill.kd_on else None
+        cache = cache_dirs(cfg, run_dir) if use_cache and cfg.distill.kd_on else None
         if use_cache and cfg.distill.kd_on and cache is None:  # a numeric data/teacher setting was searched
             print(f"[dsgkd] trial {trial_id}: no teacher cache for this config; running the teacher live")
         if b.workers_per_trial == 1:
             try:
-                distributed.fit_in_trial(cfg, teacher_cache=str(cache) if cache else None)
+                distributed.fit_in_trial(cfg, teacher_cache=cache)
             except NonFiniteLossError as e:
                 atomic_write_text(marker, str(e))
                 raise

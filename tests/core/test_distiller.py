@@ -30,10 +30,11 @@ def test_distiller_terms_are_the_public_losses(notes_csv, hidden_loss):
     proj = model.term_modules["hidden"] if "hidden" in model.term_modules else None
     batch = collate(p.train_examples[:8], p.student_tok.pad_token_id, p.teacher_tok.pad_token_id)
     assert batch["term_mask"].any()
-    signal = LiveTeacher(p.teacher, p.teacher_layers, p.teacher_attn_layers, logits=False)
+    teacher = p.teachers["pretrained"]
+    signal = LiveTeacher(teacher, p.teacher_layers(), p.teacher_attn_layers(), logits=False)
     with torch.no_grad():
-        loss, parts, _ = model(batch, signal(batch, "train"))
-        t = p.teacher(input_ids=batch["t_ids"], attention_mask=batch["t_mask"], output_hidden_states=True,
+        loss, parts, _ = model(batch, {"pretrained": signal(batch, "train")})
+        t = teacher(input_ids=batch["t_ids"], attention_mask=batch["t_mask"], output_hidden_states=True,
                       output_attentions=True)
         s = p.student(input_ids=batch["s_ids"], attention_mask=batch["s_mask"], output_hidden_states=True,
                       output_attentions=True)
@@ -59,20 +60,51 @@ def test_logit_kd_reads_the_teacher_logits_and_only_what_the_terms_need(notes_cs
         "data.path": str(notes_csv), "data.text_col": "ER_DHX", "data.label_col": "LABEL", "train.max_length": 64,
         "teacher.ref": "kmbert-tiny", "student.ref": "kobert-tiny", "distill.layer_map": "uniform",
         "distill.alpha": 0.0, "distill.beta": 0.0, "distill.temperature": 3.0})
-    # the pretrained teacher's fresh classifier head stands in for a fine-tuned one (no fine-tuning in a unit test)
+    # the pretrained teacher with a fresh classifier head stands in for a fine-tuned copy (no fine-tuning here)
     cfg = cfg.model_copy(update={"distill": cfg.distill.model_copy(update={"gamma": 0.7})})
-    p = prepare(resolve_run(cfg))
+    p = prepare(resolve_run(cfg), teacher_dir="kmbert-tiny")
+    assert set(p.teachers) == {"finetuned"}  # the pretrained teacher is not loaded: no term reads it
     model = Distiller(p.student, cfg.distill, p.layer_pairs, encoder_width(p.teacher_config)).eval()
     assert [term.name for term, _, _ in model.terms] == ["logit"] and not model.term_modules
-    assert p.teacher_layers == [] and p.teacher_attn_layers == []
+    assert p.sources == ["finetuned"] and p.teacher_layers() == [] and p.teacher_attn_layers() == []
     batch = collate(p.train_examples[:8], p.student_tok.pad_token_id, p.teacher_tok.pad_token_id)
-    out = make_teacher_signal(p, None, torch.device("cpu"))(batch, "train")
+    out = make_teacher_signal(p, None, torch.device("cpu"))(batch, "train")["finetuned"]
     assert out.pooled is None and out.grid is None and out.logits is not None
     seen = {}
     forward = p.student.forward
     p.student.forward = lambda **kw: seen.update(kw) or forward(**kw)
     with torch.no_grad():
-        loss, parts, logits = model(batch, out)
+        loss, parts, logits = model(batch, {"finetuned": out})
     assert not seen["output_hidden_states"] and not seen["output_attentions"]
     torch.testing.assert_close(parts["logit"], logit_kd_loss(logits, out.logits, 3.0))
     torch.testing.assert_close(loss, parts["ce"] + 0.7 * parts["logit"])
+
+
+def test_each_term_reads_the_teacher_its_config_names(notes_csv):
+    """hidden_teacher / attention_teacher route each term to its teacher: the signal holds, per teacher, only what
+    the terms reading it need, and changing one teacher's signal moves only the terms that read it."""
+    from dsgkd.core.engine import make_teacher_signal
+    from dsgkd.errors import UserError
+
+    cfg = RunConfig().with_overrides({
+        "data.path": str(notes_csv), "data.text_col": "ER_DHX", "data.label_col": "LABEL", "train.max_length": 64,
+        "teacher.ref": "kmbert-tiny", "student.ref": "kobert-tiny", "distill.layer_map": "uniform",
+        "teacher.finetune": True, "distill.hidden_teacher": "finetuned", "distill.attention_teacher": "pretrained"})
+    p = prepare(resolve_run(cfg), teacher_dir="kmbert-tiny")  # the stand-in in place of a fine-tuned copy
+    pairs = p.layer_pairs
+    assert p.sources == ["pretrained", "finetuned"] and set(p.teachers) == {"pretrained", "finetuned"}
+    assert p.teacher_layers("finetuned") == sorted({t for t, _ in pairs}) and p.teacher_layers("pretrained") == []
+    assert p.teacher_attn_layers("pretrained") == sorted({t for t, s in pairs if min(t, s) > 0})
+    assert p.teacher_attn_layers("finetuned") == []
+    model = Distiller(p.student, cfg.distill, pairs, encoder_width(p.teacher_config)).eval()
+    assert model.sources == ["finetuned", "pretrained"]  # hidden, attention
+    batch = collate(p.train_examples[:8], p.student_tok.pad_token_id, p.teacher_tok.pad_token_id)
+    out = make_teacher_signal(p, None, torch.device("cpu"))(batch, "train")
+    assert out["finetuned"].grid is None and out["pretrained"].pooled is None
+    with torch.no_grad():
+        _, base, _ = model(batch, out)
+        out["finetuned"].pooled = torch.zeros_like(out["finetuned"].pooled)
+        _, moved, _ = model(batch, out)
+    assert moved["attention"] == base["attention"] and moved["hidden"] != base["hidden"]
+    with pytest.raises(UserError, match="give a cache per teacher"):
+        make_teacher_signal(p, "one-cache-dir", torch.device("cpu"))

@@ -166,8 +166,9 @@ def test_the_held_out_term_subset_is_scored_when_the_test_file_marks_it(tmp_path
 
 
 # ------------------------------------------------------------------------------- run_table, faked
-def _fake_jobs(jobs, workers):
-    """Stand-in for the worker pool: each job writes predictions on its config's test notes."""
+def _fake_jobs(jobs, workers, world):
+    """Stand-in for the worker pool: each job writes predictions on its config's test notes and a probe whose
+    held-out AUROC grows with the row's quality."""
     for kind, cfg, out in jobs:
         if (out / "metrics.json").is_file():
             continue
@@ -175,6 +176,8 @@ def _fake_jobs(jobs, workers):
         y = pd.read_csv(cfg.data.test_path)["LABEL"].to_numpy()
         quality = QUALITY.get(row, QUALITY["teacher"]) + (0.5 if cfg.data.path.endswith("n200/data/train.csv") else 0)
         _write_run(out, y, quality, np.random.default_rng(cfg.train.seed))
+        (out / "probe.json").write_text(json.dumps({"held_out": 0.5 + quality / 10 + cfg.train.seed / 100,
+                                                    "seen": 0.9}))
 
 
 @pytest.fixture
@@ -187,6 +190,8 @@ def fake_table(monkeypatch):
                                           "distill.alpha": 0.4, "distill.layer_map": "uniform"})
 
     monkeypatch.setattr(pt, "run_jobs", _fake_jobs)
+    monkeypatch.setattr(pt, "teacher_probes", lambda ref, world: {"pretrained": {"held_out": 0.91, "seen": 0.95},
+                                                                  "random_init": {"held_out": 0.49, "seen": 0.5}})
     monkeypatch.setattr(pt, "searched_config", fake_search)
     monkeypatch.setattr(dsgkd.models.tiny, "ensure_all", lambda names: None)
 
@@ -218,6 +223,13 @@ def test_run_table_writes_the_schema_the_curve_and_the_primary_first(tmp_path, f
     assert text.index("## Protocol") < text.index("## Primary comparison") < text.index("## Learning curve")
     assert text.index("## Primary comparison") < min(text.index(k) for k in ("searched − control", "paper − control"))
     assert "Primary comparison, declared before the run" in text and "Test split read once per run" in text
+    # the held-out-term probe of every row, per seed, beside AUROC; the teachers as distilled
+    assert r["rows"]["searched"]["held_out_probe_per_seed"] == pytest.approx(
+        [0.5 + QUALITY["searched"] / 10, 0.51 + QUALITY["searched"] / 10])
+    assert r["comparisons"][stats.PRIMARY]["probe_higher_share"] == (
+        1.0 if QUALITY["searched"] > QUALITY["knowledge_free"] else 0.0)
+    assert r["pretrained_teacher_probe"]["pretrained"]["held_out"] == 0.91
+    assert "| held-out-term probe: control | knowledge_free |" in text and "| 0.910, 0.490 |" in text
     again = fake_table(tmp_path / "t", pairs=["kmbert-tiny>xlmr-tiny"])  # same protocol: merged, curve kept
     assert set(again["pairs"]) == {"kmbert-tiny>kobert-tiny", "kmbert-tiny>xlmr-tiny"} and "200" in again["curve"]
     assert len(again["meta"]["invocations"]) == 2

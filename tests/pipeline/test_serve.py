@@ -57,8 +57,10 @@ def test_the_model_card_states_provenance_metrics_threshold_and_limits(run_dir):
     assert card.data.library_name == "transformers" and card.data.pipeline_tag == "text-classification"
     assert {"dsgkd", "knowledge-distillation", "offline-stand-in"} <= set(card.data.tags)
     text = card.text
-    for needle in ("kmbert-tiny", "kobert-tiny", metrics["data"]["fingerprint"], "| alpha (hidden-state KD) | 0.6 |",
-                   "| beta (attention KD) | 0.2 |", "| temperature | 1 |", "uniform → [(0, 0), (2, 1), (4, 2)]",
+    for needle in ("kmbert-tiny", "kobert-tiny", metrics["data"]["fingerprint"],
+                   "| alpha (hidden-state KD) | 0.6, reads the pretrained teacher |",
+                   "| beta (attention KD) | 0.2, reads the pretrained teacher |", "| temperature | 1 |",
+                   "uniform → [(0, 0), (2, 1), (4, 2)]",
                    "| selector (terms distilled) | latin |", "| hidden loss | mse |", f"{metrics['threshold']:.6g}",
                    "not validated clinically", "Research use", "synthetic"):
         assert needle in text, needle
@@ -77,7 +79,9 @@ def test_the_card_of_a_hub_student_names_its_base_model_and_the_run_s_choices(ru
     card = ModelCard(render_card(cfg, metrics, [(0, 0), (4, 2)]))
     assert card.data.base_model == "FacebookAI/xlm-roberta-base"
     assert "offline-stand-in" in card.data.tags  # the teacher is still a stand-in
-    for needle in ("random-init twin", "fine-tuned on the task first", "| gamma (logit KD) | 0.5 |",
+    for needle in ("random-init twin", "a copy fine-tuned on the task, for the terms that read it",
+                   "| gamma (logit KD) | 0.5, reads the finetuned teacher |",
+                   "| alpha (hidden-state KD) | 0.6, reads the pretrained teacher |",
                    "classes ['routine', 'urgent']", "held_out.csv", "uniform → [(0, 0), (4, 2)]"):
         assert needle in card.text, needle
 

@@ -149,9 +149,9 @@ def test_cached_teacher_gives_the_live_teacher_signal(notes_csv, tmp_path):
     cfg = small_cfg(notes_csv, **{"teacher.ref": "biobert-tiny", "student.ref": "xlmr-tiny",
                                   "distill.layer_map": "uniform"})
     p = prepare(resolve_run(cfg))
-    cache = build_cache(cfg, p.teacher_layers, tmp_path / "cache")
-    live = LiveTeacher(p.teacher, p.teacher_layers, p.teacher_attn_layers, logits=False)
-    cached = CachedTeacher(cache, p.teacher_layers, p.teacher_attn_layers, logits=False)
+    cache = build_cache(cfg, p.teacher_layers(), tmp_path / "cache")
+    live = LiveTeacher(p.teachers["pretrained"], p.teacher_layers(), p.teacher_attn_layers(), logits=False)
+    cached = CachedTeacher(cache, p.teacher_layers(), p.teacher_attn_layers(), logits=False)
     batch = collate(p.train_examples[5:13], p.student_tok.pad_token_id, p.teacher_tok.pad_token_id)
     a, b = live(batch, "train"), cached(batch, "train")
     m = batch["term_mask"]
@@ -161,7 +161,7 @@ def test_cached_teacher_gives_the_live_teacher_signal(notes_csv, tmp_path):
     torch.testing.assert_close(a.grid[:, pair], b.grid[:, pair], atol=2e-3, rtol=1e-2)
     # a run reading the cache loads the teacher's tokenizer and shape, not its weights
     light = prepare(resolve_run(cfg), teacher_weights=False)
-    assert light.teacher is None and light.layer_pairs == p.layer_pairs
+    assert light.teachers == {} and light.layer_pairs == p.layer_pairs
     result = fit_run(cfg.with_overrides({"train.epochs": 1}), teacher_cache=cache)
     assert result.history[0]["train_hidden"] > 0 and result.history[0]["train_attention"] > 0
 

@@ -194,3 +194,27 @@ def test_start_points_are_evaluated_for_every_pair_after_the_paper_defaults():
     assert len(points) == 1 + len(plans)
     assert [p["pair"] for p in points[1:]] == list(plans)
     assert all(p["distill.alpha"] == 0.5 and p["distill.selector"] == "all" for p in points[1:])
+
+
+def test_the_teacher_each_term_reads_is_searched_and_its_caches_planned():
+    """`distill.hidden_teacher` is a searchable choice, gated by alpha; the caches a search builds cover every
+    teacher some trial may read: the pretrained one for hidden-state KD where it is chosen and for attention KD,
+    the fine-tuned one for logit KD and where hidden-state KD is pointed at it."""
+    from dsgkd.search.caches import _attention, _sources
+    from dsgkd.search.space import categorical_variants
+
+    s = space(params={"distill.alpha": {"type": "float", "low": 0.0, "high": 1.0},
+                      "distill.beta": {"type": "categorical", "choices": [0.0, 0.2]},
+                      "distill.gamma": {"type": "categorical", "choices": [0.0, 1.0]},
+                      "distill.hidden_teacher": {"type": "categorical", "choices": ["pretrained", "finetuned"]}},
+              pairs=FOUR_PAIRS[:1], layer_maps=["all"], include_paper_defaults=False)
+    variants = categorical_variants(s)
+    assert {cfg.distill.hidden_teacher for _, cfg in variants} == {"pretrained", "finetuned"}
+    assert set().union(*(_sources(s, cfg) for _, cfg in variants)) == {"pretrained", "finetuned"}
+    assert all(_attention(s, cfg, "pretrained") and not _attention(s, cfg, "finetuned") for _, cfg in variants)
+    trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1)).ask()
+    DefineByRun(s, resolve_pairs(s, DEPTHS.__getitem__))(trial)
+    assert ("distill.hidden_teacher" in trial.params) == (trial.params["distill.alpha"] > 0)
+    with pytest.raises(UserError, match="hidden_teacher: finetuned needs teacher.finetune"):
+        space(base={"teacher": {"finetune": False}}, params={
+            "distill.hidden_teacher": {"type": "categorical", "choices": ["pretrained", "finetuned"]}})

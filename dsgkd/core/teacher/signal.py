@@ -59,3 +59,14 @@ class LiveTeacher:
 
     def __call__(self, batch: dict, split: str) -> TeacherOut:
         return teacher_forward(self.model, batch, self.layers, self.attn_layers, self.logits)
+
+
+class TeacherSignals:
+    """The signal of every teacher a run's terms read (`SOURCES`: the pretrained teacher, its fine-tuned copy),
+    each live or cached: one batch in, `{source: TeacherOut}` out."""
+
+    def __init__(self, readers: dict):
+        self.readers = readers
+
+    def __call__(self, batch: dict, split: str) -> dict[str, TeacherOut]:
+        return {source: read(batch, split) for source, read in self.readers.items()}

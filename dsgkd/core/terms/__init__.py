@@ -12,10 +12,10 @@ from dsgkd.constants import PAPER
 from dsgkd.core.terms import hidden  # noqa: F401, I001
 from dsgkd.core.terms import attention  # noqa: F401, I001
 from dsgkd.core.terms import logit  # noqa: F401, I001
-from dsgkd.core.terms.base import KDTerm, LayerPairs, TermField, TermInputs
+from dsgkd.core.terms.base import SOURCES, KDTerm, LayerPairs, TermField, TermInputs
 
-__all__ = ["KD_TERMS", "KDTerm", "TermField", "TermInputs", "registered", "enabled", "kd_off", "paper_weights",
-           "conditions", "teacher_states", "needs_output"]
+__all__ = ["KD_TERMS", "SOURCES", "KDTerm", "TermField", "TermInputs", "registered", "enabled", "kd_off",
+           "paper_weights", "conditions", "teacher_states", "needs_output", "sources", "weighted_sources"]
 
 
 def registered() -> list[KDTerm]:
@@ -55,12 +55,33 @@ def conditions() -> dict[str, tuple[str, str]]:
     return {f"distill.{opt}": (f"distill.{t.weight}", t.label) for t in registered() for opt in t.options}
 
 
-def teacher_states(terms: list[tuple[KDTerm, float, LayerPairs]], output: str) -> list[int]:
+def sources(terms: list[tuple[KDTerm, float, LayerPairs]], settings) -> list[str]:
+    """The teachers (SOURCES) the enabled terms read, in SOURCES order."""
+    used = {term.source(settings) for term, _, _ in terms}
+    return [s for s in SOURCES if s in used]
+
+
+def weighted_sources(settings) -> list[str]:
+    """The teachers read by the terms with a positive weight, before any layer map is known (what a teacher
+    cache must hold for a config)."""
+    used = {term.source(settings) for term in registered() if getattr(settings, term.weight) > 0}
+    return [s for s in SOURCES if s in used]
+
+
+def _of(terms, settings, source: str | None):
+    return [x for x in terms if source is None or x[0].source(settings) == source]
+
+
+def teacher_states(terms: list[tuple[KDTerm, float, LayerPairs]], output: str, settings=None,
+                   source: str | None = None) -> list[int]:
     """The teacher states (0 = embeddings) whose `output` ("hidden_states" or "attentions") the enabled terms
-    read."""
-    return sorted({t for term, _, pairs in terms if output in term.teacher_outputs for t, _ in pairs})
+    read (those reading `source`, when given with the run's settings)."""
+    return sorted({t for term, _, pairs in _of(terms, settings, source) if output in term.teacher_outputs
+                   for t, _ in pairs})
 
 
-def needs_output(terms: list[tuple[KDTerm, float, LayerPairs]], side: str, output: str) -> bool:
-    """Whether an enabled term reads `output` of the `side` ("teacher" or "student") model."""
-    return any(output in getattr(term, f"{side}_outputs") for term, _, _ in terms)
+def needs_output(terms: list[tuple[KDTerm, float, LayerPairs]], side: str, output: str, settings=None,
+                 source: str | None = None) -> bool:
+    """Whether an enabled term (reading `source`, when given) reads `output` of the `side` ("teacher" or
+    "student") model."""
+    return any(output in getattr(term, f"{side}_outputs") for term, _, _ in _of(terms, settings, source))

@@ -19,6 +19,10 @@ if TYPE_CHECKING:
 
 LayerPairs = list[tuple[int, int]]
 OUTPUTS = frozenset({"hidden_states", "attentions", "logits"})
+# Which frozen teacher a term reads: the teacher as loaded ("pretrained": the domain model itself, or its
+# random-init twin for the knowledge-free control) or its copy fine-tuned on the task ("finetuned", the one with a
+# task head). The paper distils the pretrained teacher's hidden states and attentions.
+SOURCES = ("pretrained", "finetuned")
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,7 @@ class TermField:
     default: Any
     help: str
     ge: float | None = None
+    choices: tuple[str, ...] | None = None
 
 
 @dataclass
@@ -56,7 +61,14 @@ class KDTerm:
     fields: ClassVar[dict[str, TermField]] = {}     # distill fields the term declares itself
     teacher_outputs: ClassVar[frozenset[str]] = frozenset()
     student_outputs: ClassVar[frozenset[str]] = frozenset()
-    needs_task_head: ClassVar[bool] = False         # reads a teacher with a task head: needs teacher.finetune
+    needs_task_head: ClassVar[bool] = False         # reads a teacher with a task head: the fine-tuned one
+    source_field: ClassVar[str | None] = None       # distill field choosing its teacher (SOURCES), if it may choose
+
+    def source(self, settings: DistillConfig) -> str:
+        """The teacher this term reads in a run with these settings (one of SOURCES)."""
+        if self.needs_task_head:
+            return "finetuned"
+        return getattr(settings, self.source_field) if self.source_field else "pretrained"
 
     def layer_pairs(self, pairs: LayerPairs) -> LayerPairs:
         """The (teacher state, student state) pairs of the run's layer map this term compares; none for a term

@@ -13,7 +13,7 @@ class LogitKD(KDTerm):
     weight, label = "gamma", "logit KD"
     options = ("temperature",)
     teacher_outputs = student_outputs = frozenset({"logits"})
-    needs_task_head = True
+    needs_task_head = True  # reads the fine-tuned teacher
 
     def compute(self, x: TermInputs):
         from dsgkd.core.losses.logit import logit_kd_loss
