@@ -12,10 +12,10 @@ import os
 import sys
 import warnings
 
-from dsgkd.cli import analyze, demo, evaluate, export, predict, search, synth, table, train
+from dsgkd.cli import analyze, demo, evaluate, export, lexicon, predict, search, synth, table, train
 from dsgkd.errors import NonFiniteLossError, UserError
 
-COMMANDS = (synth, train, evaluate, predict, search, analyze, export, demo, table)
+COMMANDS = (synth, lexicon, train, evaluate, predict, search, analyze, export, demo, table)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -75,10 +76,44 @@ def lexicon_terms(source: str) -> tuple[str, ...]:
 @functools.lru_cache(maxsize=8)
 def _lexicon_pattern(source: str) -> re.Pattern:
     """Case-sensitive ("AGE" is a diagnosis, "age" is not), longest term first so "otitis media" wins
-    over "otitis", whole words only, any run of whitespace inside a multi-word term."""
+    over "otitis", whole words only, any run of whitespace inside a multi-word term. A term starts where no
+    letter of its own script precedes it, whatever the script ("sepsis로", "r/o СЕПСИС"); a Latin one also
+    ends at its script's edge, one in another script may run on into a particle or inflection of that script
+    ("장염으로", "СЕПСИСА"), as Korean and Cyrillic words do."""
     terms = sorted(set(lexicon_terms(source)), key=len, reverse=True)
-    body = "|".join(r"\s+".join(map(re.escape, t.split())) for t in terms)
-    return re.compile(rf"(?<![{_LATIN}0-9])(?:{body})(?![{_LATIN}0-9])")
+    starts = [_edge_letters(t[0]) for t in terms]
+    latin_ends = [_edge_letters(t[-1]) == _LATIN for t in terms]
+    if all(a == _LATIN for a in starts) and all(latin_ends):
+        body = "|".join(map(_term_body, terms))
+        return re.compile(rf"(?<![{_LATIN}0-9])(?:{body})(?![{_LATIN}0-9])")
+    return re.compile("|".join(rf"(?<![{a}0-9]){_term_body(t)}" + (rf"(?![{_LATIN}0-9])" if end else "")
+                               for t, a, end in zip(terms, starts, latin_ends)))
+
+
+def _term_body(term: str) -> str:
+    return r"\s+".join(map(re.escape, term.split()))
+
+
+def _edge_letters(ch: str) -> str:
+    """The letters a term that starts or ends with `ch` must not touch: those of ch's script (Latin for a
+    digit or a sign, as before scripts were told apart)."""
+    if not ch.isalpha() or ch.isascii():
+        return _LATIN
+    return _script_class(unicodedata.name(ch, "LATIN").split(" ", 1)[0])
+
+
+@functools.lru_cache(maxsize=16)
+def _script_class(script: str) -> str:
+    """A character-class body of every BMP letter whose Unicode name starts with `script` (CYRILLIC, HANGUL)."""
+    if script == "LATIN":
+        return _LATIN
+    codes = [c for c in range(0x10000) if chr(c).isalpha() and unicodedata.name(chr(c), "").startswith(script + " ")]
+    ranges, start = [], codes[0]
+    for prev, cur in zip(codes, codes[1:] + [None]):
+        if cur != prev + 1:
+            ranges.append(f"\\u{start:04X}" if start == prev else f"\\u{start:04X}-\\u{prev:04X}")
+            start = cur
+    return "".join(ranges)
 
 
 def selector_identity(selector: str) -> str:

@@ -24,7 +24,8 @@ def run_cli(argv: list[str]) -> dict:
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["search", "--help"], ["analyze", "--help"],
-                                  ["table", "--help"], ["evaluate", "--help"], ["predict", "--help"]])
+                                  ["table", "--help"], ["evaluate", "--help"], ["predict", "--help"],
+                                  ["lexicon", "--help"]])
 def test_help_loads_none_of_the_heavy_libraries(argv):
     assert run_cli(argv) == {"code": 0, "loaded": []}
 

@@ -110,3 +110,12 @@ def test_lexicon_file_comments_and_errors(tmp_path):
     with pytest.raises(ValueError, match="selector"):
         DistillConfig(selector="lexicon:")
     assert before.startswith("lexicon:") and str(lex) not in before  # keyed by content, not by path
+
+
+def test_lexicon_terms_in_another_script_stop_where_that_script_stops(tmp_path):
+    """A Cyrillic (or Hangul) term keeps a glued particle of another script off and never starts inside a word
+    of its own script, but may run on into its own script's particles and endings."""
+    lex = tmp_path / "terms.txt"
+    lex.write_text("СЕПСИС\nКАВА БОЛ\n장염\nsepsis\n", encoding="utf-8")
+    text = "r/o СЕПСИС로, ПСЕПСИС, СЕПСИСА, КАВА  БОЛ 의심, 장염으로 급성장염 xsepsis sepsis와"
+    assert words(text, selector=f"lexicon:{lex}") == ["СЕПСИС", "СЕПСИС", "КАВА  БОЛ", "장염", "sepsis"]
