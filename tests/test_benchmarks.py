@@ -56,3 +56,12 @@ def test_prose_probe_prints_one_json_object_with_both_inits():
         assert all(0 <= v <= 1 for v in m["frozen_probe_val_auroc"].values())
     assert set(result["models"][0]["mlm"]) == {"mlm_loss_before", "mlm_loss_after", "unigram_loss"}
     assert set(result["ngram_val_auroc"]) == {"full", "prose"}
+
+
+def test_headroom_prints_one_json_object_with_the_three_oracles():
+    out = subprocess.run([sys.executable, str(SCRIPT.parent / "headroom.py"), "--world", "w2:positive",
+                          "--train", "300", "--test", "200"], capture_output=True, text=True, timeout=120, check=True)
+    result = json.loads(out.stdout)
+    assert result["world"] == "w2:positive" and result["n_train"] == 300
+    assert set(result["test_auroc"]) == {"prose_vitals", "seen_terms", "term_severity"}
+    assert result["headroom_ok"] == (result["gap"] >= 0.10)
