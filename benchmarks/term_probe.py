@@ -8,6 +8,8 @@ leave-one-out pulls a structureless set slightly below 0.5), over all terms and 
 terms and the world's held-out terms (those no labelled training note shows: the teacher can only know
 them from the corpus). A teacher that scores near 0.5 has no severity to distil, whatever the loss.
 
+Under the negative profile (`--world W:negative`) it also scores against the severities the corpus states.
+
     python benchmarks/term_probe.py [--world default] [--models kmbert-tiny,biobert-tiny,xlmr-tiny,kobert-tiny]
                                     [--random]
 """
@@ -31,6 +33,7 @@ def main() -> None:
     terms = [t.name for t in world.terms]
     severe = np.array([t.severe for t in world.terms])
     held = np.array([t.held_out for t in world.terms])
+    stated = np.array([world.stated_weight(i) > 0 for i in range(len(terms))])  # the corpus's (negative: permuted)
     results = []
     for name in args.models.split(","):
         ref = stand_in_ref(name, world.name)
@@ -43,6 +46,9 @@ def main() -> None:
                             "severity_auroc_per_layer": per_layer["all"],
                             "seen_auroc_per_layer": per_layer["seen"],
                             "held_out_auroc_per_layer": per_layer["held_out"]})
+            if world.stated:  # negative profile: what the teacher learnt is the corpus's severities, not the truth
+                results[-1]["stated_severity_auroc_per_layer"] = [round(severity_auroc(v[:, layer], stated), 3)
+                                                                  for layer in range(v.shape[1])]
     print(json.dumps(results, indent=1))
 
 

@@ -69,3 +69,12 @@ def test_a_mined_lexicon_meets_the_selector_targets_at_small_size_in_any_script(
     mined, latin = result["selectors"]["mined"], result["selectors"]["latin"]
     assert mined["precision"] >= 0.7 and mined["held_out_recall"] >= 0.9 and mined["held_out_occurrences"] > 100
     assert latin["precision_overlap"] < 0.3 and (script == "latin" or latin["held_out_recall_covered"] == 0)
+
+
+def test_headroom_prints_one_json_object_with_the_three_oracles():
+    out = subprocess.run([sys.executable, str(SCRIPT.parent / "headroom.py"), "--world", "w2:positive",
+                          "--train", "300", "--test", "200"], capture_output=True, text=True, timeout=120, check=True)
+    result = json.loads(out.stdout)
+    assert result["world"] == "w2:positive" and result["n_train"] == 300
+    assert set(result["test_auroc"]) == {"prose_vitals", "seen_terms", "term_severity"}
+    assert result["headroom_ok"] == (result["gap"] >= 0.10)

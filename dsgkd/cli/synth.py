@@ -9,16 +9,22 @@ def add_parser(sub) -> None:
                        description="Notes of a synthetic world (dsgkd.data.world: term lexicon, severities, "
                                    "phrasings, prevalence and noise drawn from its name; same world and seed, "
                                    "same files). --benchmark DIR writes the benchmark's train/val/test/transfer "
-                                   "files, the training file without the world's held-out terms.")
-    p.add_argument("--world", default="default", help="world name (default: the README's world)")
+                                   "files, the training file without the world's held-out terms. --profile "
+                                   "draws a control world (dsgkd.data.profiles): positive (term severity carries "
+                                   "the label, half the terms held out), negative (the domain corpus states "
+                                   "permuted severities; the notes are the default profile's).")
+    p.add_argument("--world", default="default", help="world name (default: the README's world); `W:P` names a "
+                                                      "profile too")
+    p.add_argument("--profile", help="default, positive or negative (default: the world name's, else default)")
     p.add_argument("--n", type=int, default=4000, help="number of labelled notes")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="notes file (.csv, .parquet or .jsonl); columns PT_ID, ER_DHX, LABEL, HELD_OUT_TERM")
     p.add_argument("--training", action="store_true",
                    help="a labelled training file: no note carries one of the world's held-out terms")
     p.add_argument("--benchmark", metavar="DIR", help="write DIR/{train,val,test,transfer}.csv instead")
-    p.add_argument("--sizes", default="train=2000,val=400,test=1000,transfer=2000",
-                   help="with --benchmark: notes per file")
+    p.add_argument("--sizes", help="with --benchmark: notes per file (default: the profile's suggested sizes, "
+                                   "train=2000,val=400,test=1000,transfer=2000 for the default profile; "
+                                   "transfer=10000 for positive)")
     p.add_argument("--corpus", help="also write an unlabeled domain corpus here (.csv with column ER_DHX)")
     p.add_argument("--corpus-n", type=int, default=20000)
     p.set_defaults(func=run)
@@ -43,11 +49,12 @@ def run(args) -> int:
     from dsgkd.data.synthetic import generate_domain_corpus, generate_notes, write_table
     from dsgkd.data.world import get_world
 
-    world = get_world(args.world)  # a bad name is one line before anything is written
+    world = get_world(args.world, args.profile)  # a bad name is one line before anything is written
     if (args.out is None) == (args.benchmark is None):
         raise UserError("synth: give --out FILE or --benchmark DIR")
     if args.benchmark:
-        for split, path in write_benchmark(args.benchmark, parse_sizes(args.sizes), world=world.name).items():
+        sizes = parse_sizes(args.sizes) if args.sizes else world.profile.suggested_sizes
+        for split, path in write_benchmark(args.benchmark, sizes, world=world.name).items():
             print(f"wrote {split}: {path}")
     else:
         if args.n < 10:

@@ -51,11 +51,13 @@ class _Pool:
 
     latin: tuple[Term, ...]
     korean: tuple[Term, ...]
+    scales: tuple[float, float, float] = (1.0, 1.0, 1.0)  # the profile's (terms, prose, vitals) risk shares
 
     @classmethod
     def of(cls, world: World, include_held_out: bool) -> "_Pool":
         terms = tuple(t for t in world.terms if include_held_out or not t.held_out)
-        return cls(terms, tuple(t for t in terms if t.korean) or terms)
+        p = world.profile
+        return cls(terms, tuple(t for t in terms if t.korean) or terms, (p.term_scale, p.prose_scale, p.vitals_scale))
 
 
 def _term_weight(t: Term, months: int, signs: list[str]) -> float:
@@ -93,9 +95,12 @@ def _draw_case(pool: _Pool, rng: random.Random) -> _Case:
     tachypnea, hypoxia, high_fever = c.vitals["RR"] >= 40 + 20 * (months < 12), c.vitals["SpO2"] < 94, \
         c.vitals["BT"] >= 39.5
     c.abnormal = tachy or tachypnea or hypoxia or high_fever
-    c.risk = (sum(_term_weight(t, months, signs) for t in terms) + sum(SIGNS[s][0] for s in signs)
-              + COURSE[course][0] + (2.5 if fever and months < 3 else 0.5 if months < 3 else 0.0)
-              + 0.7 * tachy + 0.6 * tachypnea + 1.6 * hypoxia + 0.3 * high_fever + rng.gauss(0.0, 0.4))
+    # the profile's scales multiply each summand, in the same order: at 1.0 every float is the default's
+    ts, ps, vs = pool.scales
+    c.risk = (ts * sum(_term_weight(t, months, signs) for t in terms) + ps * sum(SIGNS[s][0] for s in signs)
+              + ps * COURSE[course][0] + ps * (2.5 if fever and months < 3 else 0.5 if months < 3 else 0.0)
+              + vs * 0.7 * tachy + vs * 0.6 * tachypnea + vs * 1.6 * hypoxia + vs * 0.3 * high_fever
+              + rng.gauss(0.0, 0.4))
     return c
 
 
@@ -199,12 +204,13 @@ def generate_notes(n: int, seed: int = 0, positive_rate: float | None = None, la
 
 
 # ------------------------------------------------------------------------------------- corpora
-def _statement(world: World, t: Term, rng: random.Random) -> str:
-    """One sentence about a term: usually its severity in composed wording graded by its weight; sometimes
-    hedged, sometimes wrong (the opposite severity), and for age- or sign-dependent terms often the condition."""
+def _statement(world: World, t: Term, stated: float, rng: random.Random) -> str:
+    """One sentence about a term: usually its severity in composed wording graded by its stated weight (its
+    own, or another term's under the negative profile); sometimes hedged, sometimes wrong (the opposite
+    severity), and for age- or sign-dependent terms often the condition."""
     if (t.infant_shift or t.sign_shift) and rng.random() < 0.35:
         return rng.choice(vocab.AGE_LINES if t.infant_shift else vocab.SIGN_LINES).format(t=t.name)
-    weight = -t.weight if rng.random() < world.wrong_share else t.weight
+    weight = -stated if rng.random() < world.wrong_share else stated
     if rng.random() < 0.2:  # a code-switched Korean line, sometimes with the Korean name beside it
         surface = f"{t.name}({t.korean})" if t.korean and rng.random() < 0.5 else t.name
         return josa(rng.choice(vocab.S_KO if weight > 0 else vocab.M_KO).format(t=surface), rng)
@@ -218,11 +224,13 @@ def _statement(world: World, t: Term, rng: random.Random) -> str:
 
 def generate_domain_corpus(n: int, seed: int = 0, *, world: str = DEFAULT) -> list[str]:
     """Unlabelled medical sentences about every term of the world, held-out ones included. Terms are drawn
-    half uniformly, half by their note frequency, so the rare ones are stated too."""
+    half uniformly, half by their note frequency, so the rare ones are stated too. Severities are the world's
+    stated ones (`World.stated_weight`): the true ones but under the negative profile."""
     w = get_world(world)
     rng = random.Random(seed)
     terms, freq = list(w.terms), [t.frequency for t in w.terms]
-    severe, mild = [t for t in terms if t.severe], [t for t in terms if not t.severe]
+    stated = {t.name: w.stated_weight(i) for i, t in enumerate(terms)}
+    severe, mild = [t for t in terms if stated[t.name] > 0], [t for t in terms if stated[t.name] <= 0]
 
     def term() -> Term:
         return rng.choice(terms) if rng.random() < 0.5 else rng.choices(terms, weights=freq)[0]
@@ -231,7 +239,8 @@ def generate_domain_corpus(n: int, seed: int = 0, *, world: str = DEFAULT) -> li
     for _ in range(n):
         u = rng.random()
         if u < 1 - w.negated_share - 0.22:
-            out.append(_statement(w, term(), rng))
+            t = term()
+            out.append(_statement(w, t, stated[t.name], rng))
         elif u < 1 - 0.22:
             out.append(_cap(rng.choice(vocab.NEGATED).format(t=term().name)))
         elif u < 0.88:

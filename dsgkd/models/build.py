@@ -180,7 +180,9 @@ def build_stand_in(spec, steps: int, corpora: tuple[list[str], list[str]], out: 
     t0, c0, threads = time.perf_counter(), time.process_time(), torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        with torch.random.fork_rng(devices=[]):  # the caller's seeded RNG stream must not depend on cache state
+        # the caller's seeded RNG stream must not depend on cache state; and a caller under no_grad (a probe
+        # that loads a stand-in lazily, benchmarks/term_probe.py) must not turn the MLM's backward off
+        with torch.random.fork_rng(devices=[]), torch.enable_grad():
             torch.manual_seed(spec.seed)
             tokenizer = FAMILIES[spec.family].fn(spec, corpora[0], recipe["model_max_length"])
             encoder, stats = _pretrain(spec, tokenizer, corpora[1], steps, recipe)

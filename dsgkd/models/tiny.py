@@ -12,6 +12,9 @@ tokenizer rebuilt beside a cached model could silently mismatch its embeddings.
 
 A stand-in learns from one synthetic world's corpora (`dsgkd.data.world`): `kmbert-tiny` from the default
 world's, `kmbert-tiny@w2` from world w2's, so a benchmark on a new world gets teachers that know that world.
+A world's profile is part of its name (`dsgkd.data.profiles`): `kmbert-tiny@w2:negative` learns from w2's
+negative corpus (severities permuted), `kmbert-tiny@default:negative` from the default world's; their corpora
+differ, so their content keys and directories do too.
 """
 from __future__ import annotations
 
@@ -75,7 +78,8 @@ TINY_SPECS: dict[str, TinySpec] = {
 
 
 def split_ref(ref: str) -> tuple[str, str] | None:
-    """(stand-in name, world) of a stand-in reference (`name` or `name@world`); None for anything else."""
+    """(stand-in name, world) of a stand-in reference (`name`, `name@world` or `name@world:profile`); None
+    for anything else."""
     from dsgkd.data.world import DEFAULT
 
     name, _, world = ref.partition("@")
@@ -144,7 +148,8 @@ def tiny_dir(ref: str) -> Path:
     carries the content key, so anything keyed on this path (e.g. a teacher-signal cache) changes when the
     stand-in does."""
     spec = TINY_SPECS[split_ref(ref)[0]]
-    return cache_root() / "models" / f"{ref.replace('@', '-')}-{_content_key(ref, _steps(spec))[:12]}"
+    folder = ref.replace("@", "-").replace(":", "-")  # the content key keeps `w2:negative` apart from `w2-negative`
+    return cache_root() / "models" / f"{folder}-{_content_key(ref, _steps(spec))[:12]}"
 
 
 @functools.lru_cache(maxsize=64)
