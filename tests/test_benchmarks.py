@@ -56,3 +56,14 @@ def test_prose_probe_prints_one_json_object_with_both_inits():
         assert all(0 <= v <= 1 for v in m["frozen_probe_val_auroc"].values())
     assert set(result["models"][0]["mlm"]) == {"mlm_loss_before", "mlm_loss_after", "unigram_loss"}
     assert set(result["ngram_val_auroc"]) == {"full", "prose"}
+
+
+def test_aa_calibration_prints_one_json_object_at_toy_size():
+    out = subprocess.run([sys.executable, str(SCRIPT.parent / "aa_calibration.py"), "--seeds", "5", "6", "--notes",
+                          "150", "--n-sims", "10", "--n-sims-cheap", "40", "--n-boot", "50", "--power-sims", "40",
+                          "--note-noise", "0.1"], capture_output=True, text=True, timeout=300, check=True)
+    result = json.loads(out.stdout)
+    cell = result["aa_false_positive_rate"]["note_noise_0.1"]
+    assert set(cell) == {"5", "6"} and cell["5"]["sign_flip_many"]["fpr"] == 0.0  # 5 seeds: p ≥ 0.0625 always
+    mdd = result["mdd_80"]["sd_paired_0.012"]
+    assert mdd["by_seeds"]["5"]["sign_flip"] == "inf" and mdd["by_seeds"]["6"]["t"] > mdd["by_seeds"]["6"]["z"]
