@@ -1,6 +1,9 @@
 """A/A calibration of the primary comparison (issue 21, item 6): prints ONE JSON object.
 
-    python benchmarks/aa_calibration.py            # the defaults: about 2-3 minutes on one core
+    PYTHONPATH=. python benchmarks/aa_calibration.py
+
+With the defaults that took 462 s of wall time on the shared 2-core dev machine at a load average of 6-7 (so
+about a third of a core); about 90% of it is the bootstrap cells, so `--n-sims 100` roughly halves it.
 
 For each per-(seed, note) noise level and each number of seeds it simulates tables of two arms with no true
 difference (`dsgkd.core.calibration.simulate_aa`: shared note difficulty, per-seed AUROC effects of SD
