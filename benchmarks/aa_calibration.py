@@ -3,7 +3,8 @@
     PYTHONPATH=. python benchmarks/aa_calibration.py
 
 With the defaults that took 462 s of wall time on the shared 2-core dev machine at a load average of 6-7 (so
-about a third of a core); about 90% of it is the bootstrap cells, so `--n-sims 100` roughly halves it.
+about a third of a core); most of it is the bootstrap cells (a full bootstrap per table): `--n-sims 100` cuts
+it most.
 
 For each per-(seed, note) noise level and each number of seeds it simulates tables of two arms with no true
 difference (`dsgkd.core.calibration.simulate_aa`: shared note difficulty, per-seed AUROC effects of SD
@@ -42,7 +43,8 @@ def aa_block(args, note_noise: float, n_seeds: int) -> dict:
     slow = simulate_aa({"bootstrap": bootstrap_p(n_boot=args.n_boot), "sign_flip": sign_flip_p, "t_test": t_test_p},
                        n_sims=args.n_sims, seed=1, **common)
     cheap = simulate_aa({"sign_flip": sign_flip_p, "t_test": t_test_p}, n_sims=args.n_sims_cheap, seed=2, **common)
-    return {"per_seed_auroc_sd": round(slow["per_seed_auroc_sd"], 4), "paired_diff_sd": round(slow["paired_diff_sd"], 4),
+    return {"per_seed_auroc_sd": round(slow["per_seed_auroc_sd"], 4),
+            "paired_diff_sd": round(slow["paired_diff_sd"], 4),
             "bootstrap": _fpr(slow["tests"]["bootstrap"]),
             "sign_flip": _fpr(slow["tests"]["sign_flip"]), "t_test": _fpr(slow["tests"]["t_test"]),
             "sign_flip_many": _fpr(cheap["tests"]["sign_flip"]), "t_test_many": _fpr(cheap["tests"]["t_test"])}
