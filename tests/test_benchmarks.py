@@ -78,3 +78,14 @@ def test_headroom_prints_one_json_object_with_the_three_oracles():
     assert result["world"] == "w2:positive" and result["n_train"] == 300
     assert set(result["test_auroc"]) == {"prose_vitals", "seen_terms", "term_severity"}
     assert result["headroom_ok"] == (result["gap"] >= 0.10)
+
+
+def test_aa_calibration_prints_one_json_object_at_toy_size():
+    out = subprocess.run([sys.executable, str(SCRIPT.parent / "aa_calibration.py"), "--seeds", "5", "6", "--notes",
+                          "150", "--n-sims", "10", "--n-sims-cheap", "40", "--n-boot", "50", "--power-sims", "40",
+                          "--note-noise", "0.1"], capture_output=True, text=True, timeout=300, check=True)
+    result = json.loads(out.stdout)
+    cell = result["aa_false_positive_rate"]["note_noise_0.1"]
+    assert set(cell) == {"5", "6"} and cell["5"]["sign_flip_many"]["fpr"] == 0.0  # 5 seeds: p ≥ 0.0625 always
+    mdd = result["mdd_80"]["sd_paired_0.012"]
+    assert mdd["by_seeds"]["5"]["sign_flip"] == "inf" and mdd["by_seeds"]["6"]["t"] > mdd["by_seeds"]["6"]["z"]
