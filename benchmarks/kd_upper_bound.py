@@ -104,6 +104,7 @@ def main() -> None:
     transformers.logging.set_verbosity_error()  # one line per fit, not a load report per model
     transformers.utils.logging.disable_progress_bar()
     world = get_world(a.world)
+    plain = world.name.partition(":")[0]
     sizes = {k: int(v) for k, v in (part.split("=") for part in a.sizes.split(","))}
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
@@ -112,7 +113,9 @@ def main() -> None:
             "data.path": data["train"], "data.val_path": data["val"], "data.test_path": data["test"],
             "data.transfer_path": data["transfer"], "data.max_transfer": sizes["transfer"],
             "data.text_col": "ER_DHX", "data.label_col": "LABEL", "data.group_col": "PT_ID",
-            "teacher.ref": stand_in_ref(a.teacher, world.name), "student.ref": stand_in_ref(a.student, world.name),
+            # the profile's stand-ins are the plain world's (the oracle replaces what the teacher knows; the
+            # student's pretraining corpus is the same), so a profile does not rebuild them
+            "teacher.ref": stand_in_ref(a.teacher, plain), "student.ref": stand_in_ref(a.student, plain),
             "train.epochs": a.epochs, "distill.alpha": a.alpha, "distill.beta": 0.0, "distill.gamma": 0.0,
             "distill.hidden_loss": a.hidden_loss})
         run = resolve_run(base)

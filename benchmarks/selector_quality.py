@@ -19,7 +19,6 @@ hold its precision and recall, `latin` loses its terms.
 """
 import argparse
 import json
-import re
 import sys
 import tempfile
 import time

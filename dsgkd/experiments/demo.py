@@ -103,21 +103,23 @@ def reference_line(ref: dict) -> str:
 
 def verdict(summary: dict, reference: dict) -> str:
     """What the final table shows, in words, so the demo never reads as more than it measured: a difference
-    is claimed only when the seeds × notes bootstrap interval of DSG-KD − control excludes 0."""
+    is claimed only when the exact sign-flip test over the seeds gives p < 0.05 (at 5 seeds or fewer it cannot)
+    and the seeds × notes bootstrap interval of DSG-KD − control excludes 0."""
     d = summary["auroc_dsgkd_minus_control"]
     per_seed = summary["per_seed"]
     n = len(summary["seeds"])
     wins = sum(a > b for a, b in zip(per_seed["dsgkd"], per_seed["control"]))
     seeds = f"DSG-KD's test AUROC was above the control's in {wins} of {n} seeds."
-    if d["ci_low"] > 0:
+    if d["ci_low"] > 0 and d["p"] < 0.05:
         lines = [f"DSG-KD beat its KD-off control on test AUROC by {d['diff']:+.4f} (seeds × notes bootstrap "
                  f"interval above 0); a demo-sized run of {n} seeds, not a benchmark. {seeds}"]
-    elif d["ci_high"] < 0:
+    elif d["ci_high"] < 0 and d["p"] < 0.05:
         lines = [f"DSG-KD scored below its KD-off control on test AUROC by {d['diff']:+.4f} (seeds × notes "
                  f"bootstrap interval below 0). {seeds}"]
     else:
-        lines = [f"No effect at demo size: DSG-KD − control {d['diff']:+.4f} test AUROC, seeds × notes bootstrap "
-                 f"interval [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}] includes 0. {seeds}"]
+        lines = [f"No effect claimed at demo size: DSG-KD − control {d['diff']:+.4f} test AUROC, seeds × notes "
+                 f"bootstrap interval [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}], sign-flip p {d['p']:.3f} over {n} "
+                 f"seeds (the smallest p {n} seeds can give is {d['min_p']:.3f}). {seeds}"]
     best_arm = max(m["auroc"]["mean"] for m in summary["test"].values())
     gap = reference["test"]["auroc"]["value"] - best_arm
     if gap > 0:

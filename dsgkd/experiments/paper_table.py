@@ -36,10 +36,11 @@ from dsgkd.constants import PAPER, SEARCH_SPACES
 from dsgkd.data.benchmark import REPORTED_SEEDS  # disjoint from `dsgkd synth`'s default seed 0
 from dsgkd.errors import UserError
 from dsgkd.experiments import table_stats as stats
-from dsgkd.experiments.term_probe import teacher_probes
 from dsgkd.experiments.table_protocol import (DEFAULT_PAIRS, DEFAULT_WORLD, check_protocol, check_results,
-                                              code_version, make_protocol, record_protocol, saved_protocol)
+                                              code_version, make_protocol, preflight, record_protocol,
+                                              saved_protocol)
 from dsgkd.experiments.table_render import render
+from dsgkd.experiments.term_probe import teacher_probes
 from dsgkd.search.space import SearchSpace, load_space
 from dsgkd.storage import atomic_write_text
 
@@ -321,6 +322,7 @@ def run_table(out: Path, *, seeds: list[int], trials: int | None, workers: int, 
         check_results(out, previous)
     data = make_data(out / "data", sizes, world)
     record_protocol(out, protocol)
+    checks = preflight(data, world, len(seeds))
     space = table_space(space, data)
     base = space.base
     ensure_all({r for p in chosen for r in (p.teacher, p.student)})
@@ -363,7 +365,7 @@ def run_table(out: Path, *, seeds: list[int], trials: int | None, workers: int, 
             "machine": f"{os.cpu_count()} CPU cores, no GPU", "recipe": base.train.model_dump(mode="json"),
             "teacher_recipe": {k: getattr(base.teacher, k) for k in
                                ("finetune_epochs", "finetune_lr_encoder", "finetune_lr_head")}}
-    saved = {"protocol": saved_protocol(out), "meta": meta, "pairs": results,
+    saved = {"protocol": saved_protocol(out), "meta": meta, **checks, "pairs": results,
              **({"curve": curve_results} if curve_results else {})}
     atomic_write_text(out / "results.json", json.dumps(saved, indent=1))
     print(write_report(out, results_path))

@@ -93,3 +93,28 @@ def check_results(out: Path, results: dict) -> None:
     if diff:
         raise UserError(f"{out / 'results.json'}: made under another protocol than {out / PROTOCOL_FILE} "
                         f"(differs in {', '.join(diff)}); refusing to render or merge it")
+
+
+def preflight(data: dict[str, str], world: str | None, n_seeds: int) -> dict:
+    """What the table states before anything trains, in results.json: the headroom knowledge has on these notes
+    (logistic oracles fitted on train, scored on validation: nothing trains, the test split stays unread) and the
+    smallest primary difference its seeds can detect at 80% power. A positive-profile world whose oracle knowing
+    held-out terms' severity does not beat the one knowing only what labels teach (seen terms) by 0.10 is not a
+    positive control: stop before hours of training say nothing."""
+    from dsgkd.data.headroom import HEADROOM_MIN, headroom_of_files
+    from dsgkd.data.world import get_world
+    from dsgkd.experiments.table_stats import planned_power
+
+    w = get_world(world or DEFAULT_WORLD)
+    room = headroom_of_files({"train": data["train"], "test": data["val"]}, w)
+    power = planned_power(n_seeds)
+    print(f"==> headroom on validation ({w.name}): knowing held-out terms' severity adds "
+          f"{room['gap_over_seen_terms']:+.3f} AUROC over knowing the seen terms, {room['gap']:+.3f} over prose "
+          f"and vitals", flush=True)
+    print(f"==> declared power: the primary comparison detects {power['mdd_80']:.3f} with 80% power at "
+          f"{n_seeds} seeds (SD {power['planned_sd_paired']}; {power['seeds_for_goal']} seeds reach "
+          f"{power['mdd_goal']})", flush=True)
+    if w.profile.name == "positive" and room["gap_over_seen_terms"] < HEADROOM_MIN:
+        raise UserError(f"world {w.name}: no headroom for knowledge (oracle gap {room['gap_over_seen_terms']:+.3f} "
+                        f"< {HEADROOM_MIN}); a positive control must have it")
+    return {"headroom": room, "power": power}

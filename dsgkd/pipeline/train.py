@@ -20,6 +20,7 @@ from dsgkd.constants import REPORTED
 from dsgkd.core.engine import Prepared, fit
 from dsgkd.core.features import encode_notes
 from dsgkd.core.metrics import evaluate_with_ci, mean_std
+from dsgkd.core.calibration import primary_comparison
 from dsgkd.core.stats import seed_note_comparison
 from dsgkd.core.steps import pick_device, predict
 from dsgkd.errors import UserError
@@ -123,13 +124,17 @@ def run_seeds(run: ResolvedRun, out: str | Path, seeds: list[int], *, overwrite:
 
 
 def summarise(runs: dict, probs: dict, y: np.ndarray, seeds: list[int], cfg: RunConfig) -> dict:
-    """Mean ± std over seeds per arm, and DSG-KD − control in mean per-seed test AUROC with a seeds × notes
-    bootstrap (`core.stats`): the seed is the unit, so one lucky seed cannot carry the difference. Seeds are
-    paired: an arm pair with the same seed shares its data order and head initialisation."""
+    """Mean ± std over seeds per arm, and DSG-KD − control in mean per-seed test AUROC: its p from the exact
+    sign-flip test over the seed-paired differences (`core.calibration`: the test that held its size in the A/A
+    calibration), the seeds × notes bootstrap interval as a description. The seed is the unit, so one lucky seed
+    cannot carry the difference; an arm pair with the same seed shares its data order and head initialisation."""
     table = {arm: {m: dict(zip(("mean", "std"), mean_std([r["test"][m]["value"] for r in rs]))) for m in REPORTED}
              for arm, rs in runs.items()}
     diff = seed_note_comparison(y, np.array(probs["dsgkd"]), np.array(probs["control"]), "auroc",
                                 n_boot=cfg.eval.n_bootstrap, seed=seeds[0], pair_seeds=True)
+    tested = primary_comparison([r["test"]["auroc"]["value"] for r in runs["dsgkd"]],
+                                [r["test"]["auroc"]["value"] for r in runs["control"]])
+    diff.update(p=tested["p"], test="sign_flip", min_p=tested["min_p"], can_reject=tested["can_reject"])
     return {"seeds": seeds, "test": table, "auroc_dsgkd_minus_control": diff,
             "per_seed": {arm: [r["test"]["auroc"]["value"] for r in rs] for arm, rs in runs.items()}}
 
@@ -142,8 +147,9 @@ def summary_table(s: dict) -> str:
                                               for m in REPORTED) + " |")
     d = s["auroc_dsgkd_minus_control"]
     rows.append("")
-    rows.append(f"seeds {s['seeds']}; test AUROC DSG-KD − control (mean over seeds, seeds × notes bootstrap): "
-                f"{d['diff']:+.4f} [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}], p = {d['p']:.3f}")
+    rows.append(f"seeds {s['seeds']}; test AUROC DSG-KD − control (mean over seeds): {d['diff']:+.4f}, seeds × notes "
+                f"bootstrap interval [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}]; exact sign-flip test over the seeds "
+                f"p = {d['p']:.3f} (the smallest p {len(s['seeds'])} seeds can give: {d['min_p']:.3f})")
     return "\n".join(rows) + "\n"
 
 

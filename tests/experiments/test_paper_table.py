@@ -109,12 +109,12 @@ PAIRED = {name: name != "paper_vs_control" for name in stats.COMPARISONS}
 
 
 def test_summary_schema_and_holm_over_the_pairs_comparisons(tmp_path):
-    y, runs = _fake_pair(tmp_path, QUALITY)
+    y, runs = _fake_pair(tmp_path, QUALITY, seeds=tuple(range(8)))
     s = stats.summarise_pair(y, runs, PAIRED, held_out=None, n_boot=300)
     assert set(s["rows"]) == {"control", "knowledge_free", "searched", "paper", "teacher", "random_teacher", "ngram"}
     for row, m in s["rows"].items():
         assert {"auroc_mean", "auroc_std", "auroc_per_seed"} <= set(m)
-        assert len(m["auroc_per_seed"]) == (1 if row == "ngram" else 3)
+        assert len(m["auroc_per_seed"]) == (1 if row == "ngram" else 8)
         assert m["auroc_mean"] == pytest.approx(np.mean(m["auroc_per_seed"]))
     assert s["rows"]["ngram"]["deterministic"] and s["rows"]["ngram"]["auroc_std"] == 0.0
     assert list(s["comparisons"])[0] == stats.PRIMARY
@@ -124,17 +124,28 @@ def test_summary_schema_and_holm_over_the_pairs_comparisons(tmp_path):
     p = {name: c["p"] for name, c in s["comparisons"].items()}
     assert {name: c["p_holm"] for name, c in s["comparisons"].items()} == holm(p)
     primary = s["comparisons"][stats.PRIMARY]
-    assert primary["p"] < 0.01 and primary["p_holm"] == pytest.approx(min(1.0, 3 * primary["p"]))
+    # the exact sign-flip test over the 8 seeds: every seed of searched above knowledge-free gives p = 2 / 2^8
+    assert primary["test"] == "sign_flip" and primary["p"] == pytest.approx(2 / 2 ** 8) and primary["can_reject"]
+    assert primary["p_holm"] == pytest.approx(min(1.0, 3 * primary["p"]))
+    assert primary["mdd_80"] == pytest.approx(stats.planned_power(8)["mdd_80"])
+    assert s["control_vs_ngram"]["test"] == "seeds_x_notes_bootstrap"  # no seeds to flip against the n-gram
     assert s["comparisons"]["paper_vs_control"]["p"] > 0.05 and not s["comparisons"]["paper_vs_control"]["paired_seeds"]
     assert s["held_out"] == {"note": "the test file has no HELD_OUT_TERM column: no held-out-term subset to report"}
 
 
 def test_a_knowledge_free_tie_is_not_a_win_even_after_correction(tmp_path):
-    y, runs = _fake_pair(tmp_path, {**QUALITY, "knowledge_free": 1.0})
+    y, runs = _fake_pair(tmp_path / "tie", {**QUALITY, "knowledge_free": 1.0}, seeds=tuple(range(8)))
     pairs = {"a>b": stats.summarise_pair(y, runs, PAIRED, held_out=None, n_boot=300)}
     stats.holm_across_pairs(pairs)
     assert pairs["a>b"]["comparisons"]["searched_vs_control"]["p"] < 0.01
     assert not stats.primary_holds(pairs["a>b"])
+    # three seeds can never win: the sign-flip test's smallest p is 2 / 2^3, whatever the seeds show
+    y, runs = _fake_pair(tmp_path / "three", QUALITY)
+    few = {"a>b": stats.summarise_pair(y, runs, PAIRED, held_out=None, n_boot=300)}
+    stats.holm_across_pairs(few)
+    primary = few["a>b"]["comparisons"][stats.PRIMARY]
+    assert primary["diff"] > 0.1 and primary["p"] == 0.25 and not primary["can_reject"]
+    assert not stats.primary_holds(few["a>b"])
 
 
 def test_holm_across_pairs_can_undo_a_within_pair_win():
@@ -223,6 +234,9 @@ def test_run_table_writes_the_schema_the_curve_and_the_primary_first(tmp_path, f
     assert text.index("## Protocol") < text.index("## Primary comparison") < text.index("## Learning curve")
     assert text.index("## Primary comparison") < min(text.index(k) for k in ("searched − control", "paper − control"))
     assert "Primary comparison, declared before the run" in text and "Test split read once per run" in text
+    assert saved["power"]["seeds"] == 2 and saved["power"]["mdd_80"] == float("inf")  # 2 seeds: no claim possible
+    assert {"gap", "gap_over_seen_terms", "test_auroc"} <= set(saved["headroom"])
+    assert "**Declared power**" in text and "**Headroom**" in text
     # the held-out-term probe of every row, per seed, beside AUROC; the teachers as distilled
     assert r["rows"]["searched"]["held_out_probe_per_seed"] == pytest.approx(
         [0.5 + QUALITY["searched"] / 10, 0.51 + QUALITY["searched"] / 10])
@@ -291,7 +305,7 @@ def test_cli_parses_pairs_in_both_spellings_and_checks_the_curve():
 
 
 def test_render_reports_a_missing_held_out_column_and_the_reference_check(tmp_path):
-    y, runs = _fake_pair(tmp_path, QUALITY)
+    y, runs = _fake_pair(tmp_path, QUALITY, seeds=tuple(range(8)))
     pairs = {"a>b": {**stats.summarise_pair(y, runs, PAIRED, held_out=None, n_boot=200),
                      "configs": {"searched": "alpha 1", "knowledge_free": "alpha 2"}}}
     stats.holm_across_pairs(pairs)
