@@ -35,6 +35,7 @@ from dsgkd.config import RunConfig
 from dsgkd.constants import PAPER, SEARCH_SPACES
 from dsgkd.data.benchmark import REPORTED_SEEDS  # disjoint from `dsgkd synth`'s default seed 0
 from dsgkd.errors import UserError
+from dsgkd.experiments import recipe
 from dsgkd.experiments import table_stats as stats
 from dsgkd.experiments.table_protocol import (DEFAULT_PAIRS, DEFAULT_WORLD, check_protocol, check_results,
                                               code_version, make_protocol, preflight, record_protocol,
@@ -328,11 +329,16 @@ def run_table(out: Path, *, seeds: list[int], trials: int | None, workers: int, 
     ensure_all({r for p in chosen for r in (p.teacher, p.student)})
     print("==> n-gram reference", flush=True)
     ngram_row(base, out / "ngram")
+    print("==> recipe per model, on validation (KD off, design seeds)", flush=True)
+    models = sorted({r for p in chosen for r in (p.teacher, p.student)})
+    run_jobs([job for ref in models for job in recipe.grid_jobs(base, ref, out / "recipe")], workers, world)
+    recipes = {ref: recipe.choose(ref, out / "recipe") for ref in models}
     print("==> fine-tune teachers (pretrained and random-init, per seed)", flush=True)
     jobs = []
     for teacher in sorted({p.teacher for p in chosen}):
         for seed in seeds:
-            cfg = base.with_overrides({"teacher.ref": teacher, "teacher.finetune": True, "train.seed": seed})
+            cfg = recipe.with_recipes(base, teacher, None, recipes).with_overrides({"teacher.finetune": True,
+                                                                             "train.seed": seed})
             jobs.append(("teacher", cfg, out / "teachers" / teacher / f"seed_{seed}"))
             jobs.append(("teacher", cfg.with_overrides({"teacher.random_init": True}),
                          out / "teachers" / f"{teacher}-random" / f"seed_{seed}"))
@@ -341,8 +347,9 @@ def run_table(out: Path, *, seeds: list[int], trials: int | None, workers: int, 
     results, configs = dict(previous["pairs"]) if previous else {}, {}
     for pair in chosen:
         pair_dir = out / pair_dirname(pair.key)
-        searched, knowledge_free = pair_searches(space, pair, pair_dir, trials)
-        pair_base = base.with_overrides({"teacher.ref": pair.teacher, "student.ref": pair.student})
+        pair_base = recipe.with_recipes(base, pair.teacher, pair.student, recipes)
+        searched, knowledge_free = pair_searches(space.model_copy(update={"base": pair_base}), pair, pair_dir,
+                                                 trials)
         rows = row_configs(pair_base, searched, knowledge_free)
         paired = {name: shares_batches(rows[a], rows[b]) for name, (a, b) in stats.COMPARISONS.items()}
         configs[pair.key] = {"rows": rows, "paired": paired[stats.PRIMARY]}
@@ -365,7 +372,7 @@ def run_table(out: Path, *, seeds: list[int], trials: int | None, workers: int, 
             "machine": f"{os.cpu_count()} CPU cores, no GPU", "recipe": base.train.model_dump(mode="json"),
             "teacher_recipe": {k: getattr(base.teacher, k) for k in
                                ("finetune_epochs", "finetune_lr_encoder", "finetune_lr_head")}}
-    saved = {"protocol": saved_protocol(out), "meta": meta, **checks, "pairs": results,
+    saved = {"protocol": saved_protocol(out), "meta": meta, **checks, "recipes": recipes, "pairs": results,
              **({"curve": curve_results} if curve_results else {})}
     atomic_write_text(out / "results.json", json.dumps(saved, indent=1))
     print(write_report(out, results_path))

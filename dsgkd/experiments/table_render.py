@@ -2,6 +2,8 @@
 as fixed before the run, then the pre-declared primary comparison, then everything secondary."""
 from __future__ import annotations
 
+import numpy as np
+
 from dsgkd.constants import REPORTED
 from dsgkd.experiments import table_stats as stats
 from dsgkd.experiments.table_protocol import DEFAULT_PAIRS
@@ -52,10 +54,12 @@ def protocol_lines(saved: dict) -> list[str]:
         "same recipe (searched, knowledge_free, control) share, per seed, the student's head initialisation and "
         "the batch order, so their comparisons pair the seeds; the paper row trains on the labelled notes only "
         "and is compared with seeds resampled independently.",
-        f"- **Recipe, every row, not searched**: {r['epochs']} epochs, batch {r['batch_size']}, lr encoder "
-        f"{r['lr_encoder']:g} / head {r['lr_head']:g}, patience {r['patience']}, max length {r['max_length']}; "
-        f"teachers fine-tuned {tr['finetune_epochs']} epochs at {tr['finetune_lr_encoder']:g} / "
-        f"{tr['finetune_lr_head']:g}.",
+        f"- **Recipe, every row, not searched**: {r['epochs']} epochs, batch {r['batch_size']}, "
+        + (_chosen_lrs(saved["recipes"]) if "recipes" in saved else
+           f"lr encoder {r['lr_encoder']:g} / head {r['lr_head']:g}, ")
+        + f"warm-up {r['warmup_ratio']:g} of the steps, patience {r['patience']}, max length {r['max_length']}; "
+        f"teachers fine-tuned {tr['finetune_epochs']} epochs"
+        + ("" if "recipes" in saved else f" at {tr['finetune_lr_encoder']:g} / {tr['finetune_lr_head']:g}") + ".",
         f"- **Searched on validation AUROC**: the KD levers of `{pr['space']}` (sha256 {pr['space_sha256'][:12]}), "
         f"{pr['trials']} trials per search. The searched row and the knowledge-free control each get their own "
         "search of that budget, the second with a randomly initialised teacher of the same shape.",
@@ -72,6 +76,16 @@ def protocol_lines(saved: dict) -> list[str]:
         f"Produced by `{runs[-1]['command']}` in {minutes:.1f} min{spread} on {meta['machine']} "
         f"({runs[-1]['date']}).", "",
     ]
+
+
+def _chosen_lrs(recipes: dict) -> str:
+    """Each model's learning rates (encoder / head), chosen on validation by KD-off fine-tunes."""
+    seeds = ", ".join(map(str, next(iter(recipes.values()))["design_seeds"]))
+    chosen = "; ".join(f"`{ref}` {c['lr_encoder']:g} / {c['lr_head']:g} (val AUROC "
+                       + ", ".join(f"{k} {np.mean(v):.3f}" for k, v in c["val_auroc"].items()) + ")"
+                       for ref, c in recipes.items())
+    return (f"learning rates per model chosen on validation (KD-off fine-tunes on design seeds {seeds}, the "
+            f"same for every row that trains that model): {chosen}; ")
 
 
 def _declared(saved: dict) -> list[str]:

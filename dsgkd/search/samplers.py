@@ -13,17 +13,19 @@ import warnings
 SAMPLERS = ("tpe", "tpe-multivariate", "gp", "random")
 
 
-def make_sampler(name: str, seed: int):
+def make_sampler(name: str, seed: int, n_startup: int = 10):
+    """`n_startup`: random trials before the model-based samplers act (Optuna's default is 10)."""
     import optuna
 
     if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+        return optuna.samplers.TPESampler(seed=seed, constant_liar=True, n_startup_trials=n_startup)
     if name == "tpe-multivariate":
         with warnings.catch_warnings():  # `group` is marked experimental since Optuna 2.8
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.samplers.TPESampler(seed=seed, constant_liar=True, multivariate=True, group=True)
+            return optuna.samplers.TPESampler(seed=seed, constant_liar=True, multivariate=True, group=True,
+                                              n_startup_trials=n_startup)
     if name == "gp":
-        return optuna.samplers.GPSampler(seed=seed)
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=n_startup)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     raise ValueError(f"sampler {name!r}: one of {', '.join(SAMPLERS)}")

@@ -109,6 +109,9 @@ class SearchSpace(Strict):
     seed: int = 0
     sampler: Literal[SAMPLERS] = Field(
         "tpe", description="Optuna sampler (seeded by `seed`): tpe, tpe-multivariate, gp or random")
+    startup_trials: int | None = Field(
+        None, ge=1, description="random trials before TPE / GP model the results (default: a third of "
+                                "budget.num_samples, 2 to 10), so a small budget is not all random draws")
     include_paper_defaults: bool = Field(True, description="trial 0: alpha 0.6, beta 0.2, no logit KD, all layers")
     include_control: bool = Field(False, description="one KD-off trial (alpha = beta = gamma = 0) per pair")
     start_points: list[dict[str, Scalar]] = Field(
@@ -211,6 +214,12 @@ class SearchSpace(Strict):
                 where = f"params.{key}" if dist else f"base.{key} (not searched)"
                 fix = f"; widen it or set {flag}: false" if flag.startswith("include_") else ""
                 raise ValueError(f"{flag}: {key}={v} lies outside {where}{fix}")
+
+    @property
+    def n_startup(self) -> int:
+        """Optuna's default of 10 random start-up trials makes a 3-trial search three random draws; fitted to the
+        budget, the sampler models the results after the first third (never before 2 of them exist)."""
+        return self.startup_trials or min(10, max(2, self.budget.num_samples // 3))
 
     @property
     def max_t(self) -> int:

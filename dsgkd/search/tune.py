@@ -216,7 +216,7 @@ def _new_tuner(space: SearchSpace, plans, run_dir: Path, trainable, concurrency:
     searcher = OptunaSearch(
         DefineByRun(space, plans), metric=list(metric) if len(metric) > 1 else metric[0],
         mode=list(mode) if len(mode) > 1 else mode[0],
-        sampler=make_sampler(space.sampler, space.seed),
+        sampler=make_sampler(space.sampler, space.seed, space.n_startup),
         storage=optuna.storages.RDBStorage(storage or f"sqlite:///{run_dir / 'optuna.db'}"),
         study_name=run_dir.name, points_to_evaluate=seeded_points(space, plans) or None)
     scheduler = ResumableASHA(  # epoch, not training_iteration: the latter restarts after a restore

@@ -92,7 +92,8 @@ def _write_run(d, y, quality, rng):
     d.mkdir(parents=True, exist_ok=True)
     p = 1 / (1 + np.exp(-(quality * (2 * y - 1) + rng.normal(0, 1, len(y)))))
     pd.DataFrame({"label": y, "prob": p}).to_csv(d / "predictions.csv", index_label="row")
-    (d / "metrics.json").write_text(json.dumps({"test": evaluate_with_ci(y, p, 0.5, n_boot=20)}))
+    test = evaluate_with_ci(y, p, 0.5, n_boot=20)
+    (d / "metrics.json").write_text(json.dumps({"test": test, "val": {"auroc": test["auroc"]["value"]}}))
 
 
 def _fake_pair(tmp_path, quality, seeds=(0, 1, 2), n=400):
@@ -177,15 +178,21 @@ def test_the_held_out_term_subset_is_scored_when_the_test_file_marks_it(tmp_path
 
 
 # ------------------------------------------------------------------------------- run_table, faked
+JOBS = {}  # out dir → the config the fake pool was handed
+
+
 def _fake_jobs(jobs, workers, world):
     """Stand-in for the worker pool: each job writes predictions on its config's test notes and a probe whose
     held-out AUROC grows with the row's quality."""
     for kind, cfg, out in jobs:
+        JOBS[out] = cfg
         if (out / "metrics.json").is_file():
             continue
         row = out.parent.name.removesuffix("-random") if kind == "teacher" else out.parent.name
         y = pd.read_csv(cfg.data.test_path)["LABEL"].to_numpy()
         quality = QUALITY.get(row, QUALITY["teacher"]) + (0.5 if cfg.data.path.endswith("n200/data/train.csv") else 0)
+        if out.parents[2].name == "recipe":  # the recipe grid: 3e-4 is the best encoder rate for every model
+            quality = 1.0 if cfg.train.lr_encoder == 3e-4 else 0.2
         _write_run(out, y, quality, np.random.default_rng(cfg.train.seed))
         (out / "probe.json").write_text(json.dumps({"held_out": 0.5 + quality / 10 + cfg.train.seed / 100,
                                                     "seen": 0.9}))
@@ -237,6 +244,14 @@ def test_run_table_writes_the_schema_the_curve_and_the_primary_first(tmp_path, f
     assert saved["power"]["seeds"] == 2 and saved["power"]["mdd_80"] == float("inf")  # 2 seeds: no claim possible
     assert {"gap", "gap_over_seen_terms", "test_auroc"} <= set(saved["headroom"])
     assert "**Declared power**" in text and "**Headroom**" in text
+    # the learning rates chosen per model on validation, before any search, used by every row of that model
+    assert set(saved["recipes"]) == {"kmbert-tiny", "kobert-tiny"}
+    assert all((c["lr_encoder"], c["lr_head"]) == (3e-4, 3e-3) for c in saved["recipes"].values())
+    control = JOBS[tmp_path / "t" / "kmbert-tiny__kobert-tiny" / "control" / "seed_0"]
+    teacher = JOBS[tmp_path / "t" / "teachers" / "kmbert-tiny" / "seed_0"]
+    assert (control.train.lr_encoder, control.train.lr_head) == (3e-4, 3e-3)
+    assert (teacher.teacher.finetune_lr_encoder, teacher.teacher.finetune_lr_head) == (3e-4, 3e-3)
+    assert "learning rates per model chosen on validation" in text and "`kobert-tiny` 0.0003 / 0.003" in text
     # the held-out-term probe of every row, per seed, beside AUROC; the teachers as distilled
     assert r["rows"]["searched"]["held_out_probe_per_seed"] == pytest.approx(
         [0.5 + QUALITY["searched"] / 10, 0.51 + QUALITY["searched"] / 10])

@@ -218,3 +218,14 @@ def test_the_teacher_each_term_reads_is_searched_and_its_caches_planned():
     with pytest.raises(UserError, match="hidden_teacher: finetuned needs teacher.finetune"):
         space(base={"teacher": {"finetune": False}}, params={
             "distill.hidden_teacher": {"type": "categorical", "choices": ["pretrained", "finetuned"]}})
+
+
+def test_tpe_models_the_results_after_a_third_of_a_small_budget():
+    """Optuna's 10 random start-up trials would make a 3-trial search three random draws: the start-up count is
+    fitted to the budget (a third, 2 to 10) unless the space sets it, and reaches the sampler."""
+    from dsgkd.search.samplers import make_sampler
+
+    assert space(budget={"num_samples": 3}).n_startup == 2
+    assert space(budget={"num_samples": 12}).n_startup == 4 and space(budget={"num_samples": 90}).n_startup == 10
+    assert space(budget={"num_samples": 12}, startup_trials=7).n_startup == 7
+    assert make_sampler("tpe", 0, 4)._n_startup_trials == 4 and make_sampler("gp", 0, 3)._n_startup_trials == 3

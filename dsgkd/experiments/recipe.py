@@ -1,0 +1,59 @@
+"""The training recipe of a table, chosen per model family on validation before anything is searched.
+
+A fixed encoder learning rate chosen for one student on another world collapsed seeds of students and teachers
+alike (docs/levers.md: lr 1e-3 in the 2026-12-04 table). So each model the table trains (a student, or a teacher
+to be fine-tuned) first gets KD-off fine-tunes on the table's own labelled training notes at every pair of
+`LR_GRID`, on design seeds that no reported row uses; the pair with the best mean validation AUROC (the worst
+seed breaking ties, since a collapsed seed is what this guards against) becomes that model's recipe, for every
+row alike, the KD-off control included. Nothing reads the test split. What was tried and chosen goes into
+results.json.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from dsgkd.config import RunConfig
+
+# (encoder, head) learning rates; 1e-4 and 3e-4 for the encoder are what the review asked to have in the grid
+LR_GRID = ((1e-4, 1e-3), (3e-4, 3e-3), (1e-3, 3e-3))
+DESIGN_SEEDS = (1000, 1001)  # never a reported row's seed
+
+
+def grid_jobs(base: RunConfig, ref: str, out: Path) -> list[tuple[str, RunConfig, Path]]:
+    """KD-off fine-tunes of `ref` as the student, labelled notes only, one per (learning rates, design seed)."""
+    plain = base.model_copy(update={"distill": base.distill.control(),
+                                    "data": base.data.model_copy(update={"transfer_path": None}),
+                                    "teacher": base.teacher.model_copy(update={"finetune": False})})
+    return [("student", plain.with_overrides({"student.ref": ref, "train.lr_encoder": enc, "train.lr_head": head,
+                                              "train.seed": seed}),
+             out / _dirname(ref) / f"lr{enc:g}_{head:g}" / f"seed_{seed}")
+            for enc, head in LR_GRID for seed in DESIGN_SEEDS]
+
+
+def choose(ref: str, out: Path) -> dict:
+    """The grid's validation AUROCs for `ref` (after its jobs ran) and the learning rates chosen."""
+    tried = {}
+    for enc, head in LR_GRID:
+        runs = [out / _dirname(ref) / f"lr{enc:g}_{head:g}" / f"seed_{s}" / "metrics.json" for s in DESIGN_SEEDS]
+        tried[f"{enc:g}/{head:g}"] = [json.loads(r.read_text(encoding="utf-8"))["val"]["auroc"] for r in runs]
+    key = max(tried, key=lambda k: (np.mean(tried[k]), min(tried[k])))
+    enc, head = (float(x) for x in key.split("/"))
+    return {"lr_encoder": enc, "lr_head": head, "val_auroc": tried, "design_seeds": list(DESIGN_SEEDS)}
+
+
+def with_recipes(base: RunConfig, teacher: str, student: str | None, recipes: dict) -> RunConfig:
+    """`base` for this teacher (fine-tuned at its own chosen learning rates) and student (trained at its own)."""
+    t = recipes[teacher]
+    over = {"teacher.ref": teacher, "teacher.finetune_lr_encoder": t["lr_encoder"],
+            "teacher.finetune_lr_head": t["lr_head"]}
+    if student is not None:
+        over.update({"student.ref": student, "train.lr_encoder": recipes[student]["lr_encoder"],
+                     "train.lr_head": recipes[student]["lr_head"]})
+    return base.with_overrides(over)
+
+
+def _dirname(ref: str) -> str:
+    return ref.replace("/", "_").replace(":", "-")
