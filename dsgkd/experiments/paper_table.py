@@ -41,6 +41,7 @@ from dsgkd.experiments.table_protocol import (DEFAULT_PAIRS, DEFAULT_WORLD, chec
                                               code_version, make_protocol, preflight, record_protocol,
                                               saved_protocol)
 from dsgkd.experiments.table_render import render
+from dsgkd.experiments.table_selector import mine_table_lexicon, with_mined_selector
 from dsgkd.experiments.term_probe import teacher_probes
 from dsgkd.search.space import SearchSpace, load_space
 from dsgkd.storage import atomic_write_text
@@ -324,7 +325,7 @@ def run_table(out: Path, *, seeds: list[int], trials: int | None, workers: int, 
     data = make_data(out / "data", sizes, world)
     record_protocol(out, protocol)
     checks = preflight(data, world, len(seeds))
-    space = table_space(space, data)
+    space = with_mined_selector(table_space(space, data), mine_table_lexicon(data, world, out / "data"))
     base = space.base
     ensure_all({r for p in chosen for r in (p.teacher, p.student)})
     print("==> n-gram reference", flush=True)

@@ -179,6 +179,7 @@ def test_the_held_out_term_subset_is_scored_when_the_test_file_marks_it(tmp_path
 
 # ------------------------------------------------------------------------------- run_table, faked
 JOBS = {}  # out dir → the config the fake pool was handed
+SEARCHED = {}  # search dir → the space the fake search was handed
 
 
 def _fake_jobs(jobs, workers, world):
@@ -203,6 +204,7 @@ def fake_table(monkeypatch):
     import dsgkd.models.tiny
 
     def fake_search(space, out, trials):
+        SEARCHED[out] = space
         (out).mkdir(parents=True, exist_ok=True)
         return space.base.with_overrides({"teacher.ref": space.pairs[0].teacher, "student.ref": space.pairs[0].student,
                                           "distill.alpha": 0.4, "distill.layer_map": "uniform"})
@@ -251,6 +253,12 @@ def test_run_table_writes_the_schema_the_curve_and_the_primary_first(tmp_path, f
     teacher = JOBS[tmp_path / "t" / "teachers" / "kmbert-tiny" / "seed_0"]
     assert (control.train.lr_encoder, control.train.lr_head) == (3e-4, 3e-3)
     assert (teacher.teacher.finetune_lr_encoder, teacher.teacher.finetune_lr_head) == (3e-4, 3e-3)
+    # both searches offer the lexicon mined from the table's notes and a domain corpus (no term list read)
+    lexicon = tmp_path / "t" / "data" / "lexicon.txt"
+    for arm in ("search", "search_knowledge_free"):
+        choices = SEARCHED[tmp_path / "t" / "kmbert-tiny__kobert-tiny" / arm].params["distill.selector"].choices
+        assert f"lexicon:{lexicon}" in choices and "latin" in choices
+    assert lexicon.read_text().startswith("# mined by dsgkd table") and len(lexicon.read_text().splitlines()) > 20
     assert "learning rates per model chosen on validation" in text and "`kobert-tiny` 0.0003 / 0.003" in text
     # the held-out-term probe of every row, per seed, beside AUROC; the teachers as distilled
     assert r["rows"]["searched"]["held_out_probe_per_seed"] == pytest.approx(
