@@ -9,6 +9,7 @@ knowledge, whatever the teacher. Same notes, recipe, seeds and batches for both 
 transfer notes, with no KD on them). Prints one JSON object.
 
     python benchmarks/kd_upper_bound.py [--world default] [--seeds 0,1,2] [--epochs 3] [--alpha 1.0]
+                                        [--lr-encoder 1e-4 --lr-head 1e-3 --batch-size 16]
                                         [--sizes train=600,val=300,test=600,transfer=1500]
 """
 import argparse
@@ -95,6 +96,9 @@ def main() -> None:
     ap.add_argument("--world", default="default")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--lr-encoder", type=float, default=1e-4)
+    ap.add_argument("--lr-head", type=float, default=1e-3)
+    ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--alpha", type=float, default=1.0, help="hidden-state KD weight of the oracle arm")
     ap.add_argument("--hidden-loss", default="mse")
     ap.add_argument("--sizes", default="train=600,val=300,test=600,transfer=1500")
@@ -116,7 +120,8 @@ def main() -> None:
             # the profile's stand-ins are the plain world's (the oracle replaces what the teacher knows; the
             # student's pretraining corpus is the same), so a profile does not rebuild them
             "teacher.ref": stand_in_ref(a.teacher, plain), "student.ref": stand_in_ref(a.student, plain),
-            "train.epochs": a.epochs, "distill.alpha": a.alpha, "distill.beta": 0.0, "distill.gamma": 0.0,
+            "train.epochs": a.epochs, "train.lr_encoder": a.lr_encoder, "train.lr_head": a.lr_head,
+            "train.batch_size": a.batch_size, "distill.alpha": a.alpha, "distill.beta": 0.0, "distill.gamma": 0.0,
             "distill.hidden_loss": a.hidden_loss})
         run = resolve_run(base)
         cache = oracle_cache(run.cfg, sorted({t for t, _ in run.layer_pairs}), tmp / "caches", world)
@@ -133,6 +138,7 @@ def main() -> None:
     probe_up = sum(o["held_out_probe_last_layer"] > c["held_out_probe_last_layer"]
                    for o, c in zip(rows["oracle_kd"], rows["control"]))
     print(json.dumps({"benchmark": "kd_upper_bound", "world": world.name, "sizes": sizes, "epochs": a.epochs,
+                      "lr": [a.lr_encoder, a.lr_head], "batch_size": a.batch_size,
                       "alpha": a.alpha, "hidden_loss": a.hidden_loss, "pair": f"{a.teacher}>{a.student}",
                       "held_out_test_notes": int(held.sum()), "per_seed": rows, "mean": mean,
                       "oracle_minus_control": gain, "probe_up_in_seeds": f"{probe_up}/{len(rows['control'])}"}))

@@ -109,9 +109,8 @@ class SearchSpace(Strict):
     seed: int = 0
     sampler: Literal[SAMPLERS] = Field(
         "tpe", description="Optuna sampler (seeded by `seed`): tpe, tpe-multivariate, gp or random")
-    startup_trials: int | None = Field(
-        None, ge=1, description="random trials before TPE / GP model the results (default: a third of "
-                                "budget.num_samples, 2 to 10), so a small budget is not all random draws")
+    startup_trials: int | None = Field(None, ge=1, description="random trials before TPE / GP model the results "
+                                       "(default: a third of budget.num_samples, 2 to 10)")
     include_paper_defaults: bool = Field(True, description="trial 0: alpha 0.6, beta 0.2, no logit KD, all layers")
     include_control: bool = Field(False, description="one KD-off trial (alpha = beta = gamma = 0) per pair")
     start_points: list[dict[str, Scalar]] = Field(
@@ -187,8 +186,7 @@ class SearchSpace(Strict):
 
     def _require_gate(self, key: str) -> None:
         """A searched setting whose gate is 0 in every trial cannot change any trial: refuse it by name."""
-        gates = conditions()  # a KD term's option acts only where its weight is positive
-        if key not in gates:
+        if key not in (gates := conditions()):  # a KD term's option acts only where its weight is positive
             return
         gate, what = gates[key]
         declared = self.params.get(gate)
@@ -199,11 +197,9 @@ class SearchSpace(Strict):
 
     def applies(self, key: str, values: dict[str, Any]) -> bool:
         """Whether searched `key` acts in a trial with these settings (a gate not in `values`: the base's)."""
-        gates = conditions()
-        if key not in gates:
+        if key not in (gates := conditions()):
             return True
-        gate = gates[key][0]
-        return values.get(gate, setting(self.base, gate)) > 0
+        return values.get(gates[key][0], setting(self.base, gates[key][0])) > 0
 
     def _require_point(self, flag: str, values: dict[str, float]) -> None:
         """A seeded point must lie inside the space: Optuna rejects an enqueued value outside a log range."""
@@ -217,8 +213,7 @@ class SearchSpace(Strict):
 
     @property
     def n_startup(self) -> int:
-        """Optuna's default of 10 random start-up trials makes a 3-trial search three random draws; fitted to the
-        budget, the sampler models the results after the first third (never before 2 of them exist)."""
+        """Optuna's 10 random start-up trials would make a 3-trial search three random draws (at least 2 exist)."""
         return self.startup_trials or min(10, max(2, self.budget.num_samples // 3))
 
     @property
