@@ -1,14 +1,16 @@
-"""Can the KD path move knowledge at all? Students distilled from an oracle teacher signal, against their KD-off control.
+"""Can the KD path move knowledge at all? Students distilled from an oracle teacher signal vs their KD-off control.
 
 The oracle signal is a teacher cache (the format trials read) whose pooled term vectors encode the world's true
 severity: a word of a lexicon term gets `weight × scale × u` at every layer (one fixed unit direction `u`,
 `scale` the real teacher's mean vector norm), every other selected word gets 0. No model could know more. If
 students distilled from it gain nothing on the held-out-term test notes and their held-out-term probe does not
 rise over the control's, the KD machinery itself (selection, pooling, projection, loss, schedule) cannot move
-knowledge, whatever the teacher. Same notes, recipe, seeds and batches for both arms (the control keeps the
-transfer notes, with no KD on them). Prints one JSON object.
+knowledge, whatever the teacher. Same notes, recipe, seeds and batches for every arm (the control keeps the
+transfer notes, with no KD on them). `--arms oracle_kd,teacher_kd,random_kd` adds the pretrained teacher's own
+signal and its random-init twin's: DSG-KD against its knowledge-free control on the same footing, without a
+search. Prints one JSON object.
 
-    python benchmarks/kd_upper_bound.py [--world default] [--seeds 0,1,2] [--epochs 3] [--alpha 1.0]
+    python benchmarks/kd_upper_bound.py [--world default] [--seeds 0,1,2] [--epochs 3] [--alpha 1.0] [--arms ...]
                                         [--lr-encoder 1e-4 --lr-head 1e-3 --batch-size 16]
                                         [--sizes train=600,val=300,test=600,transfer=1500]
 """
@@ -50,6 +52,8 @@ def oracle_cache(cfg: RunConfig, layers: list[int], out: Path, world) -> Path:
     """A copy of the real teacher's cache for `cfg` with every pooled term vector replaced by the oracle's."""
     real = build_cache(cfg, layers, out / "real", source="pretrained", attention=False)
     oracle = out / "oracle"
+    if (oracle / "meta.json").is_file():  # seed-independent: the pretrained teacher's layout, the world's truth
+        return oracle
     shutil.copytree(real, oracle)
     texts = train_texts(load_splits(cfg.data), load_transfer(cfg))
     offsets = np.load(oracle / "train.term_offsets.npy")
@@ -76,12 +80,23 @@ def oracle_cache(cfg: RunConfig, layers: list[int], out: Path, world) -> Path:
     return oracle
 
 
-def student_row(cfg: RunConfig, cache: Path | None, held: np.ndarray, world, tmp: Path) -> dict:
+def signal_cache(arm: str, cfg: RunConfig, layers: list[int], out: Path, world) -> Path:
+    """The teacher signal an arm distils: the oracle's, the pretrained teacher's own (what DSG-KD distils), or
+    its random-init twin's (the knowledge-free control; drawn per seed)."""
+    if arm == "oracle_kd":
+        return oracle_cache(cfg, layers, out, world)
+    if arm == "teacher_kd":
+        return build_cache(cfg, layers, out / "teacher", source="pretrained", attention=False)
+    twin = cfg.model_copy(update={"teacher": cfg.teacher.model_copy(update={"random_init": True})})
+    return build_cache(twin, layers, out / "random", source="pretrained", attention=False)
+
+
+def student_row(arm: str, cfg: RunConfig, cache: Path | None, held: np.ndarray, world, tmp: Path) -> dict:
     """Test AUROC (all notes, held-out-term notes) and the student's held-out-term severity probe."""
     result = fit(prepare_run(resolve_run(cfg), teacher_weights=cache is None),
                  teacher_cache={"pretrained": cache} if cache else None)
     y, p = test_predictions(result, cfg)
-    folder = tmp / f"student-{cache is not None}-{cfg.train.seed}"
+    folder = tmp / f"student-{arm}-{cfg.train.seed}"
     result.model.save_pretrained(folder)
     result.tokenizer.save_pretrained(folder)
     v = term_vectors(str(folder), False, [t.name for t in world.terms])
@@ -104,6 +119,9 @@ def main() -> None:
     ap.add_argument("--sizes", default="train=600,val=300,test=600,transfer=1500")
     ap.add_argument("--teacher", default="kmbert-tiny")
     ap.add_argument("--student", default="xlmr-tiny")
+    ap.add_argument("--arms", default="oracle_kd", help="besides the KD-off control, comma-separated: oracle_kd "
+                    "(the oracle signal), teacher_kd (the pretrained teacher: DSG-KD without a search), random_kd "
+                    "(its random-init twin: the knowledge-free control)")
     a = ap.parse_args()
     transformers.logging.set_verbosity_error()  # one line per fit, not a load report per model
     transformers.utils.logging.disable_progress_bar()
@@ -119,29 +137,34 @@ def main() -> None:
             "data.text_col": "ER_DHX", "data.label_col": "LABEL", "data.group_col": "PT_ID",
             # the profile's stand-ins are the plain world's (the oracle replaces what the teacher knows; the
             # student's pretraining corpus is the same), so a profile does not rebuild them
-            "teacher.ref": stand_in_ref(a.teacher, plain), "student.ref": stand_in_ref(a.student, plain),
+            "teacher.ref": stand_in_ref(a.teacher, world.name if world.profile.corpus_permuted else plain),
+            "student.ref": stand_in_ref(a.student, plain),
             "train.epochs": a.epochs, "train.lr_encoder": a.lr_encoder, "train.lr_head": a.lr_head,
             "train.batch_size": a.batch_size, "distill.alpha": a.alpha, "distill.beta": 0.0, "distill.gamma": 0.0,
             "distill.hidden_loss": a.hidden_loss})
         run = resolve_run(base)
-        cache = oracle_cache(run.cfg, sorted({t for t, _ in run.layer_pairs}), tmp / "caches", world)
+        layers = sorted({t for t, _ in run.layer_pairs})
         held = pd.read_csv(data["test"])["HELD_OUT_TERM"].to_numpy() == 1
-        rows = {"control": [], "oracle_kd": []}
+        arms = a.arms.split(",")
+        rows: dict[str, list] = {"control": [], **{arm: [] for arm in arms}}
         for seed in (int(s) for s in a.seeds.split(",")):
             seeded = run.with_seed(seed).cfg
-            rows["control"].append(student_row(run.control().with_seed(seed).cfg, None, held, world, tmp))
-            rows["oracle_kd"].append(student_row(seeded, cache, held, world, tmp))
+            rows["control"].append(student_row("control", run.control().with_seed(seed).cfg, None, held, world, tmp))
+            for arm in arms:
+                cache = signal_cache(arm, seeded, layers, tmp / "caches", world)
+                rows[arm].append(student_row(arm, seeded, cache, held, world, tmp))
             print(json.dumps({arm: r[-1] for arm, r in rows.items()}), flush=True)
     mean = {arm: {k: round(float(np.mean([r[k] for r in rs])), 4) for k in rs[0] if k != "seed"}
             for arm, rs in rows.items()}
-    gain = {k: round(mean["oracle_kd"][k] - mean["control"][k], 4) for k in mean["control"]}
-    probe_up = sum(o["held_out_probe_last_layer"] > c["held_out_probe_last_layer"]
-                   for o, c in zip(rows["oracle_kd"], rows["control"]))
+    gain = {arm: {k: round(mean[arm][k] - mean["control"][k], 4) for k in mean["control"]} for arm in arms}
+    probe = {arm: [r["held_out_probe_last_layer"] for r in rs] for arm, rs in rows.items()}
+    probe_up = {arm: f"{sum(o > c for o, c in zip(probe[arm], probe['control']))}/{len(probe['control'])}"
+                for arm in arms}
     print(json.dumps({"benchmark": "kd_upper_bound", "world": world.name, "sizes": sizes, "epochs": a.epochs,
                       "lr": [a.lr_encoder, a.lr_head], "batch_size": a.batch_size,
                       "alpha": a.alpha, "hidden_loss": a.hidden_loss, "pair": f"{a.teacher}>{a.student}",
                       "held_out_test_notes": int(held.sum()), "per_seed": rows, "mean": mean,
-                      "oracle_minus_control": gain, "probe_up_in_seeds": f"{probe_up}/{len(rows['control'])}"}))
+                      "minus_control": gain, "probe_up_in_seeds": probe_up}))
 
 
 if __name__ == "__main__":

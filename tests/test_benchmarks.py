@@ -89,3 +89,14 @@ def test_aa_calibration_prints_one_json_object_at_toy_size():
     assert set(cell) == {"5", "6"} and cell["5"]["sign_flip_many"]["fpr"] == 0.0  # 5 seeds: p ≥ 0.0625 always
     mdd = result["mdd_80"]["sd_paired_0.012"]
     assert mdd["by_seeds"]["5"]["sign_flip"] == "inf" and mdd["by_seeds"]["6"]["t"] > mdd["by_seeds"]["6"]["z"]
+
+
+@pytest.mark.slow  # four small fits and three caches: about 2 minutes
+def test_kd_upper_bound_prints_one_json_object_with_every_arm():
+    out = subprocess.run([sys.executable, str(SCRIPT.parent / "kd_upper_bound.py"), "--seeds", "0", "--epochs", "1",
+                          "--sizes", "train=80,val=60,test=120,transfer=80", "--arms", "oracle_kd,teacher_kd,random_kd"],
+                         capture_output=True, text=True, timeout=900, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert set(result["per_seed"]) == {"control", "oracle_kd", "teacher_kd", "random_kd"}
+    assert set(result["minus_control"]) == {"oracle_kd", "teacher_kd", "random_kd"}
+    assert all(0 <= r["held_out_probe_last_layer"] <= 1 for rs in result["per_seed"].values() for r in rs)
