@@ -112,6 +112,7 @@ def _job(kind: str, cfg_yaml: str, out: str, world: str) -> str:
 
     torch.set_num_threads(1)
     transformers.logging.set_verbosity_error()  # per-load reports from hundreds of runs would bury the table
+    transformers.utils.logging.disable_progress_bar()  # and its "Loading weights" / "Writing model shards" bars
     cfg = RunConfig.from_dict(yaml.safe_load(cfg_yaml), source=out)
     with staged_output(Path(out), overwrite=True) as stage:
         if kind == "teacher":
@@ -187,8 +188,8 @@ def row_configs(base: RunConfig, searched: RunConfig, knowledge_free: RunConfig)
         raise ValueError("the knowledge-free row needs a config searched with teacher.random_init: true")
     spec = named_layer_map("auto", model_depth(base.teacher.ref), model_depth(base.student.ref))
     paper = base.with_overrides({**PAPER, "distill.layer_map": spec})
-    return {"control": searched.model_copy(update={"distill": searched.distill.control()}), "knowledge_free": knowledge_free, "searched": searched,
-            "paper": paper}
+    return {"control": searched.model_copy(update={"distill": searched.distill.control()}),
+            "knowledge_free": knowledge_free, "searched": searched, "paper": paper}
 
 
 def shares_batches(a: RunConfig, b: RunConfig) -> bool:
@@ -311,6 +312,9 @@ def run_table(out: Path, *, seeds: list[int], trials: int | None, workers: int, 
     from dsgkd.data.world import get_world
     from dsgkd.models.tiny import ensure_all
 
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()  # the teacher probes load models in this process too
     started, code = time.time(), code_version()  # the code this invocation started with, not what it ends beside
     get_world(world or DEFAULT_WORLD)  # a bad world name is one line before anything is written
     space = load_space(space_path)

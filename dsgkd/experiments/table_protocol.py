@@ -95,6 +95,13 @@ def check_results(out: Path, results: dict) -> None:
                         f"(differs in {', '.join(diff)}); refusing to render or merge it")
 
 
+def detectable(power: dict) -> str:
+    """The declared power in words: what the primary comparison can detect at its seeds."""
+    if power["mdd_80"] == float("inf"):
+        return "can detect nothing (the sign-flip test cannot reach p < 0.05)"
+    return f"detects {power['mdd_80']:.3f} test AUROC with 80% power"
+
+
 def preflight(data: dict[str, str], world: str | None, n_seeds: int) -> dict:
     """What the table states before anything trains, in results.json: the headroom knowledge has on these notes
     (logistic oracles fitted on train, scored on validation: nothing trains, the test split stays unread) and the
@@ -111,9 +118,8 @@ def preflight(data: dict[str, str], world: str | None, n_seeds: int) -> dict:
     print(f"==> headroom on validation ({w.name}): knowing held-out terms' severity adds "
           f"{room['gap_over_seen_terms']:+.3f} AUROC over knowing the seen terms, {room['gap']:+.3f} over prose "
           f"and vitals", flush=True)
-    print(f"==> declared power: the primary comparison detects {power['mdd_80']:.3f} with 80% power at "
-          f"{n_seeds} seeds (SD {power['planned_sd_paired']}; {power['seeds_for_goal']} seeds reach "
-          f"{power['mdd_goal']})", flush=True)
+    print(f"==> declared power: the primary comparison {detectable(power)} at {n_seeds} seeds (SD "
+          f"{power['planned_sd_paired']}; {power['seeds_for_goal']} seeds reach {power['mdd_goal']})", flush=True)
     if w.profile.name == "positive" and room["gap_over_seen_terms"] < HEADROOM_MIN:
         raise UserError(f"world {w.name}: no headroom for knowledge (oracle gap {room['gap_over_seen_terms']:+.3f} "
                         f"< {HEADROOM_MIN}); a positive control must have it")

@@ -6,7 +6,7 @@ import numpy as np
 
 from dsgkd.constants import REPORTED
 from dsgkd.experiments import table_stats as stats
-from dsgkd.experiments.table_protocol import DEFAULT_PAIRS
+from dsgkd.experiments.table_protocol import DEFAULT_PAIRS, detectable
 
 ROW_LABELS = {
     "control": "control (KD off, same steps and notes as searched)",
@@ -94,8 +94,7 @@ def _declared(saved: dict) -> list[str]:
     if "power" in saved:
         w = saved["power"]
         lines.append(f"- **Declared power**: with {w['seeds']} seeds and a paired SD of {w['planned_sd_paired']} the "
-                     f"primary comparison detects {w['mdd_80']:.3f} test AUROC with 80% power (goal ≤ "
-                     f"{w['mdd_goal']}: {w['seeds_for_goal']} seeds).")
+                     f"primary comparison {detectable(w)} (goal ≤ {w['mdd_goal']}: {w['seeds_for_goal']} seeds).")
     if "headroom" in saved:
         h = saved["headroom"]
         lines.append(f"- **Headroom** (logistic oracles on train, scored on validation, nothing trained): knowing "
