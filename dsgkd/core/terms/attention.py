@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dsgkd.choices import KD_TERMS
 from dsgkd.core.layer_maps import attention_pairs
-from dsgkd.core.terms.base import SOURCES, KDTerm, LayerPairs, TermField, TermInputs
+from dsgkd.core.terms.base import KDTerm, LayerPairs, TermInputs
 
 
 @KD_TERMS.register("attention")
@@ -12,10 +12,7 @@ class AttentionKD(KDTerm):
     """Word-level attention KD on term-attention grids (the paper's beta)"""
 
     weight, label = "beta", "attention KD"
-    options = ("attention_teacher",)
     source_field = "attention_teacher"
-    fields = {"attention_teacher": TermField("pretrained", "which teacher's attentions are distilled (the paper: "
-                                             "the pretrained one)", choices=SOURCES)}
     teacher_outputs = student_outputs = frozenset({"attentions"})
 
     def layer_pairs(self, pairs: LayerPairs) -> LayerPairs:

@@ -64,6 +64,16 @@ class KDTerm:
     needs_task_head: ClassVar[bool] = False         # reads a teacher with a task head: the fine-tuned one
     source_field: ClassVar[str | None] = None       # distill field choosing its teacher (SOURCES), if it may choose
 
+    def __init_subclass__(cls, **kwargs):
+        """A term that may choose its teacher gets that choice as one of its own fields and options (default:
+        the pretrained teacher, as the paper distils), declared here once for every such term."""
+        super().__init_subclass__(**kwargs)
+        name = cls.__dict__.get("source_field")
+        if name:
+            cls.fields = {**cls.fields, name: TermField("pretrained", f"which teacher {cls.label} reads (the paper: "
+                                                        "the pretrained one)", choices=SOURCES)}
+            cls.options = (*cls.options, name)
+
     def source(self, settings: DistillConfig) -> str:
         """The teacher this term reads in a run with these settings (one of SOURCES)."""
         if self.needs_task_head:

@@ -3,7 +3,7 @@ compared by `distill.hidden_loss` on every pair of the layer map."""
 from __future__ import annotations
 
 from dsgkd.choices import HIDDEN_LOSSES, KD_TERMS
-from dsgkd.core.terms.base import SOURCES, KDTerm, LayerPairs, TermField, TermInputs
+from dsgkd.core.terms.base import KDTerm, LayerPairs, TermInputs
 
 
 @KD_TERMS.register("hidden")
@@ -11,10 +11,8 @@ class HiddenStateKD(KDTerm):
     """Hidden-state KD on the pooled term vectors (the paper's alpha)"""
 
     weight, label = "alpha", "hidden-state KD"
-    options = ("hidden_loss", "projection", "hidden_teacher")
+    options = ("hidden_loss", "projection")
     source_field = "hidden_teacher"
-    fields = {"hidden_teacher": TermField("pretrained", "which teacher's hidden states are distilled (the paper: "
-                                          "the pretrained one)", choices=SOURCES)}
     teacher_outputs = student_outputs = frozenset({"hidden_states"})
 
     def layer_pairs(self, pairs: LayerPairs) -> LayerPairs:
