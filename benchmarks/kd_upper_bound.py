@@ -116,6 +116,9 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--alpha", type=float, default=1.0, help="hidden-state KD weight of the oracle arm")
     ap.add_argument("--hidden-loss", default="mse")
+    ap.add_argument("--hidden-view", default="raw", choices=["raw", "task"],
+                    help="distill.hidden_view of every KD arm: raw (every coordinate) or task (the score of a probe "
+                         "fitted on the labelled notes' term vectors)")
     ap.add_argument("--sizes", default="train=600,val=300,test=600,transfer=1500")
     ap.add_argument("--teacher", default="kmbert-tiny")
     ap.add_argument("--student", default="xlmr-tiny")
@@ -141,7 +144,7 @@ def main() -> None:
             "student.ref": stand_in_ref(a.student, plain),
             "train.epochs": a.epochs, "train.lr_encoder": a.lr_encoder, "train.lr_head": a.lr_head,
             "train.batch_size": a.batch_size, "distill.alpha": a.alpha, "distill.beta": 0.0, "distill.gamma": 0.0,
-            "distill.hidden_loss": a.hidden_loss})
+            "distill.hidden_loss": a.hidden_loss, "distill.hidden_view": a.hidden_view})
         run = resolve_run(base)
         layers = sorted({t for t, _ in run.layer_pairs})
         held = pd.read_csv(data["test"])["HELD_OUT_TERM"].to_numpy() == 1
@@ -162,7 +165,7 @@ def main() -> None:
                 for arm in arms}
     print(json.dumps({"benchmark": "kd_upper_bound", "world": world.name, "sizes": sizes, "epochs": a.epochs,
                       "lr": [a.lr_encoder, a.lr_head], "batch_size": a.batch_size,
-                      "alpha": a.alpha, "hidden_loss": a.hidden_loss, "pair": f"{a.teacher}>{a.student}",
+                      "alpha": a.alpha, "hidden_loss": a.hidden_loss, "hidden_view": a.hidden_view, "pair": f"{a.teacher}>{a.student}",
                       "held_out_test_notes": int(held.sum()), "per_seed": rows, "mean": mean,
                       "minus_control": gain, "probe_up_in_seeds": probe_up}))
 

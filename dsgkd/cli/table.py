@@ -26,8 +26,9 @@ def add_parser(sub) -> None:
                                    "difference declared before the run. Re-running with the same --out resumes.")
     p.add_argument("--out", type=Path, default=Path("runs/paper_table"))
     p.add_argument("--world", help="the generator's world to draw the notes from (default: the default world)")
-    p.add_argument("--profile", choices=list(PROFILES),
-                   help="control world: default; positive (term severity carries the label: knowledge must help; "
+    p.add_argument("--profile",
+                   help="control world, or several comma-separated (each table in OUT/<profile>, --results one "
+                        "document for them all, e.g. --profile positive,negative,default): default; positive (term severity carries the label: knowledge must help; "
                         "its suggested transfer set is --transfer 10000); negative (the domain corpus states "
                         "permuted severities: the teacher's knowledge is wrong, distilling it must not help)")
     p.add_argument("--seeds", default="0,1,2,3,4,5,6,7,8,9",
@@ -83,14 +84,43 @@ def parse_curve(text: str | None) -> list[int] | None:
     return sizes
 
 
-def run(args) -> int:
-    from dsgkd.experiments.paper_table import run_table, write_report
+def parse_profiles(text: str | None) -> list[str | None]:
+    """`positive,negative` → ["positive", "negative"]; nothing → [None] (the world as named)."""
+    if not text:
+        return [None]
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    bad = [n for n in names if n not in PROFILES]
+    if bad or not names or len(set(names)) != len(names):
+        raise UserError(f"--profile {text!r}: distinct names among {', '.join(PROFILES)}")
+    return names
 
-    if args.render_only:
-        if not (args.out / "results.json").is_file():
-            raise UserError(f"{args.out}: no results.json to render (run the table first)")
-        print(write_report(args.out.resolve(), args.results))
+
+def run(args) -> int:
+    from dsgkd.experiments.table_render import write_report, write_worlds_report
+
+    profiles = parse_profiles(args.profile)
+    outs = {p: args.out / p for p in profiles} if len(profiles) > 1 else {profiles[0]: args.out}
+    if not args.render_only:
+        for profile, out in outs.items():
+            run_one(args, out, profile, results=None if len(outs) > 1 else args.results)
+    if len(outs) == 1:
+        if args.render_only:
+            print(write_report(_ran(args.out).resolve(), args.results))
         return 0
+    print(write_worlds_report({get_world(args.world or DEFAULT, p).name: _ran(out).resolve()
+                               for p, out in outs.items()}, args.results))
+    return 0
+
+
+def _ran(out: Path) -> Path:
+    if not (out / "results.json").is_file():
+        raise UserError(f"{out}: no results.json to render (run the table first)")
+    return out
+
+
+def run_one(args, out: Path, profile: str | None, results: Path | None) -> None:
+    from dsgkd.experiments.paper_table import run_table
+
     seeds = parse_seeds(args.seeds)
     if len(seeds) < 2 or len(set(seeds)) != len(seeds):
         raise UserError(f"--seeds {args.seeds!r}: the table needs at least two distinct seeds")
@@ -98,8 +128,7 @@ def run(args) -> int:
     for name, n in sizes.items():
         if n < MIN_NOTES:
             raise UserError(f"--{name} {n}: needs at least {MIN_NOTES} notes")
-    world = get_world(args.world or DEFAULT, args.profile).name if (args.world or args.profile) else None
-    run_table(args.out, seeds=seeds, trials=args.trials, workers=args.workers, sizes=sizes,
-              pairs=parse_pairs(args.pairs), results_path=args.results, space_path=args.space, world=world,
+    world = get_world(args.world or DEFAULT, profile).name if (args.world or profile) else None
+    run_table(out, seeds=seeds, trials=args.trials, workers=args.workers, sizes=sizes,
+              pairs=parse_pairs(args.pairs), results_path=results, space_path=args.space, world=world,
               curve=parse_curve(args.curve), command=invocation())
-    return 0

@@ -11,6 +11,7 @@ from dsgkd.cli.args import parse_seeds
 from dsgkd.choices import HIDDEN_LOSSES, LAYER_MAPS, SELECTORS, THRESHOLD_RULES
 from dsgkd.config import DistillConfig, RunConfig
 from dsgkd.core.terms.base import SOURCES
+from dsgkd.core.terms.hidden import VIEWS
 from dsgkd.errors import UserError
 
 PROJECTIONS = list(get_args(DistillConfig.model_fields["projection"].annotation))
@@ -23,7 +24,7 @@ TRAIN_FLAGS = {
     "alpha": "distill.alpha", "beta": "distill.beta", "gamma": "distill.gamma",
     "temperature": "distill.temperature", "layer_map": "distill.layer_map", "selector": "distill.selector",
     "hidden_loss": "distill.hidden_loss", "projection": "distill.projection",
-    "hidden_teacher": "distill.hidden_teacher", "attention_teacher": "distill.attention_teacher", "epochs": "train.epochs",
+    "hidden_teacher": "distill.hidden_teacher", "hidden_view": "distill.hidden_view", "attention_teacher": "distill.attention_teacher", "epochs": "train.epochs",
     "batch_size": "train.batch_size", "max_length": "train.max_length", "lr_encoder": "train.lr_encoder",
     "lr_head": "train.lr_head", "patience": "train.patience", "seed": "train.seed", "device": "train.device",
     "threshold": "eval.threshold", "n_bootstrap": "eval.n_bootstrap",
@@ -65,6 +66,9 @@ def add_parser(sub) -> None:
                    help="which teacher hidden-state KD reads: pretrained (default, the paper) or finetuned "
                         "(needs --teacher-finetune)")
     g.add_argument("--attention-teacher", choices=SOURCES, help="which teacher attention KD reads (as above)")
+    g.add_argument("--hidden-view", choices=VIEWS,
+                   help="raw (default, the paper): every coordinate of the teacher's term vectors; task: only the "
+                        "score of a probe fitted on the labelled notes' term vectors (docs/levers.md)")
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=int)
     g.add_argument("--batch-size", type=int)

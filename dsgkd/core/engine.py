@@ -29,6 +29,7 @@ from dsgkd.core.steps import (make_optimizer, pick_device, predict, rank_world, 
                               validation_metrics)
 from dsgkd.core.teacher.cache import CachedTeacher
 from dsgkd.core.teacher.signal import LiveTeacher, TeacherSignals
+from dsgkd.core.teacher.task_view import TaskViewReader, fit_task_probe
 from dsgkd.core.terms import enabled, needs_output, sources, teacher_states
 from dsgkd.errors import UserError
 from dsgkd.models.load import encoder_width
@@ -167,6 +168,12 @@ def make_teacher_signal(p: Prepared, teacher_cache: str | Path | dict | None, de
             readers[source] = LiveTeacher(p.teachers[source].to(device), *need)
         else:
             readers[source] = CachedTeacher(_cache_of(teacher_cache, source, p.sources), *need)
+    hidden = next((term for term, _, _ in terms if term.name == "hidden"), None)
+    if hidden is not None and p.cfg.distill.hidden_view == "task":
+        source = hidden.source(p.cfg.distill)
+        probe = fit_task_probe(readers[source], p.train_examples, p.student_tok.pad_token_id,
+                               p.teacher_tok.pad_token_id, p.cfg.train.batch_size, device)
+        readers[source] = TaskViewReader(readers[source], probe)
     return TeacherSignals(readers)
 
 

@@ -40,7 +40,7 @@ from dsgkd.experiments import table_stats as stats
 from dsgkd.experiments.table_protocol import (DEFAULT_PAIRS, DEFAULT_WORLD, check_protocol, check_results,
                                               code_version, make_protocol, preflight, record_protocol,
                                               saved_protocol)
-from dsgkd.experiments.table_render import render
+from dsgkd.experiments.table_render import write_report
 from dsgkd.experiments.table_selector import mine_table_lexicon, with_mined_selector
 from dsgkd.experiments.term_probe import teacher_probes
 from dsgkd.search.space import SearchSpace, load_space
@@ -234,7 +234,8 @@ def pair_dirname(key: str) -> str:
 
 def describe(cfg: RunConfig) -> str:
     d = cfg.distill
-    return (f"alpha {d.alpha:.3g} ({d.hidden_loss}, {d.hidden_teacher} teacher, layer map `{d.layer_map}`, "
+    view = "its label-probe score" if d.hidden_view == "task" else d.hidden_loss
+    return (f"alpha {d.alpha:.3g} ({view}, {d.hidden_teacher} teacher, layer map `{d.layer_map}`, "
             f"selector `{d.selector}`), beta {d.beta:.3g} ({d.attention_teacher} teacher), gamma {d.gamma:.3g} at "
             f"T {d.temperature:.3g}, fine-tuned teacher made {cfg.teacher.finetune}, transfer notes "
             f"{'yes' if cfg.data.transfer_path else 'no'}")
@@ -382,15 +383,3 @@ def run_table(out: Path, *, seeds: list[int], trials: int | None, workers: int, 
     atomic_write_text(out / "results.json", json.dumps(saved, indent=1))
     print(write_report(out, results_path))
     return saved
-
-
-def write_report(out: Path, results_path: Path | None) -> str:
-    """OUT/results.md (and --results) from OUT/results.json: the figures and their provenance stay those of
-    the run that measured them, and only under the protocol OUT was started with."""
-    saved = json.loads((out / "results.json").read_text(encoding="utf-8"))
-    check_results(out, saved)
-    text = render(saved)
-    atomic_write_text(out / "results.md", text)
-    if results_path is not None:
-        atomic_write_text(results_path, text)
-    return text

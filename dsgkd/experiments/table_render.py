@@ -2,11 +2,15 @@
 as fixed before the run, then the pre-declared primary comparison, then everything secondary."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 
 from dsgkd.constants import REPORTED
 from dsgkd.experiments import table_stats as stats
-from dsgkd.experiments.table_protocol import DEFAULT_PAIRS, detectable
+from dsgkd.experiments.table_protocol import DEFAULT_PAIRS, check_results, detectable
+from dsgkd.storage import atomic_write_text
 
 ROW_LABELS = {
     "control": "control (KD off, same steps and notes as searched)",
@@ -205,3 +209,52 @@ def render(saved: dict) -> str:
     for key, r in pairs.items():
         lines += pair_lines(key, r)
     return "\n".join(lines)
+
+
+def render_worlds(saved_by_world: dict[str, dict]) -> str:
+    """One document for tables run on several control worlds (`dsgkd table --profile positive,negative,default`):
+    the primary comparison of every world first, where a reader checks the instrument (positive: an effect must
+    show; negative: none may), then each world's full table."""
+    lines = ["# DSG-KD on the embedded benchmark: the paper's table on control worlds, offline", "",
+             "| world | pair | searched − knowledge_free, test AUROC [95% CI] | p (sign-flip, Holm) | on held-out-term "
+             "notes | searched probe > knowledge-free in | control − n-gram |", "|---|---|---|---|---|---|---|"]
+    for world, saved in saved_by_world.items():
+        for key, r in saved["pairs"].items():
+            c, h = r["comparisons"][stats.PRIMARY], r["held_out"]
+            held = "—" if "note" in h else f"{h['comparisons'][stats.PRIMARY]['diff']:+.4f}"
+            share = c.get("probe_higher_share")
+            lines.append(f"| {world} | {key} | {c['diff']:+.4f} {_ci(c['ci'], True)} | "
+                         f"{_p(max(c['p_holm'], c.get('p_holm_pairs', c['p_holm'])))} | {held} | "
+                         f"{'—' if share is None else f'{share:.0%} of seeds'} | "
+                         f"{r['control_vs_ngram']['diff']:+.4f} |")
+    lines += ["", "The positive world is built so that the teacher's term knowledge carries the label (an effect "
+              "must show); the negative world's corpus states permuted severities (the teacher is as fluent, its "
+              "knowledge wrong: no effect may show). Each world's table follows, as `dsgkd table` writes it.", ""]
+    for world, saved in saved_by_world.items():
+        body = render(saved).splitlines()
+        lines += [f"## World `{world}`", "", *("#" + line if line.startswith("#") else line for line in body[1:]), ""]
+    return "\n".join(lines)
+
+
+def write_report(out: Path, results_path: Path | None) -> str:
+    """OUT/results.md (and --results) from OUT/results.json: the figures and their provenance stay those of
+    the run that measured them, and only under the protocol OUT was started with."""
+    saved = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    check_results(out, saved)
+    text = render(saved)
+    atomic_write_text(out / "results.md", text)
+    if results_path is not None:
+        atomic_write_text(results_path, text)
+    return text
+
+
+def write_worlds_report(outs: dict[str, Path], results_path: Path | None) -> str:
+    """One document for the tables of several worlds (world name → its OUT), each checked as `write_report` does."""
+    saved = {}
+    for world, out in outs.items():
+        saved[world] = json.loads((out / "results.json").read_text(encoding="utf-8"))
+        check_results(out, saved[world])
+    text = render_worlds(saved)
+    if results_path is not None:
+        atomic_write_text(results_path, text)
+    return text

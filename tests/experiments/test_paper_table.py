@@ -350,3 +350,29 @@ def test_a_worlds_table_uses_that_worlds_stand_ins_under_the_same_pair_keys(tmp_
     paths = pt.make_data(tmp_path, {"train": 30, "test": 30}, "w2")
     train, test = (pd.read_csv(paths[s]) for s in ("train", "test"))
     assert train["HELD_OUT_TERM"].sum() == 0 and "HELD_OUT_TERM" in test
+
+
+def test_several_control_worlds_render_as_one_document(tmp_path, fake_table, capsys):
+    """`dsgkd table --profile positive,negative --render-only` reads OUT/<profile> and writes one document whose
+    summary names every world's primary comparison, then each world's own table."""
+    from dsgkd.cli import main
+    from dsgkd.cli.table import parse_profiles
+
+    assert parse_profiles("positive, negative") == ["positive", "negative"] and parse_profiles(None) == [None]
+    for bad in ("positive,positive", "mars", ","):
+        with pytest.raises(UserError, match="--profile"):
+            parse_profiles(bad)
+    for profile in ("positive", "negative"):
+        fake_table(tmp_path / "t" / profile)
+    assert main(["table", "--out", str(tmp_path / "t"), "--profile", "positive,default", "--render-only"]) != 0
+    assert "t/default: no results.json to render" in capsys.readouterr().err
+    doc = tmp_path / "results.md"
+    assert main(["table", "--out", str(tmp_path / "t"), "--profile", "positive,negative", "--render-only",
+                 "--results", str(doc)]) == 0
+    text = doc.read_text()
+    assert text.startswith("# DSG-KD on the embedded benchmark: the paper's table on control worlds")
+    summary = text[: text.index("## World")]
+    assert "| default:positive | kmbert-tiny>kobert-tiny |" in summary
+    assert "| default:negative | kmbert-tiny>kobert-tiny |" in summary
+    assert text.index("## World `default:positive`") < text.index("## World `default:negative`")
+    assert "### Primary comparison" in text and "\n# " not in text.split("\n", 1)[1]
