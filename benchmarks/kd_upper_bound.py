@@ -116,6 +116,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--alpha", type=float, default=1.0, help="hidden-state KD weight of the oracle arm")
     ap.add_argument("--hidden-loss", default="mse")
+    ap.add_argument("--layer-map", default="all")
+    ap.add_argument("--no-control", action="store_true", help="leave out the KD-off control (already measured)")
     ap.add_argument("--hidden-view", default="raw", choices=["raw", "task"],
                     help="distill.hidden_view of every KD arm: raw (every coordinate) or task (the score of a probe "
                          "fitted on the labelled notes' term vectors)")
@@ -144,28 +146,33 @@ def main() -> None:
             "student.ref": stand_in_ref(a.student, plain),
             "train.epochs": a.epochs, "train.lr_encoder": a.lr_encoder, "train.lr_head": a.lr_head,
             "train.batch_size": a.batch_size, "distill.alpha": a.alpha, "distill.beta": 0.0, "distill.gamma": 0.0,
-            "distill.hidden_loss": a.hidden_loss, "distill.hidden_view": a.hidden_view})
+            "distill.hidden_loss": a.hidden_loss, "distill.hidden_view": a.hidden_view,
+            "distill.layer_map": a.layer_map})
         run = resolve_run(base)
         layers = sorted({t for t, _ in run.layer_pairs})
         held = pd.read_csv(data["test"])["HELD_OUT_TERM"].to_numpy() == 1
         arms = a.arms.split(",")
-        rows: dict[str, list] = {"control": [], **{arm: [] for arm in arms}}
+        rows: dict[str, list] = {**({} if a.no_control else {"control": []}), **{arm: [] for arm in arms}}
         for seed in (int(s) for s in a.seeds.split(",")):
             seeded = run.with_seed(seed).cfg
-            rows["control"].append(student_row("control", run.control().with_seed(seed).cfg, None, held, world, tmp))
+            if not a.no_control:
+                rows["control"].append(student_row("control", run.control().with_seed(seed).cfg, None, held, world,
+                                                   tmp))
             for arm in arms:
                 cache = signal_cache(arm, seeded, layers, tmp / "caches", world)
                 rows[arm].append(student_row(arm, seeded, cache, held, world, tmp))
             print(json.dumps({arm: r[-1] for arm, r in rows.items()}), flush=True)
     mean = {arm: {k: round(float(np.mean([r[k] for r in rs])), 4) for k in rs[0] if k != "seed"}
             for arm, rs in rows.items()}
-    gain = {arm: {k: round(mean[arm][k] - mean["control"][k], 4) for k in mean["control"]} for arm in arms}
-    probe = {arm: [r["held_out_probe_last_layer"] for r in rs] for arm, rs in rows.items()}
-    probe_up = {arm: f"{sum(o > c for o, c in zip(probe[arm], probe['control']))}/{len(probe['control'])}"
-                for arm in arms}
+    gain, probe_up = {}, {}
+    if not a.no_control:
+        gain = {arm: {k: round(mean[arm][k] - mean["control"][k], 4) for k in mean["control"]} for arm in arms}
+        probe = {arm: [r["held_out_probe_last_layer"] for r in rs] for arm, rs in rows.items()}
+        probe_up = {arm: f"{sum(o > c for o, c in zip(probe[arm], probe['control']))}/{len(probe['control'])}"
+                    for arm in arms}
     print(json.dumps({"benchmark": "kd_upper_bound", "world": world.name, "sizes": sizes, "epochs": a.epochs,
                       "lr": [a.lr_encoder, a.lr_head], "batch_size": a.batch_size,
-                      "alpha": a.alpha, "hidden_loss": a.hidden_loss, "hidden_view": a.hidden_view, "pair": f"{a.teacher}>{a.student}",
+                      "alpha": a.alpha, "hidden_loss": a.hidden_loss, "hidden_view": a.hidden_view, "layer_map": a.layer_map, "pair": f"{a.teacher}>{a.student}",
                       "held_out_test_notes": int(held.sum()), "per_seed": rows, "mean": mean,
                       "minus_control": gain, "probe_up_in_seeds": probe_up}))
 
