@@ -11,6 +11,7 @@ import dataclasses
 import json
 import string
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -188,8 +189,24 @@ def build_stand_in(spec, steps: int, corpora: tuple[list[str], list[str]], out: 
             encoder, stats = _pretrain(spec, tokenizer, corpora[1], steps, recipe)
     finally:
         torch.set_num_threads(threads)
-    encoder.save_pretrained(out)  # transformers v5 always writes safetensors
-    tokenizer.save_pretrained(out)
+    with quiet_progress():  # a 1 MB stand-in needs no "Writing model shards" bar in a table's or a search's log
+        encoder.save_pretrained(out)  # transformers v5 always writes safetensors
+        tokenizer.save_pretrained(out)
     return {"build_version": recipe["build_version"], "spec": dataclasses.asdict(spec), "mlm_steps": steps,
             "vocab_size": len(tokenizer), **stats, "build_seconds": round(time.perf_counter() - t0, 2),
             "cpu_seconds": round(time.process_time() - c0, 2)}
+
+
+@contextmanager
+def quiet_progress():
+    """transformers' progress bars off for the block, then back as they were (never switched off for good: a
+    user's own hub downloads keep theirs)."""
+    from transformers.utils import logging as hf_logging
+
+    was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_on:
+            hf_logging.enable_progress_bar()

@@ -286,3 +286,19 @@ def test_missing_stand_ins_are_built_side_by_side(monkeypatch, tmp_path):
     assert [line.split(":")[0].strip() for line in lines] == ["biobert-tiny", "kobert-tiny"]
     assert tiny.ensure_all(["kobert-tiny"], log=lines.append) == {"kobert-tiny": dirs["kobert-tiny"]}
     assert len(lines) == 2  # nothing left to build, nothing logged
+
+
+def test_quiet_progress_silences_transformers_bars_only_inside_the_block():
+    from transformers.utils import logging as hf_logging
+
+    from dsgkd.models.build import quiet_progress
+
+    hf_logging.enable_progress_bar()
+    with quiet_progress():
+        assert not hf_logging.is_progress_bar_enabled()
+    assert hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    with quiet_progress():
+        pass
+    assert not hf_logging.is_progress_bar_enabled()  # a caller's own choice stands
+    hf_logging.enable_progress_bar()
