@@ -33,6 +33,7 @@ from dsgkd.core.teacher.task_view import TaskViewReader, fit_task_probe
 from dsgkd.core.terms import enabled, needs_output, sources, teacher_states
 from dsgkd.errors import UserError
 from dsgkd.models.load import encoder_width
+from dsgkd.progress import Progress
 
 
 @dataclass
@@ -234,11 +235,13 @@ def fit(prepared: Prepared, *, on_epoch: Callable[[EpochReport], None] | None = 
         batches = make_batches(lengths, t.batch_size, shuffle=True, seed=t.seed * 1000 + epoch,
                                bucket=t.bucket, rank=rank, world=world)
         groups = [batches[i:i + t.grad_accum] for i in range(0, len(batches), t.grad_accum)]
-        for step, group in enumerate(groups, 1):
-            parts = stepper.step([to_device(collate([p.train_examples[i] for i in idx], s_pad, t_pad), device)
-                                  for idx in group], where=(epoch, step))
-            for k, v in parts.items():
-                totals[k] = totals.get(k, 0.0) + v
+        with Progress(len(groups), f"epoch {epoch}/{t.epochs}", "steps", enabled=rank == 0) as bar:
+            for step, group in enumerate(groups, 1):
+                parts = stepper.step([to_device(collate([p.train_examples[i] for i in idx], s_pad, t_pad), device)
+                                      for idx in group], where=(epoch, step))
+                for k, v in parts.items():
+                    totals[k] = totals.get(k, 0.0) + v
+                bar.update()
         probs, val_loss = predict(model.student, p.val_examples, s_pad, t.batch_size, device, precision)
         metrics = {"epoch": epoch, **{f"train_{k}": v / max(len(groups), 1) for k, v in totals.items()},
                    **validation_metrics(val_labels, probs, val_loss, cfg.eval.threshold)}
