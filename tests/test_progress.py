@@ -50,3 +50,16 @@ def test_off_prints_nothing(monkeypatch, capsys, value):
             bar.update()
     assert capsys.readouterr().err == ""
     assert isinstance(Progress(10, "x", enabled=False).impl, progress.Off)
+
+
+def test_the_cli_silences_per_model_bars_but_keeps_hub_download_bars(tmp_path):
+    import huggingface_hub.utils
+    import transformers
+
+    from dsgkd.cli import main
+
+    transformers.logging.enable_progress_bar()
+    assert main(["predict", "--model", str(tmp_path / "none"), "--data", str(tmp_path / "none.csv"),
+                 "--out", str(tmp_path / "p.csv")]) == 2
+    assert not transformers.logging.is_progress_bar_enabled()
+    assert not huggingface_hub.utils.are_progress_bars_disabled()
