@@ -169,6 +169,27 @@ class TrainConfig(_Section):
     bucket: bool = Field(True, description="length-bucketed batches with dynamic padding")
     seed: int = 0
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N | mps")
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = Field(
+        "auto", description="autocast dtype: auto is bf16 on a CUDA card that has it, fp16 with a gradient scaler on "
+                            "one that does not (V100, T4), fp32 elsewhere")
+    grad_accum: int = Field(1, ge=1, description="batches per optimiser step: the effective batch is batch_size × "
+                                                 "grad_accum × workers")
+    class_weight: Literal["none", "balanced"] | float = Field(
+        "none", description="the task loss's class weights: none; balanced (n / (2 n_class) from the labelled "
+                            "training notes); or a number, the positive class's weight against 1")
+
+    @field_validator("class_weight", mode="before")
+    @classmethod
+    def _weight_spelling(cls, v):
+        if v in ("none", "balanced"):
+            return v
+        try:
+            weight = float(v)
+        except (TypeError, ValueError):
+            weight = float("nan")
+        if not 0 < weight < float("inf"):
+            raise ValueError(f"class_weight {v!r}: none, balanced or a positive number")
+        return weight
 
     @field_validator("select_metric")
     @classmethod

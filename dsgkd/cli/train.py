@@ -27,6 +27,7 @@ TRAIN_FLAGS = {
     "hidden_teacher": "distill.hidden_teacher", "hidden_view": "distill.hidden_view", "attention_teacher": "distill.attention_teacher", "epochs": "train.epochs",
     "batch_size": "train.batch_size", "max_length": "train.max_length", "lr_encoder": "train.lr_encoder",
     "lr_head": "train.lr_head", "patience": "train.patience", "seed": "train.seed", "device": "train.device",
+    "precision": "train.precision", "grad_accum": "train.grad_accum", "class_weight": "train.class_weight",
     "threshold": "eval.threshold", "n_bootstrap": "eval.n_bootstrap",
 }
 
@@ -77,6 +78,13 @@ def add_parser(sub) -> None:
     g.add_argument("--lr-head", type=float)
     g.add_argument("--patience", type=int)
     g.add_argument("--device", help="auto (CUDA when there is one) | cpu | cuda | cuda:N | mps")
+    g.add_argument("--precision", choices=["auto", "bf16", "fp16", "fp32"],
+                   help="auto (default): bf16 on a CUDA card that has it, fp16 with a gradient scaler on older "
+                        "cards (V100, T4), fp32 on CPU")
+    g.add_argument("--grad-accum", type=int, help="batches per optimiser step (effective batch: batch size × this "
+                                                  "× workers)")
+    g.add_argument("--class-weight", help="the task loss's class weights: none (default), balanced, or the "
+                                          "positive class's weight, e.g. 4")
     g.add_argument("--threshold", choices=list(THRESHOLD_RULES),
                    help="rule for the decision threshold on validation: " + THRESHOLD_RULES.help_text())
     g.add_argument("--n-bootstrap", type=int)

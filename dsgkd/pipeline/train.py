@@ -71,6 +71,7 @@ def train_one(run: ResolvedRun, out: Path, *, prepared: Prepared | None = None, 
                  "n_test": len(splits.test), "dropped_empty": splits.dropped_empty,
                  "n_transfer": len(result.prepared.transfer_texts)},
         "history": result.history, "train_seconds": round(time.time() - started, 1),
+        "precision": result.precision, "effective_batch_size": result.effective_batch_size,
     }
     out.mkdir(parents=True, exist_ok=True)
     cfg.to_yaml(out / "config.yaml")
