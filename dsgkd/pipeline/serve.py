@@ -27,7 +27,7 @@ from dsgkd import __version__
 from dsgkd.config import RunConfig
 from dsgkd.constants import PREDICT_CHUNK_ROWS
 from dsgkd.core.features import encode_notes
-from dsgkd.core.metrics import evaluate_with_ci
+from dsgkd.core.metrics import curve_points, evaluate_with_ci
 from dsgkd.core.steps import pick_device, predict
 from dsgkd.core.temperature import check_temperature
 from dsgkd.data.emr import _missing, load_labelled
@@ -112,13 +112,26 @@ def student_dir(path: str | os.PathLike) -> Path:
 
 
 def load_student(path: str | os.PathLike, device: str = "cpu") -> Student:
+    """The student at `path` (or in the run directory around it) with its meta; an ONNX student (`dsgkd
+    export-onnx`: model.onnx beside dsgkd.json) is scored by onnxruntime on CPU, any other by PyTorch."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     where = student_dir(path)
     meta = read_meta(where)
+    if not (where / "tokenizer_config.json").is_file():
+        raise UserError(f"{where}: no tokenizer here (tokenizer_config.json); copy the whole directory `dsgkd "
+                        "train` or `dsgkd export-onnx` wrote")
+    onnx = (where / "model.onnx").is_file()
+    if onnx and device not in ("auto", "cpu"):
+        raise UserError(f"--device {device}: an ONNX student runs on CPU (onnxruntime); use --device cpu or auto")
     try:
         tokenizer = AutoTokenizer.from_pretrained(where, local_files_only=True)
-        model = AutoModelForSequenceClassification.from_pretrained(where, local_files_only=True)
+        if onnx:
+            from dsgkd.pipeline.onnx_student import OnnxClassifier
+
+            model, device = OnnxClassifier(where / "model.onnx"), "cpu"
+        else:
+            model = AutoModelForSequenceClassification.from_pretrained(where, local_files_only=True)
     except (OSError, ValueError) as e:
         raise UserError(f"{where}: cannot load the student ({str(e).splitlines()[0]})") from None
     try:
@@ -182,12 +195,14 @@ def predict_file(student: Student, data, out, *, text_col: str, id_col: str | No
 def evaluate_file(student: Student, data, *, text_col: str, label_col: str, encoding: str = "utf-8",
                   n_boot: int = 1000, seed: int = 0, batch_size: int | None = None,
                   chunk_rows: int = PREDICT_CHUNK_ROWS) -> dict[str, Any]:
-    """Metrics with bootstrap CIs on a labelled file at the student's stored threshold, read and
-    validated as training reads its files (rows with empty text dropped, with a warning)."""
+    """Metrics with bootstrap CIs on a labelled file at the student's stored threshold, and the ROC, PR and
+    reliability curves with that operating point (`curve_points`), read and validated as training reads its
+    files (rows with empty text dropped, with a warning)."""
     ds, dropped = load_labelled(data, text_col, label_col, encoding=encoding, classes=student.meta.get("classes"))
     y = np.asarray(ds["label"])
     p = predict_probs(student, list(ds["text"]), batch_size=batch_size, chunk_rows=chunk_rows)
     return {"model": str(student.path), "data": str(data), "n": int(len(y)), "n_positive": int(y.sum()),
             "dropped_empty": dropped, "threshold": student.threshold, "temperature": student.temperature,
             "threshold_rule": student.meta.get("threshold_rule"), "n_bootstrap": n_boot, "seed": seed,
-            "metrics": evaluate_with_ci(y, p, student.threshold, n_boot=n_boot, seed=seed)}
+            "metrics": evaluate_with_ci(y, p, student.threshold, n_boot=n_boot, seed=seed),
+            "curves": curve_points(y, p, student.threshold)}
