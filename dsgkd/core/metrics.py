@@ -217,7 +217,7 @@ def curve_points(y_true, p, threshold: float, n_bins: int = 10) -> dict[str, dic
     y, p = _check(y_true, p)
     out: dict[str, dict[str, list[float]]] = {}
     if 0 < y.sum() < len(y):
-        fpr, tpr, _ = roc_curve(y, p)
+        fpr, tpr, _ = roc_curve(y, p, drop_intermediate=False)  # every threshold: the operating point is one
         prec, rec, _ = precision_recall_curve(y, p)
         out["roc"] = {"fpr": fpr.tolist(), "tpr": tpr.tolist()}
         out["pr"] = {"recall": rec.tolist(), "precision": prec.tolist()}

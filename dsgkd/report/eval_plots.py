@@ -52,9 +52,9 @@ def _reliability(ax, c, op, title):
     counts.set_ylabel("notes per bin")
 
 
-def write_eval_plots(result: dict, out: str | Path) -> list[Path]:
-    """roc.png, pr.png and reliability.png of an evaluation (`serve.evaluate_file`) into `out`; ROC and PR only
-    where the file has both classes. Returns the paths written."""
+def draw_eval_plots(result: dict) -> dict:
+    """{name: matplotlib Figure} for an evaluation (`serve.evaluate_file`): roc and pr where the file has both
+    classes, reliability always."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -63,7 +63,7 @@ def write_eval_plots(result: dict, out: str | Path) -> list[Path]:
     c, op, n, pos = result["curves"], result["curves"]["operating_point"], result["n"], result["n_positive"]
     what = f"{Path(result['data']).name}, {n} notes"
     metric = result["metrics"]
-    drawn: dict[str, bytes] = {}
+    figures = {}
     for name in PLOTS:
         if name != "reliability" and name not in c:
             continue
@@ -77,6 +77,17 @@ def write_eval_plots(result: dict, out: str | Path) -> list[Path]:
                                     f"({what})")
         ax.legend(loc="lower right" if name == "roc" else "best", fontsize=8)
         ax.title.set_fontsize(9)
+        figures[name] = fig
+    return figures
+
+
+def write_eval_plots(result: dict, out: str | Path) -> list[Path]:
+    """name.png for each of `draw_eval_plots` into `out`, all rendered before the first file is written.
+    Returns the paths written."""
+    import matplotlib.pyplot as plt
+
+    drawn: dict[str, bytes] = {}
+    for name, fig in draw_eval_plots(result).items():
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
         plt.close(fig)

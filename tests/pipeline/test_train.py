@@ -58,8 +58,8 @@ def test_train_each_seed_pair_and_reload_the_student(notes_csv, tmp_path, teache
     cfg = RunConfig.from_yaml(out / "config.yaml")
     test_texts = prepare(resolve_run(cfg)).splits.test["text"][:8]
     enc = tok(test_texts, truncation=True, max_length=64, padding=True, return_tensors="pt")
-    with torch.no_grad():
-        probs = model(**enc).logits.softmax(-1)[:, 1].numpy()
+    with torch.no_grad():  # predictions.csv holds the calibrated probabilities: softmax(logits / T)[1]
+        probs = (model(**enc).logits / metrics["temperature"]).softmax(-1)[:, 1].numpy()
     np.testing.assert_allclose(probs, preds["prob"].to_numpy()[:8], atol=1e-5)
 
 
