@@ -15,48 +15,15 @@ import json
 import logging
 import warnings
 from pathlib import Path
-from types import SimpleNamespace
 
-import numpy as np
 import torch
 
 from dsgkd.errors import UserError
+from dsgkd.pipeline.onnx_runtime import ONNX_FILE, onnxruntime_or_exit
 from dsgkd.pipeline.serve import STUDENT_META, read_meta, student_dir
 from dsgkd.storage import atomic_write_text, staged_dir
 
-ONNX_FILE = "model.onnx"
 OPSET = 17
-
-
-def _onnxruntime():
-    try:
-        import onnxruntime
-    except ImportError:
-        raise UserError("ONNX needs onnxruntime: pip install 'dsgkd[onnx]'") from None
-    return onnxruntime
-
-
-class OnnxClassifier:
-    """An onnxruntime session that answers like a Hugging Face classifier where `core.steps.predict_logits`
-    calls it (`model(input_ids=, attention_mask=).logits`, `.eval()`, `.to()`), so scoring has one code path."""
-
-    def __init__(self, path: Path):
-        ort = _onnxruntime()
-        try:
-            self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        except Exception as e:  # onnxruntime raises its own exception types for a damaged graph
-            raise UserError(f"{path}: not a readable ONNX model ({str(e).splitlines()[0]})") from None
-
-    def eval(self):
-        return self
-
-    def to(self, _device):
-        return self
-
-    def __call__(self, *, input_ids, attention_mask):
-        feeds = {"input_ids": input_ids.cpu().numpy().astype(np.int64),
-                 "attention_mask": attention_mask.cpu().numpy().astype(np.int64)}
-        return SimpleNamespace(logits=torch.from_numpy(self.session.run(["logits"], feeds)[0]))
 
 
 class LogitsOnly(torch.nn.Module):
@@ -106,7 +73,7 @@ def export_onnx(model: str | Path, out: str | Path, *, int8: bool = False, overw
         raise UserError(f"--out {out}: already exists and is not empty (pass --overwrite to replace it)")
     if out.resolve() == src.resolve():
         raise UserError(f"--out {out}: is the student itself; write the ONNX student elsewhere")
-    _onnxruntime()
+    onnxruntime_or_exit()
     try:
         tokenizer = AutoTokenizer.from_pretrained(src, local_files_only=True)
         net = AutoModelForSequenceClassification.from_pretrained(src, local_files_only=True,

@@ -127,9 +127,9 @@ def load_student(path: str | os.PathLike, device: str = "cpu") -> Student:
     try:
         tokenizer = AutoTokenizer.from_pretrained(where, local_files_only=True)
         if onnx:
-            from dsgkd.pipeline.onnx_student import OnnxClassifier
+            from dsgkd.pipeline.onnx_runtime import ONNX_FILE, OnnxClassifier
 
-            model, device = OnnxClassifier(where / "model.onnx"), "cpu"
+            model, device = OnnxClassifier(where / ONNX_FILE), "cpu"
         else:
             model = AutoModelForSequenceClassification.from_pretrained(where, local_files_only=True)
     except (OSError, ValueError) as e:
