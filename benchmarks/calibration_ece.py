@@ -10,7 +10,9 @@ validation after the best epoch (`dsgkd.core.temperature`). Reported per seed fr
     python benchmarks/calibration_ece.py --notes 300 --epochs 2           # small
 """
 import argparse
+import contextlib
 import json
+import sys
 import tempfile
 from pathlib import Path
 
@@ -25,10 +27,13 @@ from dsgkd.pipeline.serve import load_student, predict_probs
 
 
 def one_seed(data: dict, seed: int, epochs: int, out: Path) -> dict:
-    assert dsgkd(["train", "--data", data["train"], "--val", data["val"], "--test", data["test"],
-                  "--transfer-data", data["transfer"], "--text-col", "ER_DHX", "--label-col", "LABEL",
-                  "--teacher", "kmbert-tiny", "--student", "kobert-tiny", "--epochs", str(epochs), "--seed", str(seed),
-                  "--n-bootstrap", "10", "--out", str(out)]) == 0
+    with contextlib.redirect_stdout(sys.stderr):  # stdout holds nothing but the JSON
+        code = dsgkd(["train", "--data", data["train"], "--val", data["val"], "--test", data["test"],
+                      "--transfer-data", data["transfer"], "--text-col", "ER_DHX", "--label-col", "LABEL", "--teacher",
+                      "kmbert-tiny", "--student", "kobert-tiny", "--epochs", str(epochs), "--seed", str(seed),
+                      "--n-bootstrap", "10", "--out", str(out)])
+    if code:
+        raise SystemExit(f"dsgkd train exited {code} (seed {seed})")
     m = json.loads((out / "metrics.json").read_text())
     test = pd.read_csv(data["test"])
     student = load_student(out)

@@ -11,8 +11,10 @@ loading not timed) and the labelled test split through `serve.evaluate_file`'s s
     python benchmarks/onnx_predict.py --notes 1000 --base-notes 100    # small
 """
 import argparse
+import contextlib
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -32,9 +34,12 @@ from dsgkd.pipeline.serve import load_student, predict_file, predict_probs
 def train_tiny(folder: Path, notes: int, epochs: int) -> tuple[Path, Path]:
     data = write_benchmark(folder / "data", demo_sizes(notes))
     out = folder / "tiny"
-    assert dsgkd(["train", "--data", data["train"], "--val", data["val"], "--test", data["test"], "--text-col",
-                  "ER_DHX", "--label-col", "LABEL", "--teacher", "kmbert-tiny", "--student", "kobert-tiny",
-                  "--epochs", str(epochs), "--n-bootstrap", "10", "--out", str(out)]) == 0
+    with contextlib.redirect_stdout(sys.stderr):  # stdout holds nothing but the JSON
+        code = dsgkd(["train", "--data", data["train"], "--val", data["val"], "--test", data["test"], "--text-col",
+                      "ER_DHX", "--label-col", "LABEL", "--teacher", "kmbert-tiny", "--student", "kobert-tiny",
+                      "--epochs", str(epochs), "--n-bootstrap", "10", "--out", str(out)])
+    if code:
+        raise SystemExit(f"dsgkd train exited {code}")
     return out / "student", Path(data["test"])
 
 
