@@ -100,3 +100,19 @@ def test_kd_upper_bound_prints_one_json_object_with_every_arm():
     assert set(result["per_seed"]) == {"control", "oracle_kd", "teacher_kd", "random_kd"}
     assert set(result["minus_control"]) == {"oracle_kd", "teacher_kd", "random_kd"}
     assert all(0 <= r["held_out_probe_last_layer"] <= 1 for rs in result["per_seed"].values() for r in rs)
+
+
+@pytest.mark.slow  # trains a student (and, for ONNX, builds a BERT-base-shaped one): 1-3 minutes each
+@pytest.mark.parametrize("script, args", [
+    ("calibration_ece.py", ["--notes", "120", "--seeds", "0", "--epochs", "1"]),
+    ("onnx_predict.py", ["--train-notes", "120", "--epochs", "1", "--notes", "40", "--base-notes", "4"]),
+])
+def test_serving_benchmarks_print_one_json_object_at_toy_size(script, args):
+    out = subprocess.run([sys.executable, str(SCRIPT.parent / script), *args], capture_output=True, text=True,
+                         timeout=900, check=True)
+    result = json.loads(out.stdout)
+    if script == "calibration_ece.py":
+        assert result["auroc_equal_in_every_seed"] and result["runs"][0]["temperature"] > 0
+    else:
+        for student in result["students"].values():
+            assert set(student) == {"pytorch", "onnx", "onnx_int8"} and student["onnx"]["max_abs_delta_prob"] < 1e-4

@@ -47,6 +47,7 @@ def test_the_student_carries_its_threshold_and_still_loads_with_auto_classes(run
     model = AutoModelForSequenceClassification.from_pretrained(run_dir / "student")
     tok = AutoTokenizer.from_pretrained(run_dir / "student")
     assert model.config.num_labels == 2 and tok.is_fast
+    assert model.config.id2label == {0: "0", 1: "1"} and meta["label_names"] == ["0", "1"]  # no --label-names
     assert load_student(run_dir).threshold == metrics["threshold"] == load_student(run_dir / "student").threshold
     assert cfg.train.max_length == meta["max_length"]
 
