@@ -113,6 +113,8 @@ def test_seeds_compare_against_the_kd_off_control(notes_csv, tmp_path, capsys):
     (["--gamma", "0.5"], "teacher.finetune"),
     (["--selector", "nouns"], "unknown term selector"),
     (["--layer-map", "uniform", "--selector", "lexicon:/no/such/terms.txt"], "lexicon file not found"),
+    (["--label-names", "emergency"], "data.label_names"),
+    (["--label-names", "same,same"], "data.label_names"),
 ])
 def test_bad_settings_exit_2_with_one_line_and_no_output(notes_csv, tmp_path, capsys, extra, needle):
     out = tmp_path / "run"
