@@ -1,4 +1,4 @@
-"""A student as ONNX for fast CPU scoring: `dsgkd export-onnx`, and the runtime `load_student` picks for it.
+"""A student as ONNX for fast CPU scoring: `dsgkd export-onnx` (the scoring side is `pipeline.onnx_runtime`).
 
 The directory written is a student directory like `dsgkd train`'s (`dsgkd.json` with its temperature and
 threshold, tokenizer, config.json with the class names, the card), with `model.onnx` in place of the
