@@ -51,6 +51,9 @@ class DataConfig(_Section):
     encoding: str = "utf-8"
     classes: list[str] | None = Field(
         None, description="declared label values, negative first (default: 0/1)")
+    label_names: list[str] | None = Field(
+        None, description="names of classes 0 and 1 in the student's config.json (id2label), negative first, e.g. "
+                          "[non-emergency, emergency] (default: the declared classes, else '0', '1')")
     val_frac: float = Field(0.15, gt=0, lt=0.5)
     test_frac: float = Field(0.15, gt=0, lt=0.5)
     split_seed: int = 0
@@ -58,6 +61,14 @@ class DataConfig(_Section):
         None, description="unlabeled notes on which the KD terms (not the CE) are also computed")
     transfer_text_col: str | None = Field(None, description="text column of the transfer file (default: text_col)")
     max_transfer: int = Field(2000, ge=0, description="cap on transfer notes used per epoch")
+
+
+    @field_validator("label_names")
+    @classmethod
+    def _two_names(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and (len(v) != 2 or len(set(v)) != 2 or not all(n.strip() for n in v)):
+            raise ValueError(f"expected two different, non-empty names (negative first), got {v}")
+        return v
 
 
 class TeacherConfig(_Section):

@@ -12,10 +12,10 @@ import os
 import sys
 import warnings
 
-from dsgkd.cli import analyze, demo, evaluate, export, lexicon, predict, search, synth, table, train
+from dsgkd.cli import analyze, demo, evaluate, export, export_onnx, lexicon, predict, search, synth, table, train
 from dsgkd.errors import NonFiniteLossError, UserError
 
-COMMANDS = (synth, lexicon, train, evaluate, predict, search, analyze, export, demo, table)
+COMMANDS = (synth, lexicon, train, evaluate, predict, export_onnx, search, analyze, export, demo, table)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,7 +18,7 @@ PROJECTIONS = list(get_args(DistillConfig.model_fields["projection"].annotation)
 # flag → RunConfig field; flags override the --config file
 TRAIN_FLAGS = {
     "data": "data.path", "val": "data.val_path", "test": "data.test_path", "text_col": "data.text_col",
-    "label_col": "data.label_col", "group_col": "data.group_col", "encoding": "data.encoding",
+    "label_col": "data.label_col", "label_names": "data.label_names", "group_col": "data.group_col", "encoding": "data.encoding",
     "transfer_data": "data.transfer_path", "teacher": "teacher.ref", "student": "student.ref",
     "teacher_finetune": "teacher.finetune", "random_teacher": "teacher.random_init",
     "alpha": "distill.alpha", "beta": "distill.beta", "gamma": "distill.gamma",
@@ -44,6 +44,9 @@ def add_parser(sub) -> None:
     g.add_argument("--test", help="separate test file (default: a stratified split of --data)")
     g.add_argument("--text-col", help="text column (e.g. ER_DHX)")
     g.add_argument("--label-col", help="label column with 0/1 values (e.g. LABEL)")
+    g.add_argument("--label-names", type=lambda v: v.split(","), metavar="NEG,POS",
+                   help="names of classes 0 and 1 in the student's config.json, e.g. non-emergency,emergency "
+                        "(default: the declared classes, else 0,1)")
     g.add_argument("--group-col", help="patient id column: split so no patient is in two splits")
     g.add_argument("--encoding", help="file encoding (Korean hospital exports are often cp949)")
     g.add_argument("--transfer-data", help="unlabeled notes on which the KD terms are also computed")

@@ -242,7 +242,7 @@ def fit(prepared: Prepared, *, on_epoch: Callable[[EpochReport], None] | None = 
                 for k, v in parts.items():
                     totals[k] = totals.get(k, 0.0) + v
                 bar.update()
-        probs, val_loss = predict(model.student, p.val_examples, s_pad, t.batch_size, device, precision)
+        probs, val_loss = predict(model.student, p.val_examples, s_pad, t.batch_size, device, precision=precision)
         metrics = {"epoch": epoch, **{f"train_{k}": v / max(len(groups), 1) for k, v in totals.items()},
                    **validation_metrics(val_labels, probs, val_loss, cfg.eval.threshold)}
         improved = is_better(metrics[select], state.best, t.select_metric)

@@ -16,6 +16,7 @@ from torch import nn
 from dsgkd.config import RunConfig
 from dsgkd.core.features import collate, make_batches
 from dsgkd.core.metrics import binary_metrics, choose_threshold
+from dsgkd.core.temperature import positive_prob
 from dsgkd.errors import NonFiniteLossError, UserError
 
 
@@ -80,29 +81,37 @@ def to_device(batch: dict, device: torch.device) -> dict:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, examples: list[dict], pad_id: int, batch_size: int,
-            device: torch.device, precision: str | None = None) -> tuple[np.ndarray, float]:
-    """Positive-class probabilities in example order and the mean CE loss; sharded and gathered across
-    ranks when distributed, so every rank returns the full, identical result."""
+def predict_logits(model: nn.Module, examples: list[dict], pad_id: int, batch_size: int,
+                   device: torch.device, precision: str | None = None) -> tuple[np.ndarray, float]:
+    """(n, 2) logits in example order and the mean CE loss; sharded and gathered across ranks when
+    distributed, so every rank returns the full, identical result. Logits, not probabilities, so that a
+    temperature can be fitted and applied without inverting a saturated softmax."""
     rank, world = rank_world()
     model.eval()
-    rows: dict[int, tuple[float, float]] = {}
+    rows: dict[int, tuple[list[float], float]] = {}
     batches = make_batches([len(ex["s_ids"]) for ex in examples], batch_size * 2, shuffle=False,
                            rank=rank, world=world)
     for idx in batches:
         batch = to_device(collate([examples[i] for i in idx], pad_id), device)
         with autocast(device, precision):
             logits = model(input_ids=batch["s_ids"], attention_mask=batch["s_mask"]).logits.float()
-        probs = logits.softmax(-1)[:, 1]
         losses = F.cross_entropy(logits, batch["labels"].clamp(min=0), reduction="none")
-        for i, p, l in zip(idx, probs.tolist(), losses.tolist()):
-            rows[i] = (p, l)
+        for i, z, l in zip(idx, logits.tolist(), losses.tolist()):
+            rows[i] = (z, l)
     if world > 1:
         gathered: list = [None] * world
         dist.all_gather_object(gathered, rows)
         rows = {k: v for part in gathered for k, v in part.items()}
-    probs = np.array([rows[i][0] for i in range(len(examples))])
-    return probs, float(np.mean([rows[i][1] for i in range(len(examples))]))
+    logits = np.array([rows[i][0] for i in range(len(examples))], dtype=np.float64).reshape(len(examples), -1)
+    return logits, float(np.mean([rows[i][1] for i in range(len(examples))]))
+
+
+def predict(model: nn.Module, examples: list[dict], pad_id: int, batch_size: int, device: torch.device,
+            temperature: float = 1.0, precision: str | None = None) -> tuple[np.ndarray, float]:
+    """Positive-class probabilities softmax(logits / temperature)[:, 1] in example order and the mean CE loss
+    of the raw logits (`predict_logits`)."""
+    logits, loss = predict_logits(model, examples, pad_id, batch_size, device, precision)
+    return positive_prob(logits, temperature), loss
 
 
 def validation_metrics(labels: np.ndarray, probs: np.ndarray, loss: float, how: str) -> dict[str, float]:
