@@ -130,6 +130,8 @@ def render_card(cfg: RunConfig, metrics: dict, layer_pairs: list[tuple[int, int]
         "softmax; to get the same probabilities and labels as `dsgkd predict` without dsgkd, apply the "
         "temperature and threshold from `dsgkd.json`:", "",
         "```python", *pipeline_snippet(cfg.train.max_length), "```", "",
+        "The probabilities agree with `dsgkd predict` to within 1e-6; a note scored within that of the threshold "
+        "(the threshold is one of the validation probabilities) may fall on the other side.", "",
         "## Training", "",
         *_table(["setting", "value"], [
             ["teacher", teacher], ["student", cfg.student.ref + (" (random init)" if cfg.student.random_init else "")],

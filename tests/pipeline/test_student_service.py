@@ -102,7 +102,12 @@ def test_the_card_s_pipeline_snippet_gives_dsgkd_predict_s_probabilities_and_lab
     exec(snippet.replace('"path/to/student"', repr(str(run_dir / "student"))), scope)
     probs, labels = scope["score"](list(notes["ER_DHX"]))
     np.testing.assert_allclose(probs, ours["prob"], atol=1e-6)
-    assert list(labels) == [NAMES[v] for v in ours["label"]]
+    # the threshold is one of the validation probabilities, and these notes include the validation notes: one
+    # scored on the threshold itself may land on either side of it in float32 vs float64 (the card says so)
+    threshold = json.loads((run_dir / "student" / STUDENT_META).read_text())["threshold"]
+    clear = np.abs(ours["prob"].to_numpy() - threshold) > 1e-6
+    assert clear.sum() >= 150  # a barely trained test student scores many notes alike; most are clear of it
+    assert list(np.asarray(labels)[clear]) == [NAMES[v] for v in ours["label"][clear]]
     assert 0 < ours["label"].sum() < 200  # both labels occur, so the threshold is doing something
 
 
