@@ -2,13 +2,13 @@
 
 A random-init BERT-base teacher (12 layers, 768, 12 heads; frozen, bf16, run live every step, the worst
 case for the cache) and an XLM-R-base-shaped student (250,002-token vocabulary), every layer mapped index
-to index, alpha 0.6 and beta 0.2, T = 384, batch 32, bf16 autocast: the `Distiller` and `train_step` that
-`dsgkd train` runs, on random token ids with 32 random 1–3-token terms a note. MFU counts the model FLOPs
+to index, alpha 0.6 and beta 0.2, T = 384, batch 32, `--precision bf16` (or fp16 with the gradient scaler, as
+on a V100 / T4): the `Distiller` and `Stepper` that `dsgkd train` runs, on random token ids with 32 random 1–3-token terms a note. MFU counts the model FLOPs
 of the step (student forward + backward 3 × 2·N·T, teacher forward 2·N·T, plus the attention score and
 value products) over the wall time and the GPU's dense bf16 peak (`--peak-tflops`, 989 for an H100/H200).
 `--shape small --device cpu` runs the same code at toy size (how CI checks it). Prints JSON.
 
-    python benchmarks/gpu_step.py [--steps 20 --batch 32 --tokens 384]            # on a GPU
+    python benchmarks/gpu_step.py [--steps 20 --batch 32 --tokens 384] [--precision fp16]   # on a GPU
     python benchmarks/gpu_step.py --shape small --device cpu --steps 2 --batch 2 --tokens 32
 """
 import argparse
@@ -21,7 +21,7 @@ from transformers import BertConfig, BertForSequenceClassification, XLMRobertaCo
 from dsgkd.config import RunConfig
 from dsgkd.core.distiller import Distiller
 from dsgkd.core.layer_maps import attention_states, resolve_layer_map
-from dsgkd.core.steps import make_optimizer, train_step
+from dsgkd.core.steps import AUTOCAST_DTYPES, Stepper, make_optimizer, resolve_precision
 from dsgkd.core.teacher.signal import LiveTeacher, TeacherSignals
 
 SHAPES = {"base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
@@ -71,8 +71,10 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=384)
     ap.add_argument("--terms", type=int, default=32)
     ap.add_argument("--peak-tflops", type=float, default=989.0)
+    ap.add_argument("--precision", choices=["auto", "bf16", "fp16", "fp32"], default="auto")
     a = ap.parse_args()
     device = torch.device(a.device)
+    precision = resolve_precision(a.precision, device)
     torch.manual_seed(0)
     teacher, student = models(a.shape, a.tokens)
     layers = teacher.config.num_hidden_layers
@@ -80,28 +82,28 @@ def main() -> None:
                                       "train.max_length": a.tokens})
     pairs = resolve_layer_map("all", layers, student.config.num_hidden_layers)
     model = Distiller(student, cfg.distill, pairs, teacher.config.hidden_size).to(device)
-    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    dtype = AUTOCAST_DTYPES.get(precision, torch.float32)  # the frozen teacher runs in the step's precision
     t_states = sorted({t for t, _ in pairs})
     signal = TeacherSignals({"pretrained": LiveTeacher(teacher.to(device, dtype=dtype), t_states,
                                                        attention_states(t_states), logits=False)})
     opt = make_optimizer(model, cfg)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
     data = batch(a.batch, a.tokens, a.terms, VOCAB[a.shape], device)
-    model.train()
+    stepper = Stepper(model.train(), signal, opt, sched, grad_clip=1.0, device=device, precision=precision)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     for _ in range(a.warmup):
-        train_step(model, data, signal, opt, sched, 1.0, device)
+        stepper.step([data])
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     sync()
     t0 = time.perf_counter()
     for _ in range(a.steps):
-        parts = train_step(model, data, signal, opt, sched, 1.0, device)
+        parts = stepper.step([data])
     sync()
     seconds = (time.perf_counter() - t0) / a.steps
     flops = step_flops(teacher, student, a.batch, a.tokens)
     print(json.dumps({
-        "benchmark": "gpu_step", "shape": a.shape, "device": str(device),
+        "benchmark": "gpu_step", "shape": a.shape, "device": str(device), "precision": precision,
         "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None, "batch": a.batch,
         "tokens": a.tokens, "terms": a.terms, "steps": a.steps, "samples_per_s": round(a.batch / seconds, 1),
         "step_ms": round(seconds * 1000, 1), "peak_memory_gb":

@@ -51,6 +51,9 @@ class DataConfig(_Section):
     encoding: str = "utf-8"
     classes: list[str] | None = Field(
         None, description="declared label values, negative first (default: 0/1)")
+    label_names: list[str] | None = Field(
+        None, description="names of classes 0 and 1 in the student's config.json (id2label), negative first, e.g. "
+                          "[non-emergency, emergency] (default: the declared classes, else '0', '1')")
     val_frac: float = Field(0.15, gt=0, lt=0.5)
     test_frac: float = Field(0.15, gt=0, lt=0.5)
     split_seed: int = 0
@@ -58,6 +61,14 @@ class DataConfig(_Section):
         None, description="unlabeled notes on which the KD terms (not the CE) are also computed")
     transfer_text_col: str | None = Field(None, description="text column of the transfer file (default: text_col)")
     max_transfer: int = Field(2000, ge=0, description="cap on transfer notes used per epoch")
+
+
+    @field_validator("label_names")
+    @classmethod
+    def _two_names(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and (len(v) != 2 or len(set(v)) != 2 or not all(n.strip() for n in v)):
+            raise ValueError(f"expected two different, non-empty names (negative first), got {v}")
+        return v
 
 
 class TeacherConfig(_Section):
@@ -169,6 +180,27 @@ class TrainConfig(_Section):
     bucket: bool = Field(True, description="length-bucketed batches with dynamic padding")
     seed: int = 0
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N | mps")
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = Field(
+        "auto", description="autocast dtype: auto is bf16 on a CUDA card that has it, fp16 with a gradient scaler on "
+                            "one that does not (V100, T4), fp32 elsewhere")
+    grad_accum: int = Field(1, ge=1, description="batches per optimiser step: the effective batch is batch_size × "
+                                                 "grad_accum × workers")
+    class_weight: Literal["none", "balanced"] | float = Field(
+        "none", description="the task loss's class weights: none; balanced (n / (2 n_class) from the labelled "
+                            "training notes); or a number, the positive class's weight against 1")
+
+    @field_validator("class_weight", mode="before")
+    @classmethod
+    def _weight_spelling(cls, v):
+        if v in ("none", "balanced"):
+            return v
+        try:
+            weight = float(v)
+        except (TypeError, ValueError):
+            weight = float("nan")
+        if not 0 < weight < float("inf"):
+            raise ValueError(f"class_weight {v!r}: none, balanced or a positive number")
+        return weight
 
     @field_validator("select_metric")
     @classmethod

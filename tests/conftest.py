@@ -1,7 +1,8 @@
 """Shared fixtures: one stand-in model cache and one small synthetic data set per test session.
 
 The stand-ins are built with few MLM steps (DSGKD_TINY_STEPS) in a session cache, and the hub is
-forced offline so a missing model fails at once instead of retrying a network that is not there.
+forced offline so a missing model fails at once instead of retrying a network that is not there. Progress lines
+are off (DSGKD_PROGRESS=0) except where a test turns them on.
 """
 import os
 import tempfile
@@ -12,6 +13,7 @@ os.environ.setdefault("DSGKD_TINY_STEPS", "30")
 os.environ.setdefault("DSGKD_CACHE", tempfile.mkdtemp(prefix="dsgkd-test-cache-"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("DSGKD_PROGRESS", "0")  # tests that read stderr read messages; tests/test_progress.py sets its own
 
 
 @pytest.fixture(scope="session")

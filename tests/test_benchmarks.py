@@ -100,3 +100,28 @@ def test_kd_upper_bound_prints_one_json_object_with_every_arm():
     assert set(result["per_seed"]) == {"control", "oracle_kd", "teacher_kd", "random_kd"}
     assert set(result["minus_control"]) == {"oracle_kd", "teacher_kd", "random_kd"}
     assert all(0 <= r["held_out_probe_last_layer"] <= 1 for rs in result["per_seed"].values() for r in rs)
+
+
+def test_class_weight_prints_both_arms_with_their_spread():
+    out = subprocess.run([sys.executable, str(SCRIPT.parent / "class_weight.py"), "--seeds", "0,1", "--train", "120",
+                          "--val", "80", "--test", "120", "--epochs", "1"],
+                         capture_output=True, text=True, timeout=600, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert set(result["per_seed"]) == {"none", "balanced"} and len(result["per_seed"]["balanced"]) == 2
+    assert all(result["summary"][w]["auprc"]["sd"] is not None for w in ("none", "balanced"))
+
+
+@pytest.mark.slow  # trains a student (and, for ONNX, builds a BERT-base-shaped one): 1-3 minutes each
+@pytest.mark.parametrize("script, args", [
+    ("calibration_ece.py", ["--notes", "120", "--seeds", "0", "--epochs", "1"]),
+    ("onnx_predict.py", ["--train-notes", "120", "--epochs", "1", "--notes", "40", "--base-notes", "4"]),
+])
+def test_serving_benchmarks_print_one_json_object_at_toy_size(script, args):
+    out = subprocess.run([sys.executable, str(SCRIPT.parent / script), *args], capture_output=True, text=True,
+                         timeout=900, check=True)
+    result = json.loads(out.stdout)
+    if script == "calibration_ece.py":
+        assert result["auroc_equal_in_every_seed"] and result["runs"][0]["temperature"] > 0
+    else:
+        for student in result["students"].values():
+            assert set(student) == {"pytorch", "onnx", "onnx_int8"} and student["onnx"]["max_abs_delta_prob"] < 1e-4

@@ -1,4 +1,5 @@
-"""`dsgkd evaluate`: a trained student's metrics, with bootstrap CIs, on a labelled file, at its own threshold."""
+"""`dsgkd evaluate`: a trained student's metrics, with bootstrap CIs, on a labelled file, at its own threshold and
+temperature; with --plots, its ROC, precision-recall and reliability diagrams."""
 from __future__ import annotations
 
 from dsgkd.errors import UserError
@@ -31,7 +32,10 @@ def add_parser(sub) -> None:
     p.add_argument("--label-col", help="label column (default: the one the student was trained on)")
     p.add_argument("--n-bootstrap", type=int, default=1000, help="bootstrap draws (default: 1000)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
-    p.add_argument("--json", metavar="FILE", help="also write the metrics and the threshold used here")
+    p.add_argument("--json", metavar="FILE", help="also write the metrics, the threshold and temperature used here "
+                   "and the curve points (ROC, precision-recall, reliability)")
+    p.add_argument("--plots", metavar="DIR", help="also draw roc.png, pr.png and reliability.png into DIR, with the "
+                   "operating point at the stored threshold marked")
     p.set_defaults(func=run)
 
 
@@ -42,11 +46,14 @@ def run(args) -> int:
 
     from dsgkd.core.metrics import METRICS
     from dsgkd.pipeline.serve import evaluate_file, load_student
+    from dsgkd.report.eval_plots import check_plots_dir, write_eval_plots
     from dsgkd.storage import atomic_write_text
 
     check_batch_size(args)
     if args.n_bootstrap < 1:
         raise UserError(f"--n-bootstrap {args.n_bootstrap}: must be at least 1")
+    if args.plots:
+        check_plots_dir(args.plots)
     student = load_student(args.model, args.device)
     meta = student.meta
     with warnings.catch_warnings(record=True) as caught:  # rows dropped for empty text: one line each
@@ -57,12 +64,15 @@ def run(args) -> int:
                                batch_size=args.batch_size)
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
-    print(f"{result['n']} notes ({result['n_positive']} positive), threshold {result['threshold']:.6g} "
-          f"({result['threshold_rule']} on validation); 95% bootstrap CI over {args.n_bootstrap} draws")
+    print(f"{result['n']} notes ({result['n_positive']} positive), temperature {result['temperature']:.6g}, threshold "
+          f"{result['threshold']:.6g} ({result['threshold_rule']} on validation); 95% bootstrap CI over "
+          f"{args.n_bootstrap} draws")
     for m in METRICS:
         v = result["metrics"][m]
         print(f"{m:<12} {v['value']:.4f} [{v['ci_low']:.4f}, {v['ci_high']:.4f}]")
     if args.json:
         atomic_write_text(args.json, json.dumps(result, indent=1) + "\n")
         print(f"wrote {args.json}")
+    if args.plots:
+        print("wrote " + ", ".join(str(p) for p in write_eval_plots(result, args.plots)))
     return 0

@@ -18,6 +18,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", type=Path, metavar="FILE", help="output YAML (default: RUN/best.yaml)")
     p.add_argument("--allow-control", action="store_true",
                    help="also consider KD-off control trials (alpha = beta = gamma = 0)")
+    p.add_argument("--label-names", type=lambda v: v.split(","), metavar="NEG,POS",
+                   help="names of classes 0 and 1 in the re-run student's config.json (data.label_names), e.g. "
+                        "non-emergency,emergency")
     p.set_defaults(func=run)
     return p
 
@@ -27,7 +30,8 @@ def run(args: argparse.Namespace) -> int:
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
-        path, cfg, best, control = export_best(args.run, args.out, allow_control=args.allow_control)
+        path, cfg, best, control = export_best(args.run, args.out, allow_control=args.allow_control,
+                                                   label_names=args.label_names)
     for w in caught:
         print(f"warning: {w.message}")
     p = cfg.provenance

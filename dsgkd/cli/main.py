@@ -12,10 +12,10 @@ import os
 import sys
 import warnings
 
-from dsgkd.cli import analyze, demo, evaluate, export, lexicon, predict, search, synth, table, train
+from dsgkd.cli import analyze, demo, evaluate, export, export_onnx, lexicon, predict, search, synth, table, train
 from dsgkd.errors import NonFiniteLossError, UserError
 
-COMMANDS = (synth, lexicon, train, evaluate, predict, search, analyze, export, demo, table)
+COMMANDS = (synth, lexicon, train, evaluate, predict, export_onnx, search, analyze, export, demo, table)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,10 +33,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     warnings.filterwarnings("ignore", category=FutureWarning)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import huggingface_hub.utils
     import transformers
 
     transformers.logging.set_verbosity_error()  # load reports about fresh classifier heads are expected here
-    transformers.logging.disable_progress_bar()
+    transformers.logging.disable_progress_bar()  # its per-model "Loading weights" / "Writing model shards" bars,
+    huggingface_hub.utils.enable_progress_bars()  # but a hub download (minutes, once per model) keeps its own
     try:
         return args.func(args)
     except UserError as e:

@@ -9,7 +9,7 @@ from dsgkd.errors import UserError
 def add_parser(sub) -> None:
     p = sub.add_parser("predict", help="probabilities and labels of a trained student for every row of a file",
                        description="Write OUT (CSV) with one row per input row, in input order: [the --id-col "
-                                   "value,] prob (P(positive)) and label (1 iff prob >= the threshold stored with "
+                                   "value,] prob (P(positive), calibrated by the temperature stored with the model) and label (1 iff prob >= the threshold stored with "
                                    "the model, else 0). Rows with empty text keep their place with an empty prob "
                                    "and label. The input is read, scored and written a chunk of rows at a time, "
                                    "so memory does not grow with the file; OUT appears only when complete.")
@@ -37,5 +37,5 @@ def run(args) -> int:
     n = predict_file(student, args.data, args.out, text_col=args.text_col or student.meta["text_col"],
                      id_col=args.id_col, encoding=args.encoding or student.meta["encoding"],
                      batch_size=args.batch_size, chunk_rows=args.chunk_rows)
-    print(f"wrote {n} rows to {args.out} (threshold {student.threshold:.6g})")
+    print(f"wrote {n} rows to {args.out} (temperature {student.temperature:.6g}, threshold {student.threshold:.6g})")
     return 0

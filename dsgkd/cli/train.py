@@ -18,7 +18,7 @@ PROJECTIONS = list(get_args(DistillConfig.model_fields["projection"].annotation)
 # flag → RunConfig field; flags override the --config file
 TRAIN_FLAGS = {
     "data": "data.path", "val": "data.val_path", "test": "data.test_path", "text_col": "data.text_col",
-    "label_col": "data.label_col", "group_col": "data.group_col", "encoding": "data.encoding",
+    "label_col": "data.label_col", "label_names": "data.label_names", "group_col": "data.group_col", "encoding": "data.encoding",
     "transfer_data": "data.transfer_path", "teacher": "teacher.ref", "student": "student.ref",
     "teacher_finetune": "teacher.finetune", "random_teacher": "teacher.random_init",
     "alpha": "distill.alpha", "beta": "distill.beta", "gamma": "distill.gamma",
@@ -27,6 +27,7 @@ TRAIN_FLAGS = {
     "hidden_teacher": "distill.hidden_teacher", "hidden_view": "distill.hidden_view", "attention_teacher": "distill.attention_teacher", "epochs": "train.epochs",
     "batch_size": "train.batch_size", "max_length": "train.max_length", "lr_encoder": "train.lr_encoder",
     "lr_head": "train.lr_head", "patience": "train.patience", "seed": "train.seed", "device": "train.device",
+    "precision": "train.precision", "grad_accum": "train.grad_accum", "class_weight": "train.class_weight",
     "threshold": "eval.threshold", "n_bootstrap": "eval.n_bootstrap",
 }
 
@@ -43,6 +44,9 @@ def add_parser(sub) -> None:
     g.add_argument("--test", help="separate test file (default: a stratified split of --data)")
     g.add_argument("--text-col", help="text column (e.g. ER_DHX)")
     g.add_argument("--label-col", help="label column with 0/1 values (e.g. LABEL)")
+    g.add_argument("--label-names", type=lambda v: v.split(","), metavar="NEG,POS",
+                   help="names of classes 0 and 1 in the student's config.json, e.g. non-emergency,emergency "
+                        "(default: the declared classes, else 0,1)")
     g.add_argument("--group-col", help="patient id column: split so no patient is in two splits")
     g.add_argument("--encoding", help="file encoding (Korean hospital exports are often cp949)")
     g.add_argument("--transfer-data", help="unlabeled notes on which the KD terms are also computed")
@@ -77,6 +81,13 @@ def add_parser(sub) -> None:
     g.add_argument("--lr-head", type=float)
     g.add_argument("--patience", type=int)
     g.add_argument("--device", help="auto (CUDA when there is one) | cpu | cuda | cuda:N | mps")
+    g.add_argument("--precision", choices=["auto", "bf16", "fp16", "fp32"],
+                   help="auto (default): bf16 on a CUDA card that has it, fp16 with a gradient scaler on older "
+                        "cards (V100, T4), fp32 on CPU")
+    g.add_argument("--grad-accum", type=int, help="batches per optimiser step (effective batch: batch size × this "
+                                                  "× workers)")
+    g.add_argument("--class-weight", help="the task loss's class weights: none (default), balanced, or the "
+                                          "positive class's weight, e.g. 4")
     g.add_argument("--threshold", choices=list(THRESHOLD_RULES),
                    help="rule for the decision threshold on validation: " + THRESHOLD_RULES.help_text())
     g.add_argument("--n-bootstrap", type=int)

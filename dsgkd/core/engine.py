@@ -25,14 +25,15 @@ from dsgkd.constants import lower_is_better
 from dsgkd.data.emr import Splits
 from dsgkd.core.distiller import Distiller
 from dsgkd.core.features import collate, make_batches
-from dsgkd.core.steps import (make_optimizer, pick_device, predict, rank_world, to_device, train_step,
-                              validation_metrics)
+from dsgkd.core.steps import (Stepper, class_weights, make_optimizer, pick_device, predict, rank_world,
+                              resolve_precision, to_device, validation_metrics)
 from dsgkd.core.teacher.cache import CachedTeacher
 from dsgkd.core.teacher.signal import LiveTeacher, TeacherSignals
 from dsgkd.core.teacher.task_view import TaskViewReader, fit_task_probe
 from dsgkd.core.terms import enabled, needs_output, sources, teacher_states
 from dsgkd.errors import UserError
 from dsgkd.models.load import encoder_width
+from dsgkd.progress import Progress
 
 
 @dataclass
@@ -91,6 +92,7 @@ class Checkpoint:
     scheduler: object
     state: FitState
     best_weights: dict
+    scaler: torch.amp.GradScaler | None = None  # fp16's loss scale: a resumed run continues at the same scale
 
     def save(self, directory: str | Path) -> None:
         """Current weights as safetensors; the best epoch's state dict, optimiser and schedule as tensor-only
@@ -99,17 +101,22 @@ class Checkpoint:
         directory.mkdir(parents=True, exist_ok=True)
         save_model(self.model, str(directory / "model.safetensors"))
         torch.save({"best": self.best_weights, "optimizer": self.optimizer.state_dict(),
-                    "scheduler": self.scheduler.state_dict()}, directory / "optim.pt")
+                    "scheduler": self.scheduler.state_dict(),
+                    **({"scaler": self.scaler.state_dict()} if self.scaler and self.scaler.is_enabled() else {})},
+                   directory / "optim.pt")
         (directory / "state.json").write_text(json.dumps(asdict(self.state)))
 
 
-def load_checkpoint(directory: Path, model: nn.Module, opt, sched) -> tuple[FitState, dict]:
-    """Restore model, optimiser and schedule; returns the loop state and the best epoch's weights."""
+def load_checkpoint(directory: Path, model: nn.Module, opt, sched, scaler=None) -> tuple[FitState, dict]:
+    """Restore model, optimiser, schedule (and fp16's loss scale); returns the loop state and the best epoch's
+    weights."""
     device = next(model.parameters()).device
     load_model(model, str(directory / "model.safetensors"), device=str(device))
     saved = torch.load(directory / "optim.pt", weights_only=True, map_location=device)
     opt.load_state_dict(saved["optimizer"])
     sched.load_state_dict(saved["scheduler"])
+    if scaler is not None and "scaler" in saved:
+        scaler.load_state_dict(saved["scaler"])
     return FitState(**json.loads((directory / "state.json").read_text())), saved["best"]
 
 
@@ -144,6 +151,8 @@ class FitResult:
     model: nn.Module                   # the student with the best epoch's weights, on CPU
     tokenizer: object
     prepared: Prepared
+    precision: str = "fp32"            # `train.precision` as resolved on the device it ran on
+    effective_batch_size: int = 0      # batch_size × grad_accum × workers: notes per optimiser step
 
 
 def is_better(value: float, best: float | None, metric: str) -> bool:
@@ -197,20 +206,24 @@ def fit(prepared: Prepared, *, on_epoch: Callable[[EpochReport], None] | None = 
     rank, world = rank_world()
     teacher_w = encoder_width(p.teacher_config) if p.teacher_config is not None else None
     torch.manual_seed(t.seed)  # the projection's init must not depend on what preparing consumed
-    model = Distiller(p.student, cfg.distill, p.layer_pairs, teacher_w).to(device)
+    weights = class_weights(t.class_weight, [ex["label"] for ex in p.train_examples if ex["label"] >= 0])
+    model = Distiller(p.student, cfg.distill, p.layer_pairs, teacher_w, class_weights=weights).to(device)
     signal = make_teacher_signal(p, teacher_cache, device)
+    precision = resolve_precision(t.precision, device)
     lengths = [len(ex["s_ids"]) for ex in p.train_examples]
-    steps_per_epoch = len(make_batches(lengths, t.batch_size, shuffle=False, rank=rank, world=world))
+    n_batches = len(make_batches(lengths, t.batch_size, shuffle=False, rank=rank, world=world))
+    steps_per_epoch = math.ceil(n_batches / t.grad_accum)
     opt = make_optimizer(model, cfg)
     sched = get_linear_schedule_with_warmup(opt, int(t.warmup_ratio * steps_per_epoch * t.epochs),
                                             steps_per_epoch * t.epochs)
-    state, best_weights = FitState(), copy.deepcopy(model.state_dict())
-    if resume_from is not None:
-        state, best_weights = load_checkpoint(Path(resume_from), model, opt, sched)
     trainable = model
     if world > 1:
         trainable = nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True)
+    stepper = Stepper(trainable, signal, opt, sched, grad_clip=t.grad_clip, device=device, precision=precision)
+    state, best_weights = FitState(), copy.deepcopy(model.state_dict())
+    if resume_from is not None:
+        state, best_weights = load_checkpoint(Path(resume_from), model, opt, sched, stepper.scaler)
     s_pad, t_pad = p.student_tok.pad_token_id, p.teacher_tok.pad_token_id if signal is not None else None
     val_labels = np.array([ex["label"] for ex in p.val_examples])
     select = f"val_{t.select_metric}"
@@ -221,13 +234,16 @@ def fit(prepared: Prepared, *, on_epoch: Callable[[EpochReport], None] | None = 
         totals: dict[str, float] = {}
         batches = make_batches(lengths, t.batch_size, shuffle=True, seed=t.seed * 1000 + epoch,
                                bucket=t.bucket, rank=rank, world=world)
-        for step, idx in enumerate(batches, 1):
-            batch = to_device(collate([p.train_examples[i] for i in idx], s_pad, t_pad), device)
-            parts = train_step(trainable, batch, signal, opt, sched, t.grad_clip, device, where=(epoch, step))
-            for k, v in parts.items():
-                totals[k] = totals.get(k, 0.0) + v
-        probs, val_loss = predict(model.student, p.val_examples, s_pad, t.batch_size, device)
-        metrics = {"epoch": epoch, **{f"train_{k}": v / max(len(batches), 1) for k, v in totals.items()},
+        groups = [batches[i:i + t.grad_accum] for i in range(0, len(batches), t.grad_accum)]
+        with Progress(len(groups), f"epoch {epoch}/{t.epochs}", "steps", enabled=rank == 0) as bar:
+            for step, group in enumerate(groups, 1):
+                parts = stepper.step([to_device(collate([p.train_examples[i] for i in idx], s_pad, t_pad), device)
+                                      for idx in group], where=(epoch, step))
+                for k, v in parts.items():
+                    totals[k] = totals.get(k, 0.0) + v
+                bar.update()
+        probs, val_loss = predict(model.student, p.val_examples, s_pad, t.batch_size, device, precision=precision)
+        metrics = {"epoch": epoch, **{f"train_{k}": v / max(len(groups), 1) for k, v in totals.items()},
                    **validation_metrics(val_labels, probs, val_loss, cfg.eval.threshold)}
         improved = is_better(metrics[select], state.best, t.select_metric)
         if improved:
@@ -241,7 +257,8 @@ def fit(prepared: Prepared, *, on_epoch: Callable[[EpochReport], None] | None = 
         state.epoch = epoch
         if on_epoch is not None:
             snapshot = replace(state, history=list(state.history))
-            on_epoch(EpochReport(epoch, metrics, improved, Checkpoint(model, opt, sched, snapshot, best_weights)))
+            on_epoch(EpochReport(epoch, metrics, improved, Checkpoint(model, opt, sched, snapshot, best_weights,
+                                                                      stepper.scaler)))
         if state.bad_epochs >= t.patience:
             break
 
@@ -250,4 +267,4 @@ def fit(prepared: Prepared, *, on_epoch: Callable[[EpochReport], None] | None = 
     best_probs = np.array(state.best_probs or probs.tolist())
     best = next(h for h in state.history if h["epoch"] == state.best_epoch) if state.best_epoch else metrics
     return FitResult(state.best_epoch or state.epoch, state.history, best, best["val_threshold"],
-                     val_labels, best_probs, student, p.student_tok, p)
+                     val_labels, best_probs, student, p.student_tok, p, precision, t.batch_size * t.grad_accum * world)

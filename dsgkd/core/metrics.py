@@ -206,3 +206,30 @@ def mean_std(values) -> tuple[float, float]:
     if a.size == 0:
         raise ValueError("mean_std needs at least one value")
     return float(a.mean()), float(a.std(ddof=1)) if a.size > 1 else 0.0
+
+
+def curve_points(y_true, p, threshold: float, n_bins: int = 10) -> dict[str, dict[str, list[float]]]:
+    """What `dsgkd evaluate --plots` draws, as JSON-able lists: the ROC and precision-recall curves (sklearn's),
+    the reliability diagram over the same equal-width bins as ECE (empty bins left out), and the operating point
+    at `threshold` (positive iff p >= threshold, as everywhere here)."""
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
+    y, p = _check(y_true, p)
+    out: dict[str, dict[str, list[float]]] = {}
+    if 0 < y.sum() < len(y):
+        fpr, tpr, _ = roc_curve(y, p, drop_intermediate=False)  # every threshold: the operating point is one
+        prec, rec, _ = precision_recall_curve(y, p)
+        out["roc"] = {"fpr": fpr.tolist(), "tpr": tpr.tolist()}
+        out["pr"] = {"recall": rec.tolist(), "precision": prec.tolist()}
+    b = _bins(p, n_bins)
+    count = np.bincount(b, minlength=n_bins)
+    keep = count > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_p = np.bincount(b, weights=p, minlength=n_bins) / count
+        frac = np.bincount(b, weights=y, minlength=n_bins) / count
+    out["reliability"] = {"bin_low": (np.arange(n_bins)[keep] / n_bins).tolist(), "mean_prob": mean_p[keep].tolist(),
+                          "frac_positive": frac[keep].tolist(), "count": count[keep].astype(int).tolist()}
+    m = binary_metrics(y, p, threshold)
+    out["operating_point"] = {"threshold": float(threshold), "fpr": 1 - m["specificity"], "tpr": m["recall"],
+                              "precision": m["precision"], "recall": m["recall"]}
+    return out

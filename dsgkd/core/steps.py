@@ -16,6 +16,7 @@ from torch import nn
 from dsgkd.config import RunConfig
 from dsgkd.core.features import collate, make_batches
 from dsgkd.core.metrics import binary_metrics, choose_threshold
+from dsgkd.core.temperature import positive_prob
 from dsgkd.errors import NonFiniteLossError, UserError
 
 
@@ -42,10 +43,37 @@ def pick_device(spec: str) -> torch.device:
     return device
 
 
-def autocast(device: torch.device):
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_precision(spec: str, device: torch.device) -> str:
+    """`train.precision` on this device: auto is bf16 on a CUDA card with bf16 (Ampere and later), fp16 (with a
+    gradient scaler) on older cards, fp32 on CPU and MPS, where autocast buys little and fp16 cannot scale."""
+    if spec != "auto":
+        return spec
     if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "fp32"
+
+
+def autocast(device: torch.device, precision: str | None = None):
+    precision = resolve_precision(precision or "auto", device)
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=AUTOCAST_DTYPES[precision])
+
+
+def class_weights(spec, labels) -> torch.Tensor | None:
+    """The task loss's per-class weights for `train.class_weight`: None (unweighted), balanced (n / (2 n_c) over
+    the labelled training notes, so each class carries half the loss), or a number for the positive class."""
+    if spec == "none":
+        return None
+    if spec == "balanced":
+        counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=2).astype(np.float64)
+        if (counts == 0).any():
+            raise UserError("train.class_weight balanced: the labelled training notes lack a class")
+        return torch.tensor(counts.sum() / (2 * counts), dtype=torch.float32)
+    return torch.tensor([1.0, float(spec)])
 
 
 def to_device(batch: dict, device: torch.device) -> dict:
@@ -53,29 +81,37 @@ def to_device(batch: dict, device: torch.device) -> dict:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, examples: list[dict], pad_id: int, batch_size: int,
-            device: torch.device) -> tuple[np.ndarray, float]:
-    """Positive-class probabilities in example order and the mean CE loss; sharded and gathered across
-    ranks when distributed, so every rank returns the full, identical result."""
+def predict_logits(model: nn.Module, examples: list[dict], pad_id: int, batch_size: int,
+                   device: torch.device, precision: str | None = None) -> tuple[np.ndarray, float]:
+    """(n, 2) logits in example order and the mean CE loss; sharded and gathered across ranks when
+    distributed, so every rank returns the full, identical result. Logits, not probabilities, so that a
+    temperature can be fitted and applied without inverting a saturated softmax."""
     rank, world = rank_world()
     model.eval()
-    rows: dict[int, tuple[float, float]] = {}
+    rows: dict[int, tuple[list[float], float]] = {}
     batches = make_batches([len(ex["s_ids"]) for ex in examples], batch_size * 2, shuffle=False,
                            rank=rank, world=world)
     for idx in batches:
         batch = to_device(collate([examples[i] for i in idx], pad_id), device)
-        with autocast(device):
+        with autocast(device, precision):
             logits = model(input_ids=batch["s_ids"], attention_mask=batch["s_mask"]).logits.float()
-        probs = logits.softmax(-1)[:, 1]
         losses = F.cross_entropy(logits, batch["labels"].clamp(min=0), reduction="none")
-        for i, p, l in zip(idx, probs.tolist(), losses.tolist()):
-            rows[i] = (p, l)
+        for i, z, l in zip(idx, logits.tolist(), losses.tolist()):
+            rows[i] = (z, l)
     if world > 1:
         gathered: list = [None] * world
         dist.all_gather_object(gathered, rows)
         rows = {k: v for part in gathered for k, v in part.items()}
-    probs = np.array([rows[i][0] for i in range(len(examples))])
-    return probs, float(np.mean([rows[i][1] for i in range(len(examples))]))
+    logits = np.array([rows[i][0] for i in range(len(examples))], dtype=np.float64).reshape(len(examples), -1)
+    return logits, float(np.mean([rows[i][1] for i in range(len(examples))]))
+
+
+def predict(model: nn.Module, examples: list[dict], pad_id: int, batch_size: int, device: torch.device,
+            temperature: float = 1.0, precision: str | None = None) -> tuple[np.ndarray, float]:
+    """Positive-class probabilities softmax(logits / temperature)[:, 1] in example order and the mean CE loss
+    of the raw logits (`predict_logits`)."""
+    logits, loss = predict_logits(model, examples, pad_id, batch_size, device, precision)
+    return positive_prob(logits, temperature), loss
 
 
 def validation_metrics(labels: np.ndarray, probs: np.ndarray, loss: float, how: str) -> dict[str, float]:
@@ -98,20 +134,52 @@ def make_optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW([{"params": ps, "lr": lr, "weight_decay": wd} for (lr, wd), ps in groups.items()])
 
 
+class Stepper:
+    """Optimiser steps over groups of batches: each batch's loss is backpropagated at 1 / (batches in its group)
+    (gradient accumulation: a group of `grad_accum` batches is one optimiser step, as one batch that size would
+    be when its batches carry equal shares of the loss), under `precision`'s autocast, with a gradient scaler
+    for fp16 so small gradients do not flush to zero. Under DDP only a group's last batch all-reduces."""
+
+    def __init__(self, trainable: nn.Module, signal, opt, sched, *, grad_clip: float, device: torch.device,
+                 precision: str = "fp32"):
+        self.trainable, self.signal, self.opt, self.sched = trainable, signal, opt, sched
+        self.grad_clip, self.device, self.precision = grad_clip, device, precision
+        self.scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+
+    def step(self, group: list[dict], where: tuple[int, int] = (0, 0)) -> dict[str, float]:
+        """One optimiser step over a group of collated batches; returns the loss and its parts, averaged."""
+        self.opt.zero_grad(set_to_none=True)
+        totals: dict[str, float] = {}
+        for i, batch in enumerate(group):
+            last = i == len(group) - 1
+            no_sync = getattr(self.trainable, "no_sync", None)
+            with contextlib.nullcontext() if last or no_sync is None else no_sync():
+                parts = self._backward(batch, 1 / len(group), where)
+            for k, v in parts.items():
+                totals[k] = totals.get(k, 0.0) + v / len(group)
+        self.scaler.unscale_(self.opt)
+        nn.utils.clip_grad_norm_(self.trainable.parameters(), self.grad_clip)
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        self.sched.step()
+        return totals
+
+    def _backward(self, batch: dict, share: float, where: tuple[int, int]) -> dict[str, float]:
+        teacher_out = self.signal(batch, "train") if self.signal is not None else None
+        with autocast(self.device, self.precision):
+            loss, parts, _ = self.trainable(batch, teacher_out)
+        finite = torch.isfinite(loss.detach()).float()
+        if dist.is_available() and dist.is_initialized():  # every rank must stop at the same step, or DDP hangs
+            dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+        if not finite.item():
+            raise NonFiniteLossError.at(*where, loss.item(), {k: v.item() for k, v in parts.items()})
+        self.scaler.scale(loss * share).backward()
+        return {k: float(v.detach()) for k, v in {"loss": loss, **parts}.items()}
+
+
 def train_step(trainable: nn.Module, batch: dict, signal, opt, sched, grad_clip: float,
                device: torch.device, where: tuple[int, int] = (0, 0)) -> dict[str, float]:
-    """One optimiser step on a collated batch; returns the loss and its parts as floats."""
-    teacher_out = signal(batch, "train") if signal is not None else None
-    with autocast(device):
-        loss, parts, _ = trainable(batch, teacher_out)
-    finite = torch.isfinite(loss.detach()).float()
-    if dist.is_available() and dist.is_initialized():  # every rank must stop at the same step, or DDP hangs
-        dist.all_reduce(finite, op=dist.ReduceOp.MIN)
-    if not finite.item():
-        raise NonFiniteLossError.at(*where, loss.item(), {k: v.item() for k, v in parts.items()})
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    nn.utils.clip_grad_norm_(trainable.parameters(), grad_clip)
-    opt.step()
-    sched.step()
-    return {k: float(v.detach()) for k, v in {"loss": loss, **parts}.items()}
+    """One optimiser step on one collated batch at the device's default precision (benchmarks, docs)."""
+    stepper = Stepper(trainable, signal, opt, sched, grad_clip=grad_clip, device=device,
+                      precision=resolve_precision("auto", device))
+    return stepper.step([batch], where)

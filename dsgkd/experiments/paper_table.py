@@ -43,6 +43,7 @@ from dsgkd.experiments.table_protocol import (DEFAULT_PAIRS, DEFAULT_WORLD, chec
 from dsgkd.experiments.table_render import write_report
 from dsgkd.experiments.table_selector import mine_table_lexicon, with_mined_selector
 from dsgkd.experiments.term_probe import teacher_probes
+from dsgkd.progress import ENV as PROGRESS_ENV
 from dsgkd.search.space import SearchSpace, load_space
 from dsgkd.storage import atomic_write_text
 
@@ -171,9 +172,12 @@ def run_jobs(jobs: list[tuple[str, RunConfig, Path]], workers: int, world: str |
     if not todo:
         return
     ctx = multiprocessing.get_context("spawn")  # no forked copies of a parent's torch thread pool
+    started = time.time()
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        for done in pool.map(_job, *zip(*todo)):
-            print(f"  done {Path(done).relative_to(Path(done).parents[2])}", flush=True)
+        for k, done in enumerate(pool.map(_job, *zip(*todo)), 1):
+            eta = (time.time() - started) / k * (len(todo) - k)
+            print(f"  done {Path(done).relative_to(Path(done).parents[2])} ({k}/{len(todo)}, ETA {eta / 60:.0f} min)",
+                  flush=True)
 
 
 def row_configs(base: RunConfig, searched: RunConfig, knowledge_free: RunConfig) -> dict[str, RunConfig]:
@@ -316,6 +320,7 @@ def run_table(out: Path, *, seeds: list[int], trials: int | None, workers: int, 
     import transformers
 
     transformers.utils.logging.disable_progress_bar()  # the teacher probes load models in this process too
+    os.environ.setdefault(PROGRESS_ENV, "0")  # hundreds of fits side by side: one line per finished run instead
     started, code = time.time(), code_version()  # the code this invocation started with, not what it ends beside
     get_world(world or DEFAULT_WORLD)  # a bad world name is one line before anything is written
     space = load_space(space_path)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from dsgkd.progress import Progress
 from dsgkd.registry import Registry
 
 # every ASCII character gets a vocabulary entry, so English terms in a Korean-trained vocabulary split
@@ -153,14 +154,16 @@ def _pretrain(spec, tokenizer, texts: list[str], steps: int, recipe: dict):
     with torch.no_grad():
         before = _masked_loss(mlm, head, held_out).item()
     mlm.train()
-    for step in range(steps):
-        rows, size = (long_train, long_batch) if step >= long_from else (train, recipe["batch_size"])
-        batch = collate(list(rows[torch.randint(len(rows), (size,))]))
-        _masked_loss(mlm, head, batch).backward()
-        torch.nn.utils.clip_grad_norm_(mlm.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
+    with Progress(steps, "stand-in MLM pretraining", "steps") as bar:
+        for step in range(steps):
+            rows, size = (long_train, long_batch) if step >= long_from else (train, recipe["batch_size"])
+            batch = collate(list(rows[torch.randint(len(rows), (size,))]))
+            _masked_loss(mlm, head, batch).backward()
+            torch.nn.utils.clip_grad_norm_(mlm.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            bar.update()
     mlm.eval()
     with torch.no_grad():
         after = _masked_loss(mlm, head, held_out).item()

@@ -10,7 +10,7 @@ layer may not import an outer one.
 """
 from __future__ import annotations
 
-from huggingface_hub import ModelCardData
+from huggingface_hub import EvalResult, ModelCardData
 
 from dsgkd.config import RunConfig
 from dsgkd.core.metrics import METRICS
@@ -18,7 +18,7 @@ from dsgkd.core.terms import registered
 from dsgkd.errors import UserError
 from dsgkd.models.presets import resolve
 from dsgkd.models.tiny import split_ref
-from dsgkd.pipeline.serve import STUDENT_META
+from dsgkd.pipeline.serve import STUDENT_META, label_names
 
 
 def base_model(ref: str) -> str | None:
@@ -34,11 +34,50 @@ def stand_ins(cfg: RunConfig) -> list[str]:
     return [ref for ref in (cfg.teacher.ref, cfg.student.ref) if split_ref(ref)]
 
 
-def card_data(cfg: RunConfig) -> ModelCardData:
+# model-index metric ids (the hub's names, where it has one) for the test metrics the card reports
+HUB_METRICS = {"auroc": "roc_auc", "auprc": "average_precision", "f1": "f1", "precision": "precision",
+               "recall": "recall", "specificity": "specificity", "accuracy": "accuracy", "brier": "brier_score",
+               "ece": "expected_calibration_error"}
+
+
+def eval_results(metrics: dict, dataset: str) -> list[EvalResult]:
+    """The test metrics (calibrated, at the stored threshold) as model-index entries; a NaN one is left out."""
+    t = metrics["test"]
+    return [EvalResult(task_type="text-classification", dataset_type=dataset, dataset_name=f"notes {dataset}",
+                       dataset_split="test", metric_type=HUB_METRICS[m], metric_name=m,
+                       metric_value=round(t[m]["value"], 6),
+                       metric_args={"threshold": metrics["threshold"], "temperature": metrics["temperature"]}
+                       if m in ("f1", "precision", "recall", "specificity", "accuracy") else None)
+            for m in METRICS if m in t and t[m]["value"] == t[m]["value"]]
+
+
+def card_data(cfg: RunConfig, metrics: dict) -> ModelCardData:
+    """The front matter: a hub or a registry reads the languages, the data fingerprint as the dataset and the
+    test metrics (`model-index`) without parsing the prose."""
     tags = ["dsgkd", "knowledge-distillation", "clinical-notes", "code-switching"]
-    return ModelCardData(library_name="transformers", pipeline_tag="text-classification",
-                         base_model=base_model(cfg.student.ref),
+    dataset = f"dsgkd-notes-{metrics['data']['fingerprint']}"
+    return ModelCardData(library_name="transformers", pipeline_tag="text-classification", language=["ko", "en"],
+                         base_model=base_model(cfg.student.ref), datasets=[dataset],
+                         model_name=f"{cfg.student.ref} distilled from {cfg.teacher.ref}",
+                         eval_results=eval_results(metrics, dataset),
                          tags=tags + (["offline-stand-in", "synthetic-data"] if stand_ins(cfg) else []))
+
+
+def pipeline_snippet(max_length: int) -> list[str]:
+    """Python that gives `dsgkd predict`'s probabilities and labels from `transformers.pipeline` alone (no dsgkd,
+    no trust_remote_code): the raw logits, divided by the stored temperature, softmaxed, cut at the stored
+    threshold. The tests run this very text."""
+    return [
+        "import json, numpy as np",
+        "from transformers import pipeline",
+        'DIR = "path/to/student"',
+        'meta, clf = json.load(open(f"{DIR}/dsgkd.json")), pipeline("text-classification", model=DIR)',
+        "def score(texts):",
+        f'    outs = clf(texts, top_k=None, function_to_apply="none", truncation=True, max_length={max_length})',
+        '    z = np.array([[{o["label"]: o["score"] for o in out}[n] for n in meta["label_names"]] for out in outs])',
+        '    p = 1 / (1 + np.exp(-(z[:, 1] - z[:, 0]) / meta["temperature"]))  # softmax(z / T)[1]',
+        '    return p, np.where(p >= meta["threshold"], *meta["label_names"][::-1])',
+    ]
 
 
 def _fmt(v) -> str:
@@ -60,25 +99,39 @@ def render_card(cfg: RunConfig, metrics: dict, layer_pairs: list[tuple[int, int]
     kd = "KD-off control (every KD weight 0)" if not d.kd_on else "DSG-KD"
     teacher = cfg.teacher.ref + (" (random-init twin, knowledge-free control)" if cfg.teacher.random_init else "") \
         + (" (and a copy fine-tuned on the task, for the terms that read it)" if cfg.teacher.finetune else "")
+    c = metrics["calibration"]
     lines = [
-        "---", card_data(cfg).to_yaml(), "---", "",
+        "---", card_data(cfg, metrics).to_yaml(), "---", "",
         f"# {cfg.student.ref} distilled from {cfg.teacher.ref} ({kd})", "",
         f"A binary note classifier: `{cfg.student.ref}` fine-tuned on labelled notes "
         + (f"while distilling the frozen teacher `{cfg.teacher.ref}` on the code-switched terms of each note "
            "(DSG-KD, arXiv 2409.14904)" if d.kd_on else "with every distillation weight at zero (the KD-off "
            "control of DSG-KD, arXiv 2409.14904: same head, schedule and data)")
         + f", written by `dsgkd train` (dsgkd {metrics['dsgkd_version']}, seed {metrics['seed']}).", "",
-        "## Decision threshold", "",
-        f"A note is positive iff P(class 1) = softmax(logits)[1] >= **{metrics['threshold']:.6g}**, chosen on "
-        f"validation by the `{metrics['threshold_rule']}` rule and frozen for test. It is stored with the model "
-        f"in `{STUDENT_META}`, with `max_length` {cfg.train.max_length} (longer notes are truncated) and the "
-        "training data's columns; `dsgkd predict` and `dsgkd evaluate` apply it.", "",
+        "## Calibration and decision threshold", "",
+        f"P(class 1) = softmax(logits / T)[1] with the temperature **T = {metrics['temperature']:.6g}**, fitted on "
+        "validation after the best epoch by minimising the negative log-likelihood (temperature scaling: the "
+        "order of the notes, so AUROC and AUPRC, is unchanged). A note is positive iff that probability >= "
+        f"**{metrics['threshold']:.6g}**, chosen on the calibrated validation probabilities by the "
+        f"`{metrics['threshold_rule']}` rule and frozen for test. Both are stored with the model in "
+        f"`{STUDENT_META}`, with `max_length` {cfg.train.max_length} (longer notes are truncated) and the "
+        "training data's columns; `dsgkd predict` and `dsgkd evaluate` apply them.", "",
+        *_table(["split", "ECE before", "ECE after", "Brier before", "Brier after"],
+                [[split, c[split]["ece_before"], c[split]["ece_after"], c[split]["brier_before"],
+                  c[split]["brier_after"]] for split in ("val", "test")]), "",
+        f"Classes (config.json `id2label`): 0 = `{label_names(cfg)[0]}`, 1 = `{label_names(cfg)[1]}`.", "",
         "```bash",
         "dsgkd predict  --model DIR --data notes.csv --text-col "
         f"{cfg.data.text_col} [--id-col ID] --out preds.csv",
         f"dsgkd evaluate --model DIR --data labelled.csv --text-col {cfg.data.text_col} --label-col "
         f"{cfg.data.label_col}",
         "```", "",
+        "`transformers.pipeline(\"text-classification\", model=DIR)` alone labels by argmax of the uncalibrated "
+        "softmax; to get the same probabilities and labels as `dsgkd predict` without dsgkd, apply the "
+        "temperature and threshold from `dsgkd.json`:", "",
+        "```python", *pipeline_snippet(cfg.train.max_length), "```", "",
+        "The probabilities agree with `dsgkd predict` to within 1e-6; a note scored within that of the threshold "
+        "(the threshold is one of the validation probabilities) may fall on the other side.", "",
         "## Training", "",
         *_table(["setting", "value"], [
             ["teacher", teacher], ["student", cfg.student.ref + (" (random init)" if cfg.student.random_init else "")],

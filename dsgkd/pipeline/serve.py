@@ -1,7 +1,8 @@
 """A trained student put to use: loaded with the threshold it was trained to, scoring notes in batches.
 
 What prediction needs besides the weights is kept in the student directory itself, in `dsgkd.json`
-(`STUDENT_META`): the decision threshold chosen on validation, how it was chosen, the `max_length` notes
+(`STUDENT_META`): the temperature fitted on validation (`core.temperature`), the decision threshold chosen on
+the calibrated validation probabilities, how it was chosen, the class names, the `max_length` notes
 were cut to and the batch size, and the training data's columns, encoding and classes (the defaults for
 new files). config.json stays the checkpoint's own, so `AutoModelForSequenceClassification` and
 `AutoTokenizer` load the directory as before, and the student is self-contained when copied elsewhere.
@@ -26,27 +27,55 @@ from dsgkd import __version__
 from dsgkd.config import RunConfig
 from dsgkd.constants import PREDICT_CHUNK_ROWS
 from dsgkd.core.features import encode_notes
-from dsgkd.core.metrics import evaluate_with_ci
+from dsgkd.core.metrics import curve_points, evaluate_with_ci
 from dsgkd.core.steps import pick_device, predict
+from dsgkd.core.temperature import check_temperature
 from dsgkd.data.emr import _missing, load_labelled
 from dsgkd.data.stream import iter_chunks
 from dsgkd.errors import UserError
 from dsgkd.storage import atomic_file, atomic_write_text
 
 STUDENT_META = "dsgkd.json"
-META_FORMAT = 1
+# 2: the temperature. A dsgkd that reads only format 1 would ignore it and misread the threshold, so it must refuse.
+META_FORMAT = 2
 
 
-def student_meta(cfg: RunConfig, metrics: dict) -> dict[str, Any]:
-    """What `dsgkd.json` holds: a row is positive iff softmax(logits)[1] >= threshold."""
-    return {"format": META_FORMAT, "dsgkd_version": __version__, "threshold": float(metrics["threshold"]),
-            "threshold_rule": cfg.eval.threshold, "max_length": cfg.train.max_length,
+def label_names(cfg: RunConfig) -> list[str]:
+    """The names of classes 0 and 1 (config.json's id2label, dsgkd.json's label_names): `data.label_names`, else
+    the declared classes, else '0' and '1'."""
+    return list(cfg.data.label_names or cfg.data.classes or ["0", "1"])
+
+
+def student_meta(cfg: RunConfig, metrics: dict, label_names: list[str]) -> dict[str, Any]:
+    """What `dsgkd.json` holds: a row is positive iff softmax(logits / temperature)[1] >= threshold."""
+    return {"format": META_FORMAT, "dsgkd_version": __version__, "temperature": float(metrics["temperature"]),
+            "threshold": float(metrics["threshold"]), "threshold_rule": cfg.eval.threshold,
+            "label_names": list(label_names), "max_length": cfg.train.max_length,
             "batch_size": cfg.train.batch_size, "text_col": cfg.data.text_col, "label_col": cfg.data.label_col,
             "encoding": cfg.data.encoding, "classes": cfg.data.classes}
 
 
-def write_meta(student_dir: Path, cfg: RunConfig, metrics: dict) -> None:
-    atomic_write_text(Path(student_dir) / STUDENT_META, json.dumps(student_meta(cfg, metrics), indent=1) + "\n")
+def write_meta(student_dir: Path, cfg: RunConfig, metrics: dict, label_names: list[str]) -> None:
+    meta = student_meta(cfg, metrics, label_names)
+    atomic_write_text(Path(student_dir) / STUDENT_META, json.dumps(meta, indent=1) + "\n")
+
+
+def read_meta(where: Path) -> dict[str, Any]:
+    """`dsgkd.json` checked: a format this dsgkd reads, a threshold, lengths, and a finite temperature > 0
+    (format 1, from before calibration, has none: temperature 1, the softmax as it was)."""
+    try:
+        meta = json.loads((where / STUDENT_META).read_text(encoding="utf-8"))
+        float(meta["threshold"]), int(meta["max_length"]), int(meta["batch_size"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UserError(f"{where / STUDENT_META}: unreadable ({type(e).__name__}: {e})") from None
+    if meta.get("format", 0) > META_FORMAT:
+        raise UserError(f"{where / STUDENT_META}: format {meta['format']} is newer than this dsgkd "
+                        f"({__version__}) reads; upgrade dsgkd")
+    try:
+        meta["temperature"] = check_temperature(meta.get("temperature", 1.0), str(where / STUDENT_META))
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    return meta
 
 
 @dataclass
@@ -60,6 +89,10 @@ class Student:
     @property
     def threshold(self) -> float:
         return float(self.meta["threshold"])
+
+    @property
+    def temperature(self) -> float:
+        return float(self.meta["temperature"])
 
 
 def student_dir(path: str | os.PathLike) -> Path:
@@ -79,20 +112,26 @@ def student_dir(path: str | os.PathLike) -> Path:
 
 
 def load_student(path: str | os.PathLike, device: str = "cpu") -> Student:
+    """The student at `path` (or in the run directory around it) with its meta; an ONNX student (`dsgkd
+    export-onnx`: model.onnx beside dsgkd.json) is scored by onnxruntime on CPU, any other by PyTorch."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     where = student_dir(path)
-    try:
-        meta = json.loads((where / STUDENT_META).read_text(encoding="utf-8"))
-        float(meta["threshold"]), int(meta["max_length"]), int(meta["batch_size"])
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise UserError(f"{where / STUDENT_META}: unreadable ({type(e).__name__}: {e})") from None
-    if meta.get("format", 0) > META_FORMAT:
-        raise UserError(f"{where / STUDENT_META}: format {meta['format']} is newer than this dsgkd "
-                        f"({__version__}) reads; upgrade dsgkd")
+    meta = read_meta(where)
+    if not (where / "tokenizer_config.json").is_file():
+        raise UserError(f"{where}: no tokenizer here (tokenizer_config.json); copy the whole directory `dsgkd "
+                        "train` or `dsgkd export-onnx` wrote")
+    onnx = (where / "model.onnx").is_file()
+    if onnx and device not in ("auto", "cpu"):
+        raise UserError(f"--device {device}: an ONNX student runs on CPU (onnxruntime); use --device cpu or auto")
     try:
         tokenizer = AutoTokenizer.from_pretrained(where, local_files_only=True)
-        model = AutoModelForSequenceClassification.from_pretrained(where, local_files_only=True)
+        if onnx:
+            from dsgkd.pipeline.onnx_runtime import ONNX_FILE, OnnxClassifier
+
+            model, device = OnnxClassifier(where / ONNX_FILE), "cpu"
+        else:
+            model = AutoModelForSequenceClassification.from_pretrained(where, local_files_only=True)
     except (OSError, ValueError) as e:
         raise UserError(f"{where}: cannot load the student ({str(e).splitlines()[0]})") from None
     try:
@@ -104,7 +143,8 @@ def load_student(path: str | os.PathLike, device: str = "cpu") -> Student:
 
 def predict_probs(student: Student, texts: list[str], *, batch_size: int | None = None,
                   chunk_rows: int = PREDICT_CHUNK_ROWS) -> np.ndarray:
-    """P(positive) per text, NaN where the text is empty; encoded and scored `chunk_rows` at a time."""
+    """Calibrated P(positive), softmax(logits / T)[1], per text, NaN where the text is empty; encoded and scored
+    `chunk_rows` at a time."""
     out = np.full(len(texts), np.nan)
     keep = [i for i, t in enumerate(texts) if t.strip()]
     bs = batch_size or int(student.meta["batch_size"])
@@ -113,7 +153,8 @@ def predict_probs(student: Student, texts: list[str], *, batch_size: int | None 
         # max_terms=0: scoring reads no term spans, so no term is looked for
         examples = encode_notes([texts[i] for i in rows], None, student.tokenizer, None, selector="latin",
                                 max_terms=0, max_length=int(student.meta["max_length"]))
-        out[rows], _ = predict(student.model, examples, student.tokenizer.pad_token_id, bs, student.device)
+        out[rows], _ = predict(student.model, examples, student.tokenizer.pad_token_id, bs, student.device,
+                               student.temperature)
     return out
 
 
@@ -154,12 +195,14 @@ def predict_file(student: Student, data, out, *, text_col: str, id_col: str | No
 def evaluate_file(student: Student, data, *, text_col: str, label_col: str, encoding: str = "utf-8",
                   n_boot: int = 1000, seed: int = 0, batch_size: int | None = None,
                   chunk_rows: int = PREDICT_CHUNK_ROWS) -> dict[str, Any]:
-    """Metrics with bootstrap CIs on a labelled file at the student's stored threshold, read and
-    validated as training reads its files (rows with empty text dropped, with a warning)."""
+    """Metrics with bootstrap CIs on a labelled file at the student's stored threshold, and the ROC, PR and
+    reliability curves with that operating point (`curve_points`), read and validated as training reads its
+    files (rows with empty text dropped, with a warning)."""
     ds, dropped = load_labelled(data, text_col, label_col, encoding=encoding, classes=student.meta.get("classes"))
     y = np.asarray(ds["label"])
     p = predict_probs(student, list(ds["text"]), batch_size=batch_size, chunk_rows=chunk_rows)
     return {"model": str(student.path), "data": str(data), "n": int(len(y)), "n_positive": int(y.sum()),
-            "dropped_empty": dropped, "threshold": student.threshold,
+            "dropped_empty": dropped, "threshold": student.threshold, "temperature": student.temperature,
             "threshold_rule": student.meta.get("threshold_rule"), "n_bootstrap": n_boot, "seed": seed,
-            "metrics": evaluate_with_ci(y, p, student.threshold, n_boot=n_boot, seed=seed)}
+            "metrics": evaluate_with_ci(y, p, student.threshold, n_boot=n_boot, seed=seed),
+            "curves": curve_points(y, p, student.threshold)}

@@ -1,5 +1,10 @@
 """`dsgkd train`: one run, or several seeds of DSG-KD against its KD-off control, written atomically.
 
+After the best epoch is chosen, a temperature is fitted on validation (`calibrate`) and the threshold is chosen
+on the calibrated validation probabilities; the test metrics and predictions.csv are the calibrated ones (AUROC
+and AUPRC do not change: temperature scaling keeps the order), metrics.json's `calibration` holds ECE, Brier and
+NLL before and after, and `val` stays the engine's uncalibrated best-epoch record.
+
 A run directory is either complete (config.yaml, metrics.json, predictions.csv, student/) or absent:
 everything is written into a hidden staging directory beside it and renamed at the end
 (`dsgkd.storage.staged_dir`), and bad input is detected by `prepare` before the staging directory exists.
@@ -19,13 +24,14 @@ from dsgkd.config import RunConfig
 from dsgkd.constants import REPORTED
 from dsgkd.core.engine import Prepared, fit
 from dsgkd.core.features import encode_notes
-from dsgkd.core.metrics import evaluate_with_ci, mean_std
+from dsgkd.core.metrics import binary_metrics, choose_threshold, evaluate_with_ci, mean_std
 from dsgkd.core.calibration import primary_comparison
 from dsgkd.core.stats import seed_note_comparison
-from dsgkd.core.steps import pick_device, predict
+from dsgkd.core.steps import pick_device, predict_logits
+from dsgkd.core.temperature import fit_temperature, nll, positive_prob
 from dsgkd.errors import UserError
 from dsgkd.pipeline.card import render_card
-from dsgkd.pipeline.serve import write_meta
+from dsgkd.pipeline.serve import label_names, write_meta
 from dsgkd.pipeline.resolve import ResolvedRun
 from dsgkd.pipeline.teachers import prepare_run
 from dsgkd.storage import atomic_write_text, staged_dir
@@ -41,44 +47,82 @@ def staged_output(out: Path, *, overwrite: bool = False):
         yield stage
 
 
-def predict_split(model, tokenizer, notes: pd.DataFrame, cfg: RunConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Labels and positive-class probabilities of a classifier on one split's notes (text, label)."""
+def split_logits(model, tokenizer, notes: pd.DataFrame, cfg: RunConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and (n, 2) logits of a classifier on one split's notes (text, label)."""
     examples = encode_notes(list(notes["text"]), list(notes["label"]), tokenizer, None,
                             selector=cfg.distill.selector, max_terms=cfg.distill.max_terms,
                             max_length=cfg.train.max_length)
-    probs, _ = predict(model, examples, tokenizer.pad_token_id, cfg.train.batch_size, pick_device("cpu"))
-    return np.array(notes["label"]), probs
+    logits, _ = predict_logits(model, examples, tokenizer.pad_token_id, cfg.train.batch_size, pick_device("cpu"))
+    return np.array(notes["label"]), logits
+
+
+def predict_split(model, tokenizer, notes: pd.DataFrame, cfg: RunConfig,
+                  temperature: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and positive-class probabilities softmax(logits / temperature)[:, 1] on one split's notes."""
+    y, logits = split_logits(model, tokenizer, notes, cfg)
+    return y, positive_prob(logits, temperature)
 
 
 def test_predictions(result, cfg: RunConfig) -> tuple[np.ndarray, np.ndarray]:
     return predict_split(result.model, result.tokenizer, result.prepared.splits.test, cfg)
 
 
+def _ece_brier(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    m = binary_metrics(y, p, 0.5)  # threshold-free metrics only
+    return {"ece": m["ece"], "brier": m["brier"]}
+
+
+def calibrate(result, cfg: RunConfig) -> tuple[dict, np.ndarray, np.ndarray]:
+    """Temperature scaling fitted on validation with the best epoch's weights (`core.temperature`), the
+    threshold chosen again on the calibrated validation probabilities, and ECE / Brier / NLL before and after
+    on validation and test. Returns the calibration record, the test labels and calibrated test probabilities."""
+    splits = result.prepared.splits
+    y_val, z_val = split_logits(result.model, result.tokenizer, splits.val, cfg)
+    y, z = split_logits(result.model, result.tokenizer, splits.test, cfg)
+    t = fit_temperature(z_val, y_val)
+    p_val = positive_prob(z_val, t)
+    threshold = choose_threshold(y_val, p_val, cfg.eval.threshold) if len(set(y_val.tolist())) > 1 else 0.5
+    record = {"method": "temperature", "temperature": t, "fitted_on": "validation", "threshold": threshold,
+              "threshold_uncalibrated": result.threshold}
+    for split, labels, logits in (("val", y_val, z_val), ("test", y, z)):
+        before, after = _ece_brier(labels, positive_prob(logits)), _ece_brier(labels, positive_prob(logits, t))
+        record[split] = {**{f"{k}_before": v for k, v in before.items()}, **{f"{k}_after": v for k, v in after.items()},
+                         "nll_before": nll(logits, labels, 1.0), "nll_after": nll(logits, labels, t)}
+    return record, y, positive_prob(z, t)
+
+
 def train_one(run: ResolvedRun, out: Path, *, prepared: Prepared | None = None, log=print) -> dict:
-    """Fit, pick the threshold on validation, evaluate once on test, and write the run to `out`; the student
-    directory carries its threshold (`serve.STUDENT_META`) and a model card (README.md)."""
+    """Fit, calibrate and pick the threshold on validation, evaluate once on test, and write the run to `out`;
+    the student directory carries its temperature and threshold (`serve.STUDENT_META`), its class names in
+    config.json, and a model card (README.md)."""
     started, cfg = time.time(), run.cfg
     result = fit(prepared or prepare_run(run),
                  on_epoch=lambda r: log(_epoch_line(r.epoch, r.metrics, cfg.train.select_metric)))
-    y, p = test_predictions(result, cfg)
+    calibration, y, p = calibrate(result, cfg)
+    threshold = calibration["threshold"]
     splits = result.prepared.splits
     metrics = {
         "dsgkd_version": __version__, "seed": cfg.train.seed, "best_epoch": result.best_epoch,
-        "threshold": result.threshold, "threshold_rule": cfg.eval.threshold,
+        "threshold": threshold, "threshold_rule": cfg.eval.threshold, "temperature": calibration["temperature"],
         "val": {k.removeprefix("val_"): v for k, v in result.metrics.items() if k.startswith("val_")},
-        "test": evaluate_with_ci(y, p, result.threshold, n_boot=cfg.eval.n_bootstrap, seed=cfg.train.seed),
+        "test": evaluate_with_ci(y, p, threshold, n_boot=cfg.eval.n_bootstrap, seed=cfg.train.seed),
+        "calibration": calibration,
         "data": {"fingerprint": splits.fingerprint, "n_train": len(splits.train), "n_val": len(splits.val),
                  "n_test": len(splits.test), "dropped_empty": splits.dropped_empty,
                  "n_transfer": len(result.prepared.transfer_texts)},
         "history": result.history, "train_seconds": round(time.time() - started, 1),
+        "precision": result.precision, "effective_batch_size": result.effective_batch_size,
     }
     out.mkdir(parents=True, exist_ok=True)
     cfg.to_yaml(out / "config.yaml")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
     pd.DataFrame({"label": y, "prob": p}).to_csv(out / "predictions.csv", index_label="row")
+    names = label_names(cfg)
+    result.model.config.id2label = dict(enumerate(names))
+    result.model.config.label2id = {name: i for i, name in enumerate(names)}
     result.model.save_pretrained(out / "student")
     result.tokenizer.save_pretrained(out / "student")
-    write_meta(out / "student", cfg, metrics)
+    write_meta(out / "student", cfg, metrics, names)
     atomic_write_text(out / "student" / "README.md", render_card(cfg, metrics, result.prepared.layer_pairs))
     return metrics
 

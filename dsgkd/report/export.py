@@ -65,15 +65,18 @@ def _best_by_mean(run: Run, allow_control: bool) -> tuple[Trial, Trial | None]:
     return pool[0], (done[0] if done[0] is not pool[0] else None)
 
 
-def export_best(run_dir: str | Path, out: str | Path | None = None, *, allow_control: bool = False
-                ) -> tuple[Path, RunConfig, Trial, Trial | None]:
+def export_best(run_dir: str | Path, out: str | Path | None = None, *, allow_control: bool = False,
+                label_names: list[str] | None = None) -> tuple[Path, RunConfig, Trial, Trial | None]:
+    """The best trial's RunConfig with its provenance, written to `out`; `label_names` sets `data.label_names`
+    (the names the re-run's student gives classes 0 and 1), a serving choice no trial's score depends on."""
     run = load_run(run_dir, with_study=False)
     best, better_control = best_trial(run, allow_control=allow_control)
     cfg = best.cfg.with_overrides({
         "provenance.run": str(run.path), "provenance.trial_id": best.trial_id, "provenance.metric": run.metric,
         "provenance.value": best.value, "provenance.epoch": best.epoch, "provenance.dsgkd_version": __version__,
         "provenance.data_fingerprint": data_fingerprint(best.cfg), "provenance.seed": best.cfg.train.seed,
-        "provenance.reselect": _seed_values(best) if run.space.budget.reselect is not None else None},
+        "provenance.reselect": _seed_values(best) if run.space.budget.reselect is not None else None,
+        **({"data.label_names": label_names} if label_names else {})},
         source=f"trial {best.trial_id}")
     target = Path(out) if out else run.path / "best.yaml"
     text = cfg.dump_yaml()

@@ -68,11 +68,11 @@ def test_the_control_takes_the_searched_rows_steps_over_the_same_batches(tmp_pat
     rows = pt.row_configs(base, searched, knowledge_free)
     steps = {}
 
-    def fake_step(trainable, batch, signal, *args, where=(0, 0), **kw):
-        steps[arm].append((where[0], batch["idx"].tolist(), signal is not None))
+    def fake_step(stepper, group, where=(0, 0)):
+        steps[arm] += [(where[0], batch["idx"].tolist(), stepper.signal is not None) for batch in group]
         return {"loss": 0.0}
 
-    monkeypatch.setattr(engine, "train_step", fake_step)
+    monkeypatch.setattr(engine.Stepper, "step", fake_step)
     for arm in ("searched", "control"):
         steps[arm] = []
         engine.fit(prepare(resolve_run(rows[arm])))

@@ -47,6 +47,7 @@ def test_the_student_carries_its_threshold_and_still_loads_with_auto_classes(run
     model = AutoModelForSequenceClassification.from_pretrained(run_dir / "student")
     tok = AutoTokenizer.from_pretrained(run_dir / "student")
     assert model.config.num_labels == 2 and tok.is_fast
+    assert model.config.id2label == {0: "0", 1: "1"} and meta["label_names"] == ["0", "1"]  # no --label-names
     assert load_student(run_dir).threshold == metrics["threshold"] == load_student(run_dir / "student").threshold
     assert cfg.train.max_length == meta["max_length"]
 
@@ -136,12 +137,14 @@ def test_a_student_from_a_newer_dsgkd_is_refused_in_one_line(run_dir, tmp_path, 
 
 
 def _hf_probs(student_dir, texts):
-    """P(positive) straight from the Hugging Face classes, one note at a time: no dsgkd code involved."""
+    """Calibrated P(positive) straight from the Hugging Face classes and the temperature in dsgkd.json, one note at
+    a time: no dsgkd code involved."""
     model = AutoModelForSequenceClassification.from_pretrained(student_dir).eval()
     tok = AutoTokenizer.from_pretrained(student_dir)
+    t = json.loads((student_dir / STUDENT_META).read_text())["temperature"]
     with torch.no_grad():
-        return np.array([model(**tok(t, truncation=True, max_length=64, return_tensors="pt")).logits.softmax(-1)[0, 1]
-                         .item() for t in texts])
+        return np.array([(model(**tok(x, truncation=True, max_length=64, return_tensors="pt")).logits / t)
+                         .softmax(-1)[0, 1].item() for x in texts])
 
 
 def test_predict_keeps_every_row_in_order_with_ids_at_the_stored_threshold(run_dir, notes_csv, tmp_path, capsys):

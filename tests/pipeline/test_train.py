@@ -58,9 +58,19 @@ def test_train_each_seed_pair_and_reload_the_student(notes_csv, tmp_path, teache
     cfg = RunConfig.from_yaml(out / "config.yaml")
     test_texts = prepare(resolve_run(cfg)).splits.test["text"][:8]
     enc = tok(test_texts, truncation=True, max_length=64, padding=True, return_tensors="pt")
-    with torch.no_grad():
-        probs = model(**enc).logits.softmax(-1)[:, 1].numpy()
+    with torch.no_grad():  # predictions.csv holds the calibrated probabilities: softmax(logits / T)[1]
+        probs = (model(**enc).logits / metrics["temperature"]).softmax(-1)[:, 1].numpy()
     np.testing.assert_allclose(probs, preds["prob"].to_numpy()[:8], atol=1e-5)
+
+
+def test_accumulation_and_class_weights_are_recorded(notes_csv, tmp_path):
+    out = tmp_path / "run"
+    assert main(train_args(notes_csv, out, "--teacher", "kmbert-tiny", "--student", "kobert-tiny", "--grad-accum",
+                           "2", "--class-weight", "balanced", "--precision", "auto")) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["effective_batch_size"] == 32 and metrics["precision"] == "fp32"
+    saved = RunConfig.from_yaml(out / "config.yaml").train
+    assert (saved.grad_accum, saved.class_weight, saved.precision) == (2, "balanced", "auto")
 
 
 def test_same_seed_twice_gives_identical_metrics(notes_csv, tmp_path):
@@ -112,7 +122,11 @@ def test_seeds_compare_against_the_kd_off_control(notes_csv, tmp_path, capsys):
     (["--student", "nobody/no-such-model"], "nobody/no-such-model"),
     (["--gamma", "0.5"], "teacher.finetune"),
     (["--selector", "nouns"], "unknown term selector"),
+    (["--class-weight", "heavy"], "train.class_weight"),
+    (["--grad-accum", "0"], "train.grad_accum"),
     (["--layer-map", "uniform", "--selector", "lexicon:/no/such/terms.txt"], "lexicon file not found"),
+    (["--label-names", "emergency"], "data.label_names"),
+    (["--label-names", "same,same"], "data.label_names"),
 ])
 def test_bad_settings_exit_2_with_one_line_and_no_output(notes_csv, tmp_path, capsys, extra, needle):
     out = tmp_path / "run"

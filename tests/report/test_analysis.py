@@ -252,6 +252,16 @@ def test_export_choice_rules(analysed):
         best_trial(run)
 
 
+def test_export_names_the_classes_of_the_re_run_student(analysed, tmp_path, capsys):
+    run = analysed["run"]
+    assert main(["export", str(run), "-o", str(tmp_path / "named.yaml"), "--label-names", "routine,urgent"]) == 0
+    assert RunConfig.from_yaml(tmp_path / "named.yaml").data.label_names == ["routine", "urgent"]
+    capsys.readouterr()
+    assert main(["export", str(run), "-o", str(tmp_path / "bad.yaml"), "--label-names", "urgent"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "data.label_names" in err and len(err.splitlines()) == 1 and not (tmp_path / "bad.yaml").exists()
+
+
 def test_bad_run_directory_is_one_line(tmp_path, capsys):
     assert main(["analyze", str(tmp_path)]) == 2
     err = capsys.readouterr().err

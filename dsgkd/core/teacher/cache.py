@@ -35,6 +35,7 @@ from dsgkd.core.align import selector_identity
 from dsgkd.core.features import collate, encode_notes, make_batches
 from dsgkd.core.teacher.signal import TeacherOut, teacher_forward
 from dsgkd.errors import UserError
+from dsgkd.progress import Progress
 from dsgkd.storage import content_key, staged_dir
 
 CACHE_VERSION = 2
@@ -146,7 +147,10 @@ def _write_split(model, tokenizer, texts: list[str], out: Path, split: str, *, m
     np.save(out / f"{split}.term_offsets.npy", term_offsets)
     np.save(out / f"{split}.term_pos.npy", np.concatenate([[]] + kept).astype(np.int16))
     files: dict[str, np.memmap] = {}
-    for idx in make_batches([len(ex["t_ids"]) for ex in examples], batch_size, shuffle=False):
+    batches = make_batches([len(ex["t_ids"]) for ex in examples], batch_size, shuffle=False)
+    bar = Progress(len(batches), f"teacher cache: {split} notes", "batches")
+    for idx in batches:
+        bar.update()
         batch = collate([examples[i] for i in idx], None, tokenizer.pad_token_id)
         batch = {k: v.to(device) for k, v in batch.items()}
         signal = teacher_forward(model, batch, layers, attn_layers, logits)
@@ -161,6 +165,7 @@ def _write_split(model, tokenizer, texts: list[str], out: Path, split: str, *, m
                 files["grid"][:, :, grid_offsets[i]:grid_offsets[i + 1]] = block.reshape(*block.shape[:2], -1)
             if logits:
                 files["logits"][i] = signal.logits[row].cpu().numpy()
+    bar.close()
     if attn_layers:
         np.save(out / f"{split}.grid_offsets.npy", grid_offsets)
     for mm in files.values():
