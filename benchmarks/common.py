@@ -11,7 +11,7 @@ from dsgkd.config import RunConfig
 from dsgkd.core.distiller import Distiller
 from dsgkd.core.engine import make_teacher_signal
 from dsgkd.core.features import collate, make_batches
-from dsgkd.core.steps import make_optimizer, train_step
+from dsgkd.core.steps import Stepper, make_optimizer, resolve_precision
 from dsgkd.data.synthetic import generate_notes, write_table
 from dsgkd.models.load import encoder_width
 
@@ -27,7 +27,7 @@ def stand_in_config(folder: Path, n_notes: int, teacher: str, student: str, **ov
 
 def timed_steps(p, cfg: RunConfig, *, steps: int, teacher_cache=None, bucket: bool = True,
                 pad_to: int | None = None, warmup: int = 2, kd_terms: bool = True) -> tuple[float, float]:
-    """Samples/s and mean padded student length of `steps` dsgkd training steps (`Distiller` + `train_step`,
+    """Samples/s and mean padded student length of `steps` dsgkd training steps (`Distiller` + `Stepper`,
     what `dsgkd train` runs) after `warmup` untimed ones; the teacher live unless a cache is given.
     `kd_terms=False` keeps everything distillation asks of a step (the teacher signal, the student's hidden
     states and attentions) but skips the KD terms themselves (pooling, grids, losses), to time them apart."""
@@ -41,6 +41,9 @@ def timed_steps(p, cfg: RunConfig, *, steps: int, teacher_cache=None, bucket: bo
     sched = get_constant_schedule(opt)
     signal = make_teacher_signal(p, teacher_cache, torch.device("cpu"))
     t_pad = p.teacher_tok.pad_token_id if signal is not None else None
+    device = torch.device("cpu")
+    stepper = Stepper(model.train(), signal, opt, sched, grad_clip=1.0, device=device,
+                      precision=resolve_precision("auto", device))
     lengths = [len(ex["s_ids"]) for ex in p.train_examples]
     batches = make_batches(lengths, cfg.train.batch_size, shuffle=True, seed=0, bucket=bucket)[:steps + warmup]
     tokens = n = 0
@@ -48,7 +51,7 @@ def timed_steps(p, cfg: RunConfig, *, steps: int, teacher_cache=None, bucket: bo
     for k, idx in enumerate(batches):
         batch = collate([p.train_examples[i] for i in idx], p.student_tok.pad_token_id, t_pad, pad_to=pad_to)
         t0 = time.perf_counter()
-        train_step(model.train(), batch, signal, opt, sched, 1.0, torch.device("cpu"))
+        stepper.step([batch])
         if k >= warmup:  # the first steps warm up allocators and kernels
             elapsed += time.perf_counter() - t0
             n += len(idx)

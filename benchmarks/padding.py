@@ -1,7 +1,7 @@
 """Training samples/s with dynamic padding + length buckets vs padding every note to 384 tokens.
 
 Same notes, same DSG-KD step (live teacher, hidden + attention KD, backward, AdamW) through
-`dsgkd.core.steps.train_step`; only the batching differs. Prints JSON.
+`dsgkd.core.steps.Stepper`; only the batching differs. Prints JSON.
 
     python benchmarks/padding.py [--teacher kmbert-tiny --student xlmr-tiny --notes 800 --steps 20]
 """

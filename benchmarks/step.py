@@ -1,7 +1,7 @@
 """Samples/s of a whole DSG-KD training step vs the paper code's pipeline, on the same models and notes.
 
 dsgkd: length-bucketed batches with dynamic padding, the teacher signal read from the ragged cache, the
-vectorised KD losses (`Distiller` + `train_step`, exactly what `dsgkd train` runs). The paper's pipeline
+vectorised KD losses (`Distiller` + `Stepper`, exactly what `dsgkd train` runs). The paper's pipeline
 (JoSangYeon/DSG-KD): every batch padded to 384 tokens, the teacher run live on every step, and its loss
 loop (utils.py `MLKD_Loss`): per sample and word one slice across all layers, mean over the word's
 tokens, concatenated, one MSE for hidden states; the same for the word's attention rows over all key

@@ -192,10 +192,10 @@ class TrainConfig(_Section):
     @field_validator("class_weight", mode="before")
     @classmethod
     def _weight_spelling(cls, v):
-        if v in ("none", "balanced"):
+        if isinstance(v, str) and v in ("none", "balanced"):
             return v
         try:
-            weight = float(v)
+            weight = float("nan") if isinstance(v, bool) else float(v)  # `true` is a YAML slip, not a weight of 1
         except (TypeError, ValueError):
             weight = float("nan")
         if not 0 < weight < float("inf"):

@@ -68,7 +68,7 @@ def test_a_new_term_trains_one_step(scratch_registries, notes_csv):
     from dsgkd.core.distiller import Distiller
     from dsgkd.core.engine import make_teacher_signal
     from dsgkd.core.features import collate
-    from dsgkd.core.steps import make_optimizer, train_step
+    from dsgkd.core.steps import Stepper, make_optimizer
     from dsgkd.pipeline.prepare import prepare
     from dsgkd.pipeline.resolve import resolve_run
 
@@ -89,7 +89,7 @@ def test_a_new_term_trains_one_step(scratch_registries, notes_csv):
     opt = make_optimizer(model, cfg)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
     before = [w.detach().clone() for w in model.student.parameters()]
-    parts = train_step(model, batch, signal, opt, sched, 1.0, torch.device("cpu"))
+    parts = Stepper(model, signal, opt, sched, grad_clip=1.0, device=torch.device("cpu")).step([batch])
     assert {"ce", "hidden", "cos_logit"} <= set(parts) and 0 < parts["cos_logit"] <= 2
     assert parts["loss"] == pytest.approx(parts["ce"] + 0.6 * parts["hidden"] + 0.5 * parts["cos_logit"], rel=1e-5)
     assert any(not torch.equal(a, b) for a, b in zip(before, model.student.parameters()))

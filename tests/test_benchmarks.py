@@ -102,6 +102,32 @@ def test_kd_upper_bound_prints_one_json_object_with_every_arm():
     assert all(0 <= r["held_out_probe_last_layer"] <= 1 for rs in result["per_seed"].values() for r in rs)
 
 
+
+@pytest.mark.slow  # six tiny students and their probes: about a minute
+def test_knowledge_check_prints_the_declared_comparisons_on_a_finished_table(tmp_path):
+    """A stand-in for a table whose search has finished: its files, protocol.json and the search's best.yaml."""
+    from dsgkd.config import RunConfig
+    from dsgkd.experiments import paper_table as pt
+
+    data = pt.make_data(tmp_path / "data", {"train": 80, "val": 60, "test": 120, "transfer": 60})
+    (tmp_path / "protocol.json").write_text(json.dumps({"world": "default"}))
+    best = tmp_path / "kmbert-tiny__xlmr-tiny" / "search" / "best.yaml"
+    best.parent.mkdir(parents=True)
+    RunConfig().with_overrides({
+        "data.path": data["train"], "data.val_path": data["val"], "data.test_path": data["test"],
+        "data.transfer_path": data["transfer"], "data.text_col": "ER_DHX", "data.label_col": "LABEL",
+        "teacher.ref": "kmbert-tiny", "student.ref": "xlmr-tiny",
+        "train.epochs": 1, "train.max_length": 64, "distill.alpha": 1.0, "distill.beta": 0.0,
+        "distill.layer_map": "uniform"}).to_yaml(best)
+    out = subprocess.run([sys.executable, str(SCRIPT.parent / "knowledge_check.py"), "--table", str(tmp_path),
+                          "--pair", "kmbert-tiny__xlmr-tiny", "--seeds", "0,1"],
+                         capture_output=True, text=True, timeout=900, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert set(result["auroc_per_seed"]) == {"searched", "twin", "control"} and result["seeds"] == [0, 1]
+    assert set(result["comparisons"]) == {"searched_vs_twin", "searched_vs_control"}
+    assert result["held_out_notes"] > 0 and result["searched_probe_above_twin"].endswith("/2")
+    assert (tmp_path / "kmbert-tiny__xlmr-tiny" / "knowledge_check" / "twin" / "seed_1" / "metrics.json").is_file()
+
 def test_class_weight_prints_both_arms_with_their_spread():
     out = subprocess.run([sys.executable, str(SCRIPT.parent / "class_weight.py"), "--seeds", "0,1", "--train", "120",
                           "--val", "80", "--test", "120", "--epochs", "1"],

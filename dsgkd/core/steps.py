@@ -176,10 +176,3 @@ class Stepper:
         self.scaler.scale(loss * share).backward()
         return {k: float(v.detach()) for k, v in {"loss": loss, **parts}.items()}
 
-
-def train_step(trainable: nn.Module, batch: dict, signal, opt, sched, grad_clip: float,
-               device: torch.device, where: tuple[int, int] = (0, 0)) -> dict[str, float]:
-    """One optimiser step on one collated batch at the device's default precision (benchmarks, docs)."""
-    stepper = Stepper(trainable, signal, opt, sched, grad_clip=grad_clip, device=device,
-                      precision=resolve_precision("auto", device))
-    return stepper.step([batch], where)

@@ -103,3 +103,13 @@ def test_class_weights_balance_the_task_loss(labelled):
     w = weights.numpy()[labels]
     assert float(parts["ce"]) == pytest.approx(float(np.sum(w * per_note) / np.sum(w)), rel=1e-5)
     assert "class_weights" not in model.state_dict()  # a setting, not a weight: checkpoints stay as they were
+
+
+@pytest.mark.parametrize("spelling", [True, False, "true", 0, -2.0, float("inf")])
+def test_class_weight_refuses_what_is_not_a_weight(spelling):
+    from dsgkd.config import RunConfig
+    from dsgkd.errors import UserError
+
+    with pytest.raises(UserError, match="train.class_weight"):
+        RunConfig.from_dict({"train": {"class_weight": spelling}})
+    assert RunConfig.from_dict({"train": {"class_weight": 2}}).train.class_weight == 2.0
