@@ -34,7 +34,7 @@ from dsgkd.data.emr import load_splits
 from dsgkd.data.world import get_world
 from dsgkd.experiments.term_probe import severity_auroc, term_vectors
 from dsgkd.models.tiny import stand_in_ref
-from dsgkd.pipeline.prepare import load_transfer, train_texts
+from dsgkd.pipeline.prepare import load_transfer, train_pool
 from dsgkd.pipeline.resolve import resolve_run
 from dsgkd.pipeline.teacher_cache import build_cache
 from dsgkd.pipeline.teachers import prepare_run
@@ -55,7 +55,7 @@ def oracle_cache(cfg: RunConfig, layers: list[int], out: Path, world) -> Path:
     if (oracle / "meta.json").is_file():  # seed-independent: the pretrained teacher's layout, the world's truth
         return oracle
     shutil.copytree(real, oracle)
-    texts = train_texts(load_splits(cfg.data), load_transfer(cfg))
+    texts = train_pool(cfg, load_splits(cfg.data), load_transfer(cfg), None)[0].texts  # notes truncated
     offsets = np.load(oracle / "train.term_offsets.npy")
     term_pos = np.load(oracle / "train.term_pos.npy")
     pooled = np.load(oracle / "train.pooled.npy", mmap_mode="r+")

@@ -170,6 +170,10 @@ class TrainConfig(_Section):
     epochs: int = Field(5, ge=1)
     batch_size: int = Field(16, ge=1)
     max_length: int = Field(128, ge=8)
+    long_notes: Literal["truncate", "head_tail", "windows"] = Field(
+        "truncate", description="notes longer than max_length: truncate; head_tail (the first and last tokens); "
+                                "windows (overlapping windows, every term distilled, a note scored by its "
+                                "highest-scoring window; dsgkd.core.long_notes)")
     lr_encoder: float = Field(1e-4, gt=0)
     lr_head: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.01, ge=0)

@@ -18,6 +18,9 @@ def add_parser(sub) -> None:
     p.add_argument("--profile", help="default, positive or negative (default: the world name's, else default)")
     p.add_argument("--n", type=int, default=4000, help="number of labelled notes")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--history", type=int, default=0, metavar="N",
+                   help="N neutral history/exam sentences between the complaint and the findings: long notes whose "
+                        "decisive term sits late (default 0: the world's notes as they are)")
     p.add_argument("--out", help="notes file (.csv, .parquet or .jsonl); columns PT_ID, ER_DHX, LABEL, HELD_OUT_TERM")
     p.add_argument("--training", action="store_true",
                    help="a labelled training file: no note carries one of the world's held-out terms")
@@ -59,7 +62,8 @@ def run(args) -> int:
     else:
         if args.n < 10:
             raise UserError(f"--n {args.n}: need at least 10 notes")
-        notes = generate_notes(args.n, seed=args.seed, world=world.name, include_held_out=not args.training)
+        notes = generate_notes(args.n, seed=args.seed, world=world.name, include_held_out=not args.training,
+                               history=args.history)
         write_table(notes, args.out)
         print(f"wrote {len(notes)} notes of world {world.name} ({notes['LABEL'].mean():.1%} emergency, "
               f"{notes['HELD_OUT_TERM'].mean():.1%} with a held-out term) to {args.out}")

@@ -25,7 +25,8 @@ TRAIN_FLAGS = {
     "temperature": "distill.temperature", "layer_map": "distill.layer_map", "selector": "distill.selector",
     "hidden_loss": "distill.hidden_loss", "projection": "distill.projection",
     "hidden_teacher": "distill.hidden_teacher", "hidden_view": "distill.hidden_view", "attention_teacher": "distill.attention_teacher", "epochs": "train.epochs",
-    "batch_size": "train.batch_size", "max_length": "train.max_length", "lr_encoder": "train.lr_encoder",
+    "batch_size": "train.batch_size", "max_length": "train.max_length",
+    "long_notes": "train.long_notes", "lr_encoder": "train.lr_encoder",
     "lr_head": "train.lr_head", "patience": "train.patience", "seed": "train.seed", "device": "train.device",
     "precision": "train.precision", "grad_accum": "train.grad_accum", "class_weight": "train.class_weight",
     "threshold": "eval.threshold", "n_bootstrap": "eval.n_bootstrap",
@@ -77,6 +78,9 @@ def add_parser(sub) -> None:
     g.add_argument("--epochs", type=int)
     g.add_argument("--batch-size", type=int)
     g.add_argument("--max-length", type=int)
+    g.add_argument("--long-notes", choices=["truncate", "head_tail", "windows"],
+                   help="notes longer than --max-length: truncate (default); head_tail (first and last tokens); "
+                        "windows (overlapping windows, every term distilled, a note scored by its best window)")
     g.add_argument("--lr-encoder", type=float)
     g.add_argument("--lr-head", type=float)
     g.add_argument("--patience", type=int)

@@ -25,6 +25,7 @@ from dsgkd.constants import lower_is_better
 from dsgkd.data.emr import Splits
 from dsgkd.core.distiller import Distiller
 from dsgkd.core.features import collate, make_batches
+from dsgkd.core.long_notes import Pieces, note_labels
 from dsgkd.core.steps import (Stepper, class_weights, make_optimizer, pick_device, predict, rank_world,
                               resolve_precision, to_device, validation_metrics)
 from dsgkd.core.teacher.cache import CachedTeacher
@@ -51,6 +52,7 @@ class Prepared:
     layer_pairs: list[tuple[int, int]] = field(default_factory=list)
     train_examples: list[dict] = field(default_factory=list)   # labelled train notes, then transfer notes
     val_examples: list[dict] = field(default_factory=list)
+    val_pieces: Pieces | None = None  # which note each validation example is a piece of (train.long_notes)
 
     @property
     def terms(self):
@@ -225,7 +227,8 @@ def fit(prepared: Prepared, *, on_epoch: Callable[[EpochReport], None] | None = 
     if resume_from is not None:
         state, best_weights = load_checkpoint(Path(resume_from), model, opt, sched, stepper.scaler)
     s_pad, t_pad = p.student_tok.pad_token_id, p.teacher_tok.pad_token_id if signal is not None else None
-    val_labels = np.array([ex["label"] for ex in p.val_examples])
+    val_labels = note_labels([ex["label"] for ex in p.val_examples], p.val_pieces) if p.val_pieces else \
+        np.array([ex["label"] for ex in p.val_examples])
     select = f"val_{t.select_metric}"
 
     for epoch in range(state.epoch + 1, t.epochs + 1):
@@ -242,7 +245,8 @@ def fit(prepared: Prepared, *, on_epoch: Callable[[EpochReport], None] | None = 
                 for k, v in parts.items():
                     totals[k] = totals.get(k, 0.0) + v
                 bar.update()
-        probs, val_loss = predict(model.student, p.val_examples, s_pad, t.batch_size, device, precision=precision)
+        probs, val_loss = predict(model.student, p.val_examples, s_pad, t.batch_size, device, precision=precision,
+                                  pieces=p.val_pieces)
         metrics = {"epoch": epoch, **{f"train_{k}": v / max(len(groups), 1) for k, v in totals.items()},
                    **validation_metrics(val_labels, probs, val_loss, cfg.eval.threshold)}
         improved = is_better(metrics[select], state.best, t.select_metric)

@@ -15,6 +15,7 @@ from torch import nn
 
 from dsgkd.config import RunConfig
 from dsgkd.core.features import collate, make_batches
+from dsgkd.core.long_notes import Pieces, pool_logits
 from dsgkd.core.metrics import binary_metrics, choose_threshold
 from dsgkd.core.temperature import positive_prob
 from dsgkd.errors import NonFiniteLossError, UserError
@@ -82,8 +83,10 @@ def to_device(batch: dict, device: torch.device) -> dict:
 
 @torch.no_grad()
 def predict_logits(model: nn.Module, examples: list[dict], pad_id: int, batch_size: int,
-                   device: torch.device, precision: str | None = None) -> tuple[np.ndarray, float]:
-    """(n, 2) logits in example order and the mean CE loss; sharded and gathered across ranks when
+                   device: torch.device, precision: str | None = None,
+                   pieces: Pieces | None = None) -> tuple[np.ndarray, float]:
+    """(n, 2) logits in example order, or per note when the examples are `pieces` of notes (pooled by
+    `long_notes.pool_logits`), and the mean CE loss over examples; sharded and gathered across ranks when
     distributed, so every rank returns the full, identical result. Logits, not probabilities, so that a
     temperature can be fitted and applied without inverting a saturated softmax."""
     rank, world = rank_world()
@@ -103,14 +106,17 @@ def predict_logits(model: nn.Module, examples: list[dict], pad_id: int, batch_si
         dist.all_gather_object(gathered, rows)
         rows = {k: v for part in gathered for k, v in part.items()}
     logits = np.array([rows[i][0] for i in range(len(examples))], dtype=np.float64).reshape(len(examples), -1)
+    if pieces is not None:
+        logits = pool_logits(logits, pieces)
     return logits, float(np.mean([rows[i][1] for i in range(len(examples))]))
 
 
 def predict(model: nn.Module, examples: list[dict], pad_id: int, batch_size: int, device: torch.device,
-            temperature: float = 1.0, precision: str | None = None) -> tuple[np.ndarray, float]:
+            temperature: float = 1.0, precision: str | None = None,
+            pieces: Pieces | None = None) -> tuple[np.ndarray, float]:
     """Positive-class probabilities softmax(logits / temperature)[:, 1] in example order and the mean CE loss
     of the raw logits (`predict_logits`)."""
-    logits, loss = predict_logits(model, examples, pad_id, batch_size, device, precision)
+    logits, loss = predict_logits(model, examples, pad_id, batch_size, device, precision, pieces)
     return positive_prob(logits, temperature), loss
 
 

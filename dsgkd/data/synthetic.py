@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from dsgkd.data import vocab
-from dsgkd.data.vocab import (CLINICAL_LEXICON, COURSE, FILLERS_EN, FILLERS_KO, G_DAILY, G_EN, G_NOTE, G_TERM, G_WORDS,
+from dsgkd.data.vocab import (CLINICAL_LEXICON, COURSE, FILLERS_EN, FILLERS_KO, HISTORY, G_DAILY, G_EN, G_NOTE, G_TERM, G_WORDS,
                               KO_TERM_FRAMES, KOREAN_NAMES, MILD_TERMS, NEUTRAL_EN, NEUTRAL_TERMS, SEVERE_TERMS,
                               SIGNS, SYMPTOMS, josa)
 from dsgkd.data.world import DEFAULT, Term, World, get_world, tier
@@ -132,7 +132,7 @@ def _age(months: int, english: bool, rng: random.Random) -> str:
     return f"{age}/{sex}" if sex in ("M", "F") else f"{age} {sex}"
 
 
-def _render(world: World, c: _Case, rng: random.Random) -> str:
+def _render(world: World, c: _Case, rng: random.Random, history: list[str] = ()) -> str:
     en = c.english
     name = lambda s: s if en and rng.random() < 0.75 else SYMPTOMS[s]  # noqa: E731
     syms = [name(s) for s in c.symptoms]
@@ -174,17 +174,21 @@ def _render(world: World, c: _Case, rng: random.Random) -> str:
         words[w] = _typo(words[w], rng)
         parts[j] = " ".join(words)
     out = parts[0]
-    for p in parts[1:]:
+    for k, p in enumerate(parts[1:], 1):
+        if k == len(head) + 1 and history:  # after the complaint; no draw of `rng`, so the notes stay the same
+            out += "".join(". " + h for h in history)
         out += rng.choices((", ", " ", ". ", "\n", "\t"), weights=(40, 20, 25, 12, 3))[0] + p
     return out
 
 
 def generate_notes(n: int, seed: int = 0, positive_rate: float | None = None, label_noise: float | None = None,
-                   *, world: str = DEFAULT, include_held_out: bool = True) -> pd.DataFrame:
+                   *, world: str = DEFAULT, include_held_out: bool = True, history: int = 0) -> pd.DataFrame:
     """Labelled notes (PT_ID, ER_DHX, LABEL, HELD_OUT_TERM); ~10% of notes are repeat visits of an earlier
     patient, so group-wise splitting has something to do. `include_held_out=False` is a labelled training
     file: no note carries a held-out term. HELD_OUT_TERM marks the notes that do (1), where only knowledge
-    from the corpus can help. Rate and noise default to the world's."""
+    from the corpus can help. Rate and noise default to the world's. `history` neutral sentences (past history,
+    exam, orders) go between the complaint and the findings, so the decisive term of a long note sits late,
+    past a `max_length` cut; drawn from their own generator, so `history=0` leaves every note as it was."""
     w = get_world(world)
     positive_rate = w.positive_rate if positive_rate is None else positive_rate
     label_noise = w.label_noise if label_noise is None else label_noise
@@ -192,9 +196,10 @@ def generate_notes(n: int, seed: int = 0, positive_rate: float | None = None, la
         raise ValueError("need 0 < positive_rate < 1 and 0 <= label_noise < 0.5")
     rng, thr, pool = random.Random(seed), _threshold(world, round(positive_rate, 6)), _Pool.of(w, include_held_out)
     ids, texts, labels, held = [], [], [], []
+    long_rng = random.Random(f"history-{seed}")
     for i in range(n):
         c = _draw_case(pool, rng)
-        texts.append(_render(w, c, rng))
+        texts.append(_render(w, c, rng, [long_rng.choice(HISTORY) for _ in range(history)]))
         y = int(c.risk > thr)
         labels.append(1 - y if rng.random() < label_noise else y)
         held.append(int(any(t.held_out for t in c.terms)))

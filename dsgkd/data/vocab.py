@@ -75,6 +75,11 @@ KO_TERM_FRAMES = ["{t} 의심", "{t}으로/로 진단받고 옴", "타병원에�
 FILLERS_EN = ["PE: Abd. soft, tenderness(-)", "cough(+) sputum(-)", "PMHx: 특이 없음", "NKDA",
               "f/u 예정", "s/p T-tube", "Hx: 없음", "CBC, CRP f/u", "UA 시행", "rhonchi(-)", "Lt. TM 확인"]
 FILLERS_KO = ["예방접종 완료", "기저질환 없음", "형제 감기 증상 있음", "어린이집 다님", "최근 여행력 없음"]
+HISTORY = ["과거력상 특이 소견 없음", "출생력: 만삭 정상 분만", "약물 알러지 없음", "가족력 특이 없음",
+           "최근 항생제 복용력 없음", "수유량 평소와 비슷함", "소변량 평소와 비슷함", "수면 패턴 변화 없음",
+           "PMHx: 특이 없음", "NKDA", "PE: HEENT 특이 소견 없음", "chest: clear breath sound",
+           "보호자와 함께 내원", "타병원 방문력 없음", "예방접종 완료", "기저질환 없음", "CBC, CRP f/u 예정",
+           "Rx: acetaminophen 복용 후 내원"]  # neutral lines of a long note's history and exam: no term, no sign
 
 # ----------------------------------------------------------------- domain corpus: composed sentences
 # A statement is SUBJECT + PREDICATE (+ TAIL); a predicate states a severity tier. Composed, so that no

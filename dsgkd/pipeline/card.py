@@ -21,6 +21,11 @@ from dsgkd.models.tiny import split_ref
 from dsgkd.pipeline.serve import STUDENT_META, label_names
 
 
+LONG_NOTES_SAY = {"truncate": "longer notes are truncated",
+                  "head_tail": "longer notes keep their first and last tokens",
+                  "windows": "longer notes are scored by overlapping windows, the highest-scoring one counting"}
+
+
 def base_model(ref: str) -> str | None:
     """The hub id a student started from, for the card's `base_model`; None for stand-ins and directories."""
     try:
@@ -114,7 +119,7 @@ def render_card(cfg: RunConfig, metrics: dict, layer_pairs: list[tuple[int, int]
         "order of the notes, so AUROC and AUPRC, is unchanged). A note is positive iff that probability >= "
         f"**{metrics['threshold']:.6g}**, chosen on the calibrated validation probabilities by the "
         f"`{metrics['threshold_rule']}` rule and frozen for test. Both are stored with the model in "
-        f"`{STUDENT_META}`, with `max_length` {cfg.train.max_length} (longer notes are truncated) and the "
+        f"`{STUDENT_META}`, with `max_length` {cfg.train.max_length} ({LONG_NOTES_SAY[cfg.train.long_notes]}) and the "
         "training data's columns; `dsgkd predict` and `dsgkd evaluate` apply them.", "",
         *_table(["split", "ECE before", "ECE after", "Brier before", "Brier after"],
                 [[split, c[split]["ece_before"], c[split]["ece_after"], c[split]["brier_before"],
@@ -164,7 +169,9 @@ def render_card(cfg: RunConfig, metrics: dict, layer_pairs: list[tuple[int, int]
         "- The metrics hold for notes like the test split above (same source, period, prevalence and "
         "writing), and the threshold was tuned to the validation split. Re-measure on your own "
         "labelled notes with `dsgkd evaluate` before relying on either.",
-        f"- Notes longer than {cfg.train.max_length} tokens are truncated; empty notes are not scored.",
+        f"- Notes longer than {cfg.train.max_length} tokens: {LONG_NOTES_SAY[cfg.train.long_notes]}; empty notes "
+        "are not scored." + ("" if cfg.train.long_notes == "truncate" else " The pipeline snippet above truncates "
+                             "them; `dsgkd predict` scores them as trained."),
     ]
     if stand_ins(cfg):
         lines.append(f"- {' and '.join(f'`{r}`' for r in stand_ins(cfg))}: offline stand-in models (tiny, pretrained "

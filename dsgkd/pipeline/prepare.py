@@ -17,6 +17,7 @@ import torch
 from dsgkd.config import RunConfig
 from dsgkd.core.engine import Prepared
 from dsgkd.core.features import encode_notes
+from dsgkd.core.long_notes import Pieces, split_notes
 from dsgkd.core.terms import enabled, needs_output
 from dsgkd.data.emr import Splits, load_splits, load_unlabeled
 from dsgkd.models.load import load_classifier, load_config, load_tokenizer
@@ -25,11 +26,15 @@ from dsgkd.pipeline.resolve import ResolvedRun
 FEW_TERMS = 0.10  # share of KD notes with a term below which the user is told the KD terms are near zero
 
 
-def train_texts(splits: Splits, transfer_texts: list[str]) -> list[str]:
-    """The KD pool: labelled training notes first, then the unlabeled transfer notes. A run that names transfer
-    notes batches them whether KD is on or off (they add no CE), so a KD-off control with the same data takes
-    the same optimiser steps over the same batches as its DSG-KD arm (`dsgkd table`'s matched control)."""
-    return list(splits.train["text"]) + list(transfer_texts)
+def train_pool(cfg: RunConfig, splits: Splits, transfer_texts: list[str], student_tok) -> tuple[Pieces, list[int]]:
+    """The KD pool and its labels: labelled training notes first, then the unlabeled transfer notes (label -1),
+    cut into pieces by `train.long_notes` with the student's tokenizer (a teacher cache cuts them the same way).
+    A run that names transfer notes batches them whether KD is on or off (they add no CE), so a KD-off control
+    with the same data takes the same optimiser steps over the same batches as its DSG-KD arm (`dsgkd table`'s
+    matched control)."""
+    pool = split_notes(list(splits.train["text"]) + list(transfer_texts), student_tok, cfg.train.max_length,
+                       cfg.train.long_notes)
+    return pool, pool.expand(list(splits.train["label"]) + [-1] * len(transfer_texts))
 
 
 def load_transfer(cfg: RunConfig) -> list[str]:
@@ -75,12 +80,13 @@ def prepare(run: ResolvedRun, *, splits: Splits | None = None, teacher_weights: 
             _, p.teachers[source] = load_teacher(cfg, attention=attention,
                                                  teacher_dir=teacher_dir if source == "finetuned" else None)
     d, t = cfg.distill, cfg.train
-    labels = list(splits.train["label"]) + [-1] * len(transfer)
-    p.train_examples = encode_notes(train_texts(splits, transfer), labels, s_tok, p.teacher_tok,
+    pool, labels = train_pool(cfg, splits, transfer, s_tok)
+    p.train_examples = encode_notes(pool.texts, labels, s_tok, p.teacher_tok,
                                     selector=d.selector, max_terms=d.max_terms, max_length=t.max_length)
     if cfg.distill.kd_on:
         warn_if_few_terms(p.train_examples, d.selector)
-    p.val_examples = encode_notes(list(splits.val["text"]), list(splits.val["label"]), s_tok, None,
+    p.val_pieces = split_notes(list(splits.val["text"]), s_tok, t.max_length, t.long_notes)
+    p.val_examples = encode_notes(p.val_pieces.texts, p.val_pieces.expand(list(splits.val["label"])), s_tok, None,
                                   selector=d.selector, max_terms=d.max_terms, max_length=t.max_length)
     return p
 

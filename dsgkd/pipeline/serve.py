@@ -27,6 +27,7 @@ from dsgkd import __version__
 from dsgkd.config import RunConfig
 from dsgkd.constants import PREDICT_CHUNK_ROWS
 from dsgkd.core.features import encode_notes
+from dsgkd.core.long_notes import split_notes
 from dsgkd.core.metrics import curve_points, evaluate_with_ci
 from dsgkd.core.steps import pick_device, predict
 from dsgkd.core.temperature import check_temperature
@@ -51,6 +52,7 @@ def student_meta(cfg: RunConfig, metrics: dict, label_names: list[str]) -> dict[
     return {"format": META_FORMAT, "dsgkd_version": __version__, "temperature": float(metrics["temperature"]),
             "threshold": float(metrics["threshold"]), "threshold_rule": cfg.eval.threshold,
             "label_names": list(label_names), "max_length": cfg.train.max_length,
+            "long_notes": cfg.train.long_notes,
             "batch_size": cfg.train.batch_size, "text_col": cfg.data.text_col, "label_col": cfg.data.label_col,
             "encoding": cfg.data.encoding, "classes": cfg.data.classes}
 
@@ -151,10 +153,13 @@ def predict_probs(student: Student, texts: list[str], *, batch_size: int | None 
     for start in range(0, len(keep), chunk_rows):
         rows = keep[start:start + chunk_rows]
         # max_terms=0: scoring reads no term spans, so no term is looked for
-        examples = encode_notes([texts[i] for i in rows], None, student.tokenizer, None, selector="latin",
-                                max_terms=0, max_length=int(student.meta["max_length"]))
+        max_length = int(student.meta["max_length"])
+        pieces = split_notes([texts[i] for i in rows], student.tokenizer, max_length,
+                             student.meta.get("long_notes", "truncate"))
+        examples = encode_notes(pieces.texts, None, student.tokenizer, None, selector="latin", max_terms=0,
+                                max_length=max_length)
         out[rows], _ = predict(student.model, examples, student.tokenizer.pad_token_id, bs, student.device,
-                               student.temperature)
+                               student.temperature, pieces=pieces)
     return out
 
 

@@ -24,7 +24,8 @@ from dsgkd.core.terms import registered, weighted_sources
 from dsgkd.data.emr import load_splits
 from dsgkd.errors import UserError
 from dsgkd.models.shape import model_depth
-from dsgkd.pipeline.prepare import load_teacher, load_transfer, train_texts
+from dsgkd.models.load import load_tokenizer
+from dsgkd.pipeline.prepare import load_teacher, load_transfer, train_pool
 from dsgkd.pipeline.teachers import finetuned_teacher_dir, teacher_identity, teacher_seeded
 from dsgkd.storage import atomic_write_text, content_key
 
@@ -37,7 +38,13 @@ def cache_group(cfg: RunConfig) -> str:
     seed where it changes the teacher."""
     return content_key([cfg.teacher.model_dump(mode="json"), cfg.data.model_dump(mode="json"),
                         cfg.train.seed if teacher_seeded(cfg) else None, cfg.train.max_length, cfg.distill.selector,
-                        cfg.distill.max_terms], sort_keys=True)
+                        cfg.distill.max_terms, *_pieces_identity(cfg)], sort_keys=True)
+
+
+def _pieces_identity(cfg: RunConfig) -> list[str]:
+    """What cuts long notes into pieces besides the notes: nothing when they are truncated, else the mode and the
+    student whose tokenizer cuts them (`core.long_notes`)."""
+    return [] if cfg.train.long_notes == "truncate" else [cfg.train.long_notes, cfg.student.ref]
 
 
 def plan_groups(variants: Iterable[tuple[str, RunConfig]],
@@ -109,11 +116,12 @@ def build_cache(cfg: RunConfig, layers: list[int], out_dir: str | Path, *, sourc
     tok, model = load_teacher(cfg, attention=attention, teacher_dir=teacher_dir)
     attn_layers = attention_states(layers) if attention else []
     d = cfg.distill
-    fp = hashlib.sha256("\n".join([splits.fingerprint, *transfer]).encode()).hexdigest()
+    fp = hashlib.sha256("\n".join([splits.fingerprint, *transfer, *_pieces_identity(cfg)]).encode()).hexdigest()
+    pool, _ = train_pool(cfg, splits, transfer, load_tokenizer(cfg.student.ref) if _pieces_identity(cfg) else None)
     key = cache_key(teacher_identity(cfg, source), fp, max_length=cfg.train.max_length, selector=d.selector,
                     max_terms=d.max_terms, layers=sorted(layers), attn_layers=attn_layers,
                     logits=tuned)
-    return write_cache(model, tok, {"train": train_texts(splits, transfer)}, Path(out_dir), key=key,
+    return write_cache(model, tok, {"train": pool.texts}, Path(out_dir), key=key,
                        max_length=cfg.train.max_length, selector=d.selector, max_terms=d.max_terms,
                        layers=sorted(layers), attn_layers=attn_layers, logits=tuned,
                        device=device)

@@ -24,6 +24,7 @@ from dsgkd.config import RunConfig
 from dsgkd.constants import REPORTED
 from dsgkd.core.engine import Prepared, fit
 from dsgkd.core.features import encode_notes
+from dsgkd.core.long_notes import split_notes
 from dsgkd.core.metrics import binary_metrics, choose_threshold, evaluate_with_ci, mean_std
 from dsgkd.core.calibration import primary_comparison
 from dsgkd.core.stats import seed_note_comparison
@@ -49,10 +50,12 @@ def staged_output(out: Path, *, overwrite: bool = False):
 
 def split_logits(model, tokenizer, notes: pd.DataFrame, cfg: RunConfig) -> tuple[np.ndarray, np.ndarray]:
     """Labels and (n, 2) logits of a classifier on one split's notes (text, label)."""
-    examples = encode_notes(list(notes["text"]), list(notes["label"]), tokenizer, None,
+    pieces = split_notes(list(notes["text"]), tokenizer, cfg.train.max_length, cfg.train.long_notes)
+    examples = encode_notes(pieces.texts, pieces.expand(list(notes["label"])), tokenizer, None,
                             selector=cfg.distill.selector, max_terms=cfg.distill.max_terms,
                             max_length=cfg.train.max_length)
-    logits, _ = predict_logits(model, examples, tokenizer.pad_token_id, cfg.train.batch_size, pick_device("cpu"))
+    logits, _ = predict_logits(model, examples, tokenizer.pad_token_id, cfg.train.batch_size, pick_device("cpu"),
+                               pieces=pieces)
     return np.array(notes["label"]), logits
 
 

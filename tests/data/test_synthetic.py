@@ -197,3 +197,13 @@ def test_write_table_roundtrip(tmp_path, suffix):
     ds, dropped = load_labelled(p, "ER_DHX", "LABEL", group_col="PT_ID")
     assert dropped == 0 and ds["text"] == df.ER_DHX.tolist() and ds["label"] == df.LABEL.tolist()
     assert ds["group"] == df.PT_ID.tolist()
+
+
+def test_history_puts_the_findings_late_and_changes_nothing_else():
+    from dsgkd.data.synthetic import generate_notes
+
+    short, long = generate_notes(200, seed=3), generate_notes(200, seed=3, history=12)
+    assert short[["PT_ID", "LABEL", "HELD_OUT_TERM"]].equals(long[["PT_ID", "LABEL", "HELD_OUT_TERM"]])
+    assert generate_notes(200, seed=3, history=0).equals(short)
+    for s, l in zip(short["ER_DHX"], long["ER_DHX"]):
+        assert len(l) > len(s) + 12 * 4 and l.endswith(s[-20:])  # the findings and vitals follow the history

@@ -1,4 +1,5 @@
 """`dsgkd train` end to end on the offline stand-ins, its failure modes, determinism and resume."""
+import dataclasses
 import json
 
 import numpy as np
@@ -258,3 +259,25 @@ def test_every_registered_hidden_loss_is_a_config_value_and_a_flag_choice_and_no
         DistillConfig(hidden_loss="huber")
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "--data", "x.csv", "--out", "o", "--hidden-loss", "huber"])
+
+
+def test_long_notes_in_windows_are_scored_once_each_as_trained_and_as_served(notes_csv, tmp_path):
+    """At 24 tokens most notes take several windows: the run still has one prediction per test note, and the
+    student in service pools the same windows (dsgkd.json says how), giving the run's own test probabilities."""
+    from dsgkd.pipeline.serve import load_student, predict_probs
+
+    out = tmp_path / "run"
+    args = train_args(notes_csv, out, "--teacher", "kmbert-tiny", "--student", "kobert-tiny", "--layer-map",
+                      "uniform", "--long-notes", "windows")
+    assert main([*args[:args.index("--max-length")], "--max-length", "24", *args[args.index("--max-length") + 2:]]) == 0
+    cfg = RunConfig.from_yaml(out / "config.yaml")
+    assert cfg.train.long_notes == "windows" and cfg.train.max_length == 24
+    test_notes = prepare(resolve_run(cfg)).splits.test
+    preds = pd.read_csv(out / "predictions.csv")
+    assert len(preds) == len(test_notes)
+    student = load_student(out)
+    assert student.meta["long_notes"] == "windows"
+    np.testing.assert_allclose(predict_probs(student, list(test_notes["text"])), preds["prob"], atol=1e-5)
+    truncated = student.meta | {"long_notes": "truncate"}
+    assert not np.allclose(predict_probs(dataclasses.replace(student, meta=truncated), list(test_notes["text"])),
+                           preds["prob"], atol=1e-5)
