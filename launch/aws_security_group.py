@@ -112,8 +112,13 @@ def main(argv: list[str]) -> int:
     except (Refused, OSError, yaml.YAMLError) as exc:
         print(f"aws_security_group.py: {path}: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2
-    import boto3  # only once the settings are good: a refusal above needs no AWS SDK
-    from botocore.exceptions import BotoCoreError, ClientError
+    try:  # only once the settings are good: a refusal above needs no AWS SDK
+        import boto3
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ImportError:
+        print("aws_security_group.py: needs boto3, as `ray up` on AWS does (pip install -c constraints.txt boto3)",
+              file=sys.stderr)
+        return 2
 
     try:
         group_id = ensure_group(boto3.client("ec2", region_name=region), name, cidr)

@@ -76,6 +76,7 @@ def test_a_host_is_a_network_of_one():
 def test_ray_itself_would_open_ssh_to_the_world():
     """Why the group is made by the script: Ray 2.60 adds 0.0.0.0/0 to port 22 of any group it creates,
     whatever the config's IpPermissions. If this ever fails, Ray honours IpPermissions and the script may go."""
+    pytest.importorskip("boto3")  # Ray's AWS provider imports it
     from ray.autoscaler._private.aws.config import _create_default_inbound_rules
 
     rules = _create_default_inbound_rules({"sg-1"}, with_cidr(CIDR)["provider"]["security_group"]["IpPermissions"])
@@ -129,3 +130,15 @@ def test_the_group_is_named_once_for_both_node_types():
     types = shipped()["available_node_types"].values()
     assert all(t["node_config"]["SecurityGroupIds"] == ["sg-REPLACE-ME"] for t in types)
     assert shipped()["provider"]["security_group"]["GroupName"] == "dsgkd-nodes"
+
+
+def test_the_script_end_to_end(ec2, tmp_path, capsys):
+    """As the user runs it: the config file in, the group's id out; a second run, the same id."""
+    path = tmp_path / "cluster.yaml"
+    path.write_text(yaml.safe_dump(with_cidr(CIDR)))
+    assert sg_script.main([str(path)]) == 0
+    group_id = capsys.readouterr().out.strip()
+    assert group_id.startswith("sg-")
+    assert sg_script.main([str(path)]) == 0 and capsys.readouterr().out.strip() == group_id
+    assert sg_script.main([str(tmp_path / "other.yaml")]) == 2  # a missing config: one line, no traceback
+    assert capsys.readouterr().err.count("\n") == 1
