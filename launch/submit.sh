@@ -73,17 +73,15 @@ name=$(basename "$space")
 name=${name%.*}
 
 # Caller's own --out / --optuna-storage win over the defaults.
-has_out=0 has_storage=0 out_value= storage=
+has_out=0 has_storage=0 out_value=
 prev=
 for a in "$@"; do
     case "$a" in
         --out=*) has_out=1; out_value=${a#--out=} ;;
         --out) has_out=1 ;;
-        --optuna-storage=*) has_storage=1; storage=${a#--optuna-storage=} ;;
-        --optuna-storage) has_storage=1 ;;
+        --optuna-storage|--optuna-storage=*) has_storage=1 ;;
     esac
     if [[ $prev == --out ]]; then out_value=$a; fi
-    if [[ $prev == --optuna-storage ]]; then storage=$a; fi
     prev=$a
 done
 
@@ -105,8 +103,7 @@ esac
 run_name=$(basename "${run%/}")
 if [[ $has_storage == 0 ]]; then
     head_home=${DSGKD_HEAD_HOME:-/home/ubuntu}
-    storage=${DSGKD_OPTUNA_STORAGE:-sqlite:///${head_home%/}/dsgkd-optuna/$run_name.db}
-    extra+=(--optuna-storage "$storage")
+    extra+=(--optuna-storage "${DSGKD_OPTUNA_STORAGE:-sqlite:///${head_home%/}/dsgkd-optuna/$run_name.db}")
 fi
 
 # No password travels with the job: Ray keeps the entrypoint and the runtime_env (env_vars too) in its job
