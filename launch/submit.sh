@@ -27,12 +27,24 @@ Environment:
   DSGKD_RUN             RUN directory (default $DSGKD_SHARED/runs/<SPACE name>); --out in args wins
   DSGKD_OPTUNA_STORAGE  Optuna RDB URL (default: SQLite on the head's own disk,
                         sqlite:///$DSGKD_HEAD_HOME/dsgkd-optuna/<RUN name>.db; or a postgresql:// URL);
-                        --optuna-storage in args wins. Keep the same one for --resume.
+                        --optuna-storage in args wins. Keep the same one for --resume. Never with a
+                        password in it (refused, as in any argument): Ray keeps a job's command line
+                        and runtime_env in plain text (ray job list, the dashboard). The password:
+  DSGKD_STORAGE_PASSWORD_FILE
+                        a file ON THE HEAD holding the storage password, owned by the SSH user, mode
+                        600 (once: chmod 600 pw; ray rsync-up cluster.yaml pw
+                        '~/.dsgkd-storage-password'; launch/README.md, section 5).
+                        The job runs launch/with_storage_password.sh FILE dsgkd search ..., which
+                        reads it into DSGKD_STORAGE_PASSWORD for dsgkd alone: only the path is recorded.
   DSGKD_HEAD_HOME       the SSH user's home on the head (default /home/ubuntu, cluster.yaml's user;
                         launch/onprem.yaml: /home/<auth.ssh_user>)
   DSGKD_SUBMISSION_ID   job id (default dsgkd-<RUN name>-<UTC time>)
   DSGKD_WAIT=1          stream the job's logs until it ends (default: submit and return)
   DSGKD_DRY_RUN=1       print the `ray job submit` command instead of running it
+
+The upload leaves out what .gitignore and .rayignore name: data files (*.csv, *.parquet, *.jsonl,
+*.tsv, ...), runs/, data/, caches, weights. Data reaches the cluster only when you copy it to the
+shared storage: ray rsync-up cluster.yaml data/ped.csv /mnt/shared/data/ped.csv
 
 Then: ray job logs -f <id> | ray job status <id> | ray job stop <id>   (same RAY_ADDRESS and token)
 EOF
@@ -94,6 +106,33 @@ if [[ $has_storage == 0 ]]; then
     extra+=(--optuna-storage "${DSGKD_OPTUNA_STORAGE:-sqlite:///${head_home%/}/dsgkd-optuna/$run_name.db}")
 fi
 
+# No password travels with the job: Ray keeps the entrypoint and the runtime_env (env_vars too) in its job
+# table, shown by `ray job list` and the dashboard. So no word of the command may carry one: URL userinfo as
+# SQLAlchemy parses it (user:password@, the password up to the first @), or a password query parameter
+# (the Optuna storage, an MLflow URI, a --set value).
+userinfo='^(.*[A-Za-z0-9+._-]+://[^:/]*):[^@]*@(.*)$'
+query='[?&](password|passwd|pwd)='
+shopt -s nocasematch
+for word in ${extra[@]+"${extra[@]}"} "$@"; do
+    if [[ $word =~ $userinfo || $word =~ $query ]]; then
+        shown=$word
+        if [[ $shown =~ $query ]]; then shown="${shown%%\?*}?***"; fi
+        if [[ $shown =~ $userinfo ]]; then shown="${BASH_REMATCH[1]}:***@${BASH_REMATCH[2]}"; fi
+        die "$shown: a password in the job's command line would be kept in plain text by Ray;" \
+            "give the URL without it (the Optuna storage's password: DSGKD_STORAGE_PASSWORD_FILE, see --help)"
+    fi
+done
+shopt -u nocasematch
+password_file=${DSGKD_STORAGE_PASSWORD_FILE:-}
+if [[ -n ${DSGKD_STORAGE_PASSWORD:-} && -z $password_file ]]; then
+    die "DSGKD_STORAGE_PASSWORD is not sent to the cluster (Ray would keep it in plain text with the job):" \
+        "put the password in a file on the head, mode 600, and set DSGKD_STORAGE_PASSWORD_FILE to its path there"
+fi
+case "$password_file" in
+    ""|/*) ;;
+    *) die "DSGKD_STORAGE_PASSWORD_FILE=$password_file is relative: give the file's absolute path on the head" ;;
+esac
+
 # Token authentication. The client only sends the token when RAY_AUTH_MODE=token; the token is read
 # from RAY_AUTH_TOKEN, else the file RAY_AUTH_TOKEN_PATH, else ~/.ray/auth_token.
 export RAY_ADDRESS=${RAY_ADDRESS:-http://127.0.0.1:8265}
@@ -116,10 +155,9 @@ submission_id=${DSGKD_SUBMISSION_ID:-dsgkd-$run_name-$(date -u +%Y%m%dT%H%M%SZ)}
 
 # Job environment: the tiny stand-ins and their tokenizers must be built once and shared (a rebuilt
 # WordPiece vocabulary can differ), so DSGKD_CACHE lives on the shared storage.
-runtime_env='{"env_vars": {"DSGKD_CACHE": "'"$shared"'/cache/dsgkd", "TOKENIZERS_PARALLELISM": "false"}, '
-# Anchored patterns (gitignore syntax, relative to the repository root): an unanchored "data/" would
-# also drop the package's own dsgkd/data/. Ray applies .gitignore and leaves .git out by itself too.
-runtime_env+='"excludes": ["/runs/", "/data/", "/out/", "/.cache/", "*.egg-info/"]}'
+# What the upload leaves out is .gitignore's and .rayignore's business (Ray reads both, and leaves .git out):
+# one list, the same for `ray up`'s rsync (cluster.yaml's rsync_filter) and for a hand-typed `ray job submit`.
+runtime_env='{"env_vars": {"DSGKD_CACHE": "'"$shared"'/cache/dsgkd", "TOKENIZERS_PARALLELISM": "false"}}'
 
 cmd=(ray job submit
      --address "$RAY_ADDRESS"
@@ -127,7 +165,9 @@ cmd=(ray job submit
      --working-dir "$repo"
      --runtime-env-json "$runtime_env")
 if [[ ${DSGKD_WAIT:-0} != 1 ]]; then cmd+=(--no-wait); fi
-cmd+=(-- dsgkd search --space "$space" ${extra[@]+"${extra[@]}"} --address auto "$@")
+cmd+=(--)
+if [[ -n $password_file ]]; then cmd+=(bash launch/with_storage_password.sh "$password_file"); fi
+cmd+=(dsgkd search --space "$space" ${extra[@]+"${extra[@]}"} --address auto "$@")
 
 if [[ ${DSGKD_DRY_RUN:-0} == 1 ]]; then
     printf '%q ' "${cmd[@]}"

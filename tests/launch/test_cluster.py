@@ -222,21 +222,31 @@ def test_submit_refuses_what_cannot_work_on_a_cluster(tmp_path):
 
 
 @bash
-def test_submit_uploads_the_whole_package(tmp_path):
-    """The job's working dir comes first on its PYTHONPATH: an exclude that matched dsgkd/data/ (an
-    unanchored "data/") would break `import dsgkd.data` on the cluster."""
+def test_submit_shares_the_cache_and_adds_no_exclude_of_its_own(tmp_path):
+    """What the upload leaves out is one list, .gitignore's and .rayignore's (tests/launch/test_data_stays.py),
+    for submit.sh as for a hand-typed `ray job submit`."""
     import json
-
-    from ray._private.thirdparty.pathspec import PathSpec
 
     r = _submit([str(ROOT / "search_spaces" / "demo.yaml")], tmp_path, RAY_AUTH_TOKEN="t")
     argv = shlex.split(r.stdout)
     env = json.loads(argv[argv.index("--runtime-env-json") + 1])
-    spec = PathSpec.from_lines("gitwildmatch", env["excludes"])
-    package = [p.relative_to(ROOT).as_posix() for p in (ROOT / "dsgkd").rglob("*.py")]
-    assert package and not [p for p in package if spec.match_file(p)]
-    assert spec.match_file("data/ped.csv") and spec.match_file("runs/pairs/optuna.db")
     assert env["env_vars"]["DSGKD_CACHE"].startswith("/mnt/shared/")
+    assert "excludes" not in env
+
+
+@bash
+def test_the_storage_password_stays_on_the_head(tmp_path):
+    """Only the path of the head's password file is in what Ray records (entrypoint, runtime_env); the
+    password of the caller's environment is in no word of the command."""
+    r = _submit([str(ROOT / "search_spaces" / "demo.yaml")], tmp_path, RAY_AUTH_TOKEN="t",
+                DSGKD_OPTUNA_STORAGE="postgresql://dsgkd@db.internal/optuna",
+                DSGKD_STORAGE_PASSWORD="PHI_MARKER_7Q", DSGKD_STORAGE_PASSWORD_FILE="/home/ubuntu/.dsgkd-pw")
+    assert r.returncode == 0, r.stderr
+    assert "PHI_MARKER_7Q" not in r.stdout + r.stderr
+    argv = shlex.split(r.stdout)
+    entry = argv[argv.index("--") + 1:]
+    assert entry[:5] == ["bash", "launch/with_storage_password.sh", "/home/ubuntu/.dsgkd-pw", "dsgkd", "search"]
+    assert entry[entry.index("--optuna-storage") + 1] == "postgresql://dsgkd@db.internal/optuna"
 
 
 if __name__ == "__main__":
