@@ -142,8 +142,8 @@ def test_predict_with_a_missing_data_file_leaves_an_existing_out_alone(local_ber
 
 def _damaged_parquet(path):
     """A Parquet file whose second row group's first page header is overwritten: the footer still reads."""
-    pq.write_table(pa.table({"ER_DHX": [f"fever {MARKER} {i}" for i in range(40)], "LABEL": [i % 2 for i in range(40)]}),
-                   path, row_group_size=20)
+    notes = {"ER_DHX": [f"fever {MARKER} {i}" for i in range(40)], "LABEL": [i % 2 for i in range(40)]}
+    pq.write_table(pa.table(notes), path, row_group_size=20)
     column = pq.ParquetFile(path).metadata.row_group(1).column(0)
     offset = column.dictionary_page_offset or column.data_page_offset
     raw = bytearray(path.read_bytes())
