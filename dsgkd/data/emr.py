@@ -27,6 +27,7 @@ import pandas as pd
 
 from dsgkd.config import DataConfig
 from dsgkd.data.encoding import check_encoding, codec_for
+from dsgkd.data.parquet import read_parquet
 from dsgkd.errors import UserError
 from dsgkd.redact import mask
 
@@ -69,7 +70,7 @@ def _read(path: Path, encoding: str) -> tuple[pd.DataFrame, RowNamer]:
         except Exception as e:  # pyarrow raises many types for a damaged or non-Parquet file
             raise UserError(f"{path}: not a readable Parquet file ({_first_line(e)})") from None
         _unique_columns(path, names)
-        return _read_parquet(path), lambda i: f"row {i + 1}"
+        return read_parquet(path), lambda i: f"row {i + 1}"
     text = _decode(path, encoding)
     if kind == "jsonl":
         return _parse_json(path, text)
@@ -94,29 +95,6 @@ def _unique_columns(path: Path, names: list[str]) -> None:
             raise UserError(f"{path}: column {k} of the header ({mask(name)}) repeats an earlier column's name; "
                             "rename or drop one")
         seen.add(name)
-
-
-def _read_parquet(path: Path) -> pd.DataFrame:
-    """The whole file, a row group at a time, so a damaged page is one line naming the rows it holds."""
-    import pyarrow.parquet as pq
-
-    pf = pq.ParquetFile(path)
-    frames, start = [], 0
-    for k in range(pf.num_row_groups):
-        rows = pf.metadata.row_group(k).num_rows
-        try:
-            frames.append(pf.read_row_group(k).to_pandas())
-        except Exception as e:  # pyarrow raises many types for a damaged page
-            raise damaged_parquet(path, start, rows, e) from None
-        start += rows
-    return pd.concat(frames, ignore_index=True) if frames else pf.schema_arrow.empty_table().to_pandas()
-
-
-def damaged_parquet(path: Path, start: int, rows: int, e: BaseException) -> UserError:
-    """The error for a Parquet page that does not decode. pyarrow's own message may quote a column's name or
-    statistics, so only its type is shown."""
-    return UserError(f"{path}: rows {start + 1}-{start + rows} of this Parquet file are damaged "
-                     f"({type(e).__name__}); re-export the file")
 
 
 def _csv_row_namer(text: str, sep: str, n: int) -> RowNamer:

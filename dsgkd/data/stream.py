@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from dsgkd.data.emr import SUFFIXES, _first_line, damaged_parquet, read_table, require_columns
+from dsgkd.data.emr import SUFFIXES, _first_line, read_table, require_columns
 from dsgkd.data.encoding import BLOCK, check_encoding
+from dsgkd.data.parquet import damaged_parquet
 from dsgkd.errors import UserError
 
 def iter_chunks(path, columns: list[str], encoding: str = "utf-8", rows: int = 4096
