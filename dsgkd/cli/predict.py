@@ -29,6 +29,8 @@ def run(args) -> int:
     check_batch_size(args)
     if args.chunk_rows < 1:
         raise UserError(f"--chunk-rows {args.chunk_rows}: must be at least 1")
+    if not os.path.exists(args.data):
+        raise UserError(f"--data {args.data}: no such file")
     if os.path.isdir(args.out):
         raise UserError(f"--out {args.out}: is a directory; give the CSV file to write")
     if os.path.exists(args.out) and os.path.samefile(args.out, args.data):

@@ -4,7 +4,9 @@ Hospital exports are messy (cp949 bytes, blank notes, "1.0" labels, stray values
 found after an hour of training wastes the hour. So everything is checked at load time, and every
 problem the user can fix raises `UserError` with one line naming the file, the column and the row.
 Row numbers are 1-based as the user sees them: "data row N" for CSV/TSV (the header is not
-counted), "line N" for JSONL, "row N" for Parquet and `datasets` folders.
+counted), "line N" for JSONL, "row N" for Parquet and `datasets` folders. The notes are protected health
+information, so no message quotes a cell or a header (a header-less file's header is its first note): they
+appear only as `redact.mask` shows them, and group (patient) ids not at all.
 """
 from __future__ import annotations
 
@@ -25,7 +27,9 @@ import pandas as pd
 
 from dsgkd.config import DataConfig
 from dsgkd.data.encoding import check_encoding, codec_for
+from dsgkd.data.parquet import read_parquet
 from dsgkd.errors import UserError
+from dsgkd.redact import mask
 
 SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".parquet": "parquet",
             ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
@@ -66,7 +70,7 @@ def _read(path: Path, encoding: str) -> tuple[pd.DataFrame, RowNamer]:
         except Exception as e:  # pyarrow raises many types for a damaged or non-Parquet file
             raise UserError(f"{path}: not a readable Parquet file ({_first_line(e)})") from None
         _unique_columns(path, names)
-        return pd.read_parquet(path), lambda i: f"row {i + 1}"
+        return read_parquet(path), lambda i: f"row {i + 1}"
     text = _decode(path, encoding)
     if kind == "jsonl":
         return _parse_json(path, text)
@@ -86,9 +90,10 @@ def _unique_columns(path: Path, names: list[str]) -> None:
     """pandas reads a CSV header `NAME,NAME` as `NAME` and `NAME.1`, so the column a user names would
     silently be the first of two; a repeated name is an error instead."""
     seen: set[str] = set()
-    for name in names:
+    for k, name in enumerate(names, start=1):
         if name in seen:
-            raise UserError(f"{path}: column '{name}' appears more than once in the header; rename or drop one")
+            raise UserError(f"{path}: column {k} of the header ({mask(name)}) repeats an earlier column's name; "
+                            "rename or drop one")
         seen.add(name)
 
 
@@ -180,7 +185,7 @@ def load_labelled(path, text_col: str, label_col: str, group_col: str | None = N
     df, row = _read(path, encoding)
     if len(df) == 0:
         raise UserError(f"{path}: no rows")
-    _require_columns(path, df, [text_col, label_col] + ([group_col] if group_col else []))
+    require_columns(path, df.columns, [text_col, label_col] + ([group_col] if group_col else []))
 
     text = df[text_col].map(lambda v: "" if _missing(v) else str(v))
     keep = text.str.strip() != ""
@@ -207,11 +212,18 @@ def load_labelled(path, text_col: str, label_col: str, group_col: str | None = N
     return datasets.Dataset.from_dict(cols, features=datasets.Features(features)), dropped
 
 
-def _require_columns(path: Path, df: pd.DataFrame, wanted: list[str]) -> None:
+SHOWN_COLUMNS = 8  # headers a missing-column message shows (masked): enough to spot a misspelling
+
+
+def require_columns(path: Path, columns, wanted: list[str]) -> None:
+    """Each of `wanted` (names the user gave) is a column of the file, or one line naming it; the file's own
+    headers are shown masked, since a file without a header row has its first note there."""
+    columns = list(columns)
     for col in wanted:
-        if col not in df.columns:
-            have = ", ".join(map(str, df.columns))
-            raise UserError(f"{path}: no column '{col}' (columns: {have})")
+        if col not in columns:
+            have = ", ".join(mask(c) for c in columns[:SHOWN_COLUMNS])
+            more = f", and {len(columns) - SHOWN_COLUMNS} more" if len(columns) > SHOWN_COLUMNS else ""
+            raise UserError(f"{path}: no column '{col}' (the file's {len(columns)} columns: {have}{more})")
 
 
 def _missing(v: Any) -> bool:
@@ -255,7 +267,7 @@ def _encode_labels(path: Path, values: pd.Series, positions: np.ndarray, row: Ro
         key = v.strip() if isinstance(v, str) else _norm_scalar(v)
         i = index.get(key, index.get(_norm_scalar(key)))
         if i is None:
-            raise UserError(f"{path}: {row(pos)}: label {v!r} in column '{col}' is not {allowed}")
+            raise UserError(f"{path}: {row(pos)}: label {mask(v)} in column '{col}' is not {allowed}")
         out[k] = i
     return out
 
@@ -336,8 +348,8 @@ def _warn_group_overlap(train, val, test, cfg: DataConfig) -> None:
     for name, ds in (("val", val), ("test", test)):
         both = tr & set(ds["group"])
         if both:
-            warnings.warn(f"{len(both)} groups ('{cfg.group_col}') appear in both train and {name}, "
-                          f"e.g. {sorted(both)[0]!r}", stacklevel=3)
+            warnings.warn(f"{len(both)} groups (column '{cfg.group_col}') appear in both train and {name}",
+                          stacklevel=3)
 
 
 def fingerprint(*splits: datasets.Dataset) -> str:
@@ -363,7 +375,7 @@ def load_unlabeled(path, text_col: str, encoding: str = "utf-8", limit: int | No
         df, _ = _read(path, encoding)
         if len(df) == 0:
             raise UserError(f"{path}: no rows")
-        _require_columns(path, df, [text_col])
+        require_columns(path, df.columns, [text_col])
         texts = ["" if _missing(v) else str(v) for v in df[text_col]]
     kept = [t for t in texts if t.strip()]
     if len(kept) < len(texts):

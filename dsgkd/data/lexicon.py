@@ -220,12 +220,11 @@ def mine_lexicon(notes: Sequence[str], corpus: Sequence[str], settings: MiningSe
 def read_texts(path, column: str) -> list[str]:
     """The non-empty texts of one column of a notes or corpus file (.csv, .tsv, .parquet, .jsonl, ...); a
     missing file, an unknown column or no text at all is one line naming the file and the column."""
-    from dsgkd.data.emr import read_table
+    from dsgkd.data.emr import read_table, require_columns
     from dsgkd.errors import UserError
 
     df = read_table(path)
-    if column not in df.columns:
-        raise UserError(f"{path}: no column '{column}' (columns: {', '.join(map(str, df.columns))})")
+    require_columns(path, df.columns, [column])
     texts = [str(t) for t in df[column].dropna() if str(t).strip()]
     if not texts:
         raise UserError(f"{path}: column '{column}' holds no text")

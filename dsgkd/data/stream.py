@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from dsgkd.data.emr import SUFFIXES, _first_line, _require_columns, read_table
+from dsgkd.data.emr import SUFFIXES, _first_line, read_table, require_columns
 from dsgkd.data.encoding import BLOCK, check_encoding
+from dsgkd.data.parquet import damaged_parquet
 from dsgkd.errors import UserError
 
 def iter_chunks(path, columns: list[str], encoding: str = "utf-8", rows: int = 4096
@@ -53,7 +54,7 @@ def _csv(path: Path, columns: list[str], codec: str, kind: str, rows: int):
         raise UserError(f"{path}: no rows (the file is empty)") from None
     except (pd.errors.ParserError, ValueError) as e:
         raise UserError(f"{path}: not a valid {kind.upper()} file ({_first_line(e)})") from None
-    _require_columns(path, header, columns)
+    require_columns(path, header.columns, columns)
     return _csv_rows(path, columns, kw, kind, rows)
 
 
@@ -78,13 +79,21 @@ def _parquet(path: Path, columns: list[str], rows: int):
         pf = pq.ParquetFile(path)
     except Exception as e:  # pyarrow raises many types for a damaged or non-Parquet file
         raise UserError(f"{path}: not a readable Parquet file ({_first_line(e)})") from None
-    _require_columns(path, pd.DataFrame(columns=pf.schema_arrow.names), columns)
-    return _parquet_rows(pf, columns, rows)
+    require_columns(path, pf.schema_arrow.names, columns)
+    return _parquet_rows(path, pf, columns, rows)
 
 
-def _parquet_rows(pf, columns: list[str], rows: int):
+def _parquet_rows(path: Path, pf, columns: list[str], rows: int):
+    """Record batches of `rows`; a page that does not decode is one line naming the rows after the last good batch."""
     total, done = max(1, pf.metadata.num_rows), 0
-    for batch in pf.iter_batches(batch_size=rows, columns=columns):
+    batches = pf.iter_batches(batch_size=rows, columns=columns)
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except Exception as e:  # pyarrow raises many types for a damaged page
+            raise damaged_parquet(path, done, pf.metadata.num_rows - done, e) from None
         done += batch.num_rows
         yield batch.to_pandas()[columns], done / total
 
@@ -94,7 +103,7 @@ def _jsonl(path: Path, columns: list[str], codec: str, rows: int):
         is_array = f.read(BLOCK).lstrip().startswith("[")
     if is_array:
         frame = read_table(path, codec)
-        _require_columns(path, frame, columns)
+        require_columns(path, frame.columns, columns)
         return ((frame[columns].iloc[k:k + rows], min(1.0, (k + rows) / len(frame)))
                 for k in range(0, len(frame), rows))
     return _jsonl_rows(path, columns, codec, rows)
@@ -128,5 +137,5 @@ def _jsonl_rows(path: Path, columns: list[str], codec: str, rows: int):
 
 def _frame(path: Path, records: list[dict], columns: list[str], seen: set[str] | None) -> pd.DataFrame:
     if seen is not None:
-        _require_columns(path, pd.DataFrame(columns=sorted(seen)), columns)
+        require_columns(path, sorted(seen), columns)
     return pd.DataFrame.from_records(records).reindex(columns=columns)[columns]

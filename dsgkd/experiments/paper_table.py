@@ -44,6 +44,7 @@ from dsgkd.experiments.table_render import write_report
 from dsgkd.experiments.table_selector import mine_table_lexicon, with_mined_selector
 from dsgkd.experiments.term_probe import teacher_probes
 from dsgkd.progress import ENV as PROGRESS_ENV
+from dsgkd.redact import mask
 from dsgkd.search.space import SearchSpace, load_space
 from dsgkd.storage import atomic_write_text
 
@@ -95,7 +96,8 @@ def held_out_mask(cfg: RunConfig) -> np.ndarray | None:
     values = df.loc[keep, stats.HELD_OUT_COL].astype(str).str.strip().str.lower()
     bad = ~values.isin(["0", "1", "0.0", "1.0", "true", "false"])
     if bad.any():
-        raise UserError(f"{d.test_path}: column '{stats.HELD_OUT_COL}' holds {values[bad].iloc[0]!r}; expected 0 or 1")
+        raise UserError(f"{d.test_path}: column '{stats.HELD_OUT_COL}' holds {mask(values[bad].iloc[0])} at "
+                        f"data row {int(values[bad].index[0]) + 1}; expected 0 or 1")
     return values.isin(["1", "1.0", "true"]).to_numpy()
 
 

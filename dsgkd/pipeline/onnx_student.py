@@ -20,7 +20,8 @@ import torch
 
 from dsgkd.errors import UserError
 from dsgkd.pipeline.onnx_runtime import ONNX_FILE, onnxruntime_or_exit
-from dsgkd.pipeline.serve import STUDENT_META, read_meta, student_dir
+from dsgkd.pipeline.serve import STUDENT_META, student_dir
+from dsgkd.pipeline.student_files import load_classifier, load_tokenizer, read_meta
 from dsgkd.storage import atomic_write_text, staged_dir
 
 OPSET = 17
@@ -63,8 +64,6 @@ def _quiet():
 
 def export_onnx(model: str | Path, out: str | Path, *, int8: bool = False, overwrite: bool = False) -> Path:
     """Write the student at `model` as an ONNX student directory `out` (whole or not at all)."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
     src, out = student_dir(model), Path(out)
     meta = read_meta(src)
     if (src / ONNX_FILE).is_file():
@@ -74,12 +73,8 @@ def export_onnx(model: str | Path, out: str | Path, *, int8: bool = False, overw
     if out.resolve() == src.resolve():
         raise UserError(f"--out {out}: is the student itself; write the ONNX student elsewhere")
     onnxruntime_or_exit()
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(src, local_files_only=True)
-        net = AutoModelForSequenceClassification.from_pretrained(src, local_files_only=True,
-                                                                 attn_implementation="eager").eval()
-    except (OSError, ValueError) as e:
-        raise UserError(f"{src}: cannot load the student ({str(e).splitlines()[0]})") from None
+    tokenizer = load_tokenizer(src)
+    net = load_classifier(src, attn_implementation="eager").eval()
     example = tokenizer(["a note of a few words", "two"], padding=True, return_tensors="pt")
     axes = {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
             "logits": {0: "batch"}}

@@ -5,7 +5,8 @@ What prediction needs besides the weights is kept in the student directory itsel
 the calibrated validation probabilities, how it was chosen, the class names, the `max_length` notes
 were cut to and the batch size, and the training data's columns, encoding and classes (the defaults for
 new files). config.json stays the checkpoint's own, so `AutoModelForSequenceClassification` and
-`AutoTokenizer` load the directory as before, and the student is self-contained when copied elsewhere.
+`AutoTokenizer` load the directory as before, and the student is self-contained when copied elsewhere. Every
+file of it is checked as it loads (`student_files`): a bad copy would otherwise score every note wrongly.
 
 Notes are encoded and scored a chunk at a time (`PREDICT_CHUNK_ROWS`), so neither the token ids of a
 100,000-row file nor, in `predict_file`, its text is ever held at once. A row whose text is empty is not scored: its
@@ -30,15 +31,11 @@ from dsgkd.core.features import encode_notes
 from dsgkd.core.long_notes import split_notes
 from dsgkd.core.metrics import curve_points, evaluate_with_ci
 from dsgkd.core.steps import pick_device, predict
-from dsgkd.core.temperature import check_temperature
 from dsgkd.data.emr import _missing, load_labelled
 from dsgkd.data.stream import iter_chunks
 from dsgkd.errors import UserError
+from dsgkd.pipeline.student_files import META_FORMAT, STUDENT_META, load_classifier, load_tokenizer, read_meta
 from dsgkd.storage import atomic_file, atomic_write_text
-
-STUDENT_META = "dsgkd.json"
-# 2: the temperature. A dsgkd that reads only format 1 would ignore it and misread the threshold, so it must refuse.
-META_FORMAT = 2
 
 
 def label_names(cfg: RunConfig) -> list[str]:
@@ -60,24 +57,6 @@ def student_meta(cfg: RunConfig, metrics: dict, label_names: list[str]) -> dict[
 def write_meta(student_dir: Path, cfg: RunConfig, metrics: dict, label_names: list[str]) -> None:
     meta = student_meta(cfg, metrics, label_names)
     atomic_write_text(Path(student_dir) / STUDENT_META, json.dumps(meta, indent=1) + "\n")
-
-
-def read_meta(where: Path) -> dict[str, Any]:
-    """`dsgkd.json` checked: a format this dsgkd reads, a threshold, lengths, and a finite temperature > 0
-    (format 1, from before calibration, has none: temperature 1, the softmax as it was)."""
-    try:
-        meta = json.loads((where / STUDENT_META).read_text(encoding="utf-8"))
-        float(meta["threshold"]), int(meta["max_length"]), int(meta["batch_size"])
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise UserError(f"{where / STUDENT_META}: unreadable ({type(e).__name__}: {e})") from None
-    if meta.get("format", 0) > META_FORMAT:
-        raise UserError(f"{where / STUDENT_META}: format {meta['format']} is newer than this dsgkd "
-                        f"({__version__}) reads; upgrade dsgkd")
-    try:
-        meta["temperature"] = check_temperature(meta.get("temperature", 1.0), str(where / STUDENT_META))
-    except ValueError as e:
-        raise UserError(str(e)) from None
-    return meta
 
 
 @dataclass
@@ -116,26 +95,18 @@ def student_dir(path: str | os.PathLike) -> Path:
 def load_student(path: str | os.PathLike, device: str = "cpu") -> Student:
     """The student at `path` (or in the run directory around it) with its meta; an ONNX student (`dsgkd
     export-onnx`: model.onnx beside dsgkd.json) is scored by onnxruntime on CPU, any other by PyTorch."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
     where = student_dir(path)
     meta = read_meta(where)
-    if not (where / "tokenizer_config.json").is_file():
-        raise UserError(f"{where}: no tokenizer here (tokenizer_config.json); copy the whole directory `dsgkd "
-                        "train` or `dsgkd export-onnx` wrote")
     onnx = (where / "model.onnx").is_file()
     if onnx and device not in ("auto", "cpu"):
         raise UserError(f"--device {device}: an ONNX student runs on CPU (onnxruntime); use --device cpu or auto")
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(where, local_files_only=True)
-        if onnx:
-            from dsgkd.pipeline.onnx_runtime import ONNX_FILE, OnnxClassifier
+    tokenizer = load_tokenizer(where)
+    if onnx:
+        from dsgkd.pipeline.onnx_runtime import ONNX_FILE, OnnxClassifier
 
-            model, device = OnnxClassifier(where / ONNX_FILE), "cpu"
-        else:
-            model = AutoModelForSequenceClassification.from_pretrained(where, local_files_only=True)
-    except (OSError, ValueError) as e:
-        raise UserError(f"{where}: cannot load the student ({str(e).splitlines()[0]})") from None
+        model, device = OnnxClassifier(where / ONNX_FILE), "cpu"
+    else:
+        model = load_classifier(where)
     try:
         dev = pick_device(device)  # a device this machine lacks is a UserError already
     except RuntimeError:  # torch does not know the name

@@ -63,7 +63,7 @@ def test_a_json_array_file_reads_as_json_lines_do(tmp_path):
 
 
 @pytest.mark.parametrize("name, body, needle", [
-    ("notes.csv", "ID,NOTE\n1,fever\n", "no column 'TEXT' (columns: ID, NOTE)"),
+    ("notes.csv", "ID,NOTE\n1,fever\n", "no column 'TEXT' (the file's 2 columns: 'ID', 'NOT…' (4 chars))"),
     ("notes.csv", "TEXT,ID\na,1\nb,2,3,4\n", "Expected 2 fields in line 3, saw 4"),  # as emr, though TEXT is whole
     ("notes.jsonl", '{"ID": 1, "NOTE": "fever"}\n', "no column 'TEXT'"),
     ("notes.jsonl", '{"TEXT": "fever"}\n[1, 2]\n', "line 2: expected a JSON object"),
