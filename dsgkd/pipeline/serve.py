@@ -126,7 +126,7 @@ def predict_probs(student: Student, texts: list[str], *, batch_size: int | None 
         # max_terms=0: scoring reads no term spans, so no term is looked for
         max_length = int(student.meta["max_length"])
         pieces = split_notes([texts[i] for i in rows], student.tokenizer, max_length,
-                             student.meta.get("long_notes", "truncate"))
+                             student.meta["long_notes"])
         examples = encode_notes(pieces.texts, None, student.tokenizer, None, selector="latin", max_terms=0,
                                 max_length=max_length)
         out[rows], _ = predict(student.model, examples, student.tokenizer.pad_token_id, bs, student.device,

@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from dsgkd import __version__
+from dsgkd.core.long_notes import LONG_NOTES
 from dsgkd.core.temperature import check_temperature
 from dsgkd.errors import UserError
+from dsgkd.redact import mask
 
 STUDENT_META = "dsgkd.json"
 # 2: the temperature. A dsgkd that reads only format 1 would ignore it and misread the threshold, so it must refuse.
@@ -48,6 +50,9 @@ def read_meta(where: Path) -> dict[str, Any]:
     for key in ("text_col", "label_col", "encoding"):
         if not isinstance(meta.get(key), str) or not meta[key]:
             raise UserError(f"{path}: {key} is missing or not a name; {COPY_AGAIN}")
+    if meta.setdefault("long_notes", "truncate") not in LONG_NOTES:  # absent before long notes: truncated
+        raise UserError(f"{path}: long_notes {mask(meta['long_notes'])} is not one of {', '.join(LONG_NOTES)}; "
+                        f"{COPY_AGAIN}")
     if meta.get("classes") is not None and not isinstance(meta["classes"], list):
         raise UserError(f"{path}: classes must be a list of label values or null; {COPY_AGAIN}")
     try:

@@ -90,6 +90,7 @@ DAMAGE = [
     (_meta(batch_size=0), "dsgkd.json: batch_size 0 must be a whole number >= 1"),
     (_meta(max_length=64.5), "dsgkd.json: max_length 64.5"),
     (_meta(text_col=_DROP), "dsgkd.json: text_col is missing"),
+    (_meta(long_notes="sliding"), "dsgkd.json: long_notes 'sli…' (7 chars) is not one of truncate, head_tail, windows"),
     (_remove("dsgkd.json"), "no dsgkd.json here"),
     (_write("dsgkd.json", '{"threshold": 0.5,'), "dsgkd.json: not readable JSON"),
     (_write("dsgkd.json", b"\xff\xfe{}"), "dsgkd.json: not readable JSON"),
@@ -114,7 +115,7 @@ def test_a_damaged_student_is_one_line_naming_the_file(local_bert_dir, tmp_path,
     assert needle in err and not out.exists()
 
 
-@pytest.mark.parametrize("damage, needle", [DAMAGE[0], DAMAGE[6], DAMAGE[21]])
+@pytest.mark.parametrize("damage, needle", [DAMAGE[0], DAMAGE[6], DAMAGE[22]])
 def test_evaluate_refuses_the_same_damage(local_bert_dir, tmp_path, notes, capsys, damage, needle):
     student = make_student(local_bert_dir, tmp_path / "student")
     damage(student)
