@@ -4,9 +4,10 @@ The notes a hospital hands dsgkd may exist nowhere else. A command that writes a
 or replaces a folder that holds one (`train --overwrite --out` on the data's folder), destroys them, so every
 subcommand names what it reads and what it writes and calls `check_outputs` before any data, tokenizer or model
 is loaded. Paths are compared after resolving symlinks (and as inodes when both exist, which catches hard links
-and case-insensitive file systems). A file output may not be an input, a folder, or lie under a file; a folder
-output (one the command replaces whole or fills) may not be an input, hold one, or be the working directory or
-a folder above it; two outputs may not be one path, nor one inside a folder output.
+and case-insensitive file systems). A file output may not be an input, a folder, or lie under a file; no output
+may be something an input folder already holds (a student's dsgkd.json); a folder output (one the command
+replaces whole or fills) may not hold an input, or be the working directory or a folder above it; two outputs may
+not be one path, nor one inside a folder output.
 """
 from __future__ import annotations
 
@@ -76,6 +77,11 @@ def check_outputs(inputs: Paths, *, files: Paths | None = None, folders: Paths |
             if _same(path, in_path):
                 kind = "folder" if in_path.is_dir() else "file"
                 raise UserError(f"{flag} {path}: is the input {kind} {in_flag}; write the output elsewhere")
+    for flag, path in outs_file + outs_dir:
+        for in_flag, in_path in ins:
+            if _under(path, in_path) and os.path.lexists(path):
+                raise UserError(f"{flag} {path}: is part of the input {in_flag} {in_path}; write the output "
+                                "elsewhere")
     for flag, path in outs_dir:
         for in_flag, in_path in ins:
             if _under(in_path, path):
