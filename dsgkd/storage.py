@@ -200,10 +200,16 @@ def staged_dir(target: str | os.PathLike, *, exists: Literal["replace", "keep"] 
         return
     old = target.with_name(f"{_temp_prefix(target, 'old')}{stage.name.rsplit('~', 1)[-1]}")
     replacing = os.path.lexists(target)
-    if replacing:
-        os.rename(target, old)
-        fsync_dir(target.parent)
-    os.rename(stage, target)
+    try:
+        if replacing:
+            os.rename(target, old)
+            fsync_dir(target.parent)
+        os.rename(stage, target)
+    except BaseException:  # the old output goes back in place; the new one is dropped
+        if replacing and not os.path.lexists(target):
+            _restore(old, target)
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
     fsync_dir(target.parent)
     if replacing:
         _remove(old)
