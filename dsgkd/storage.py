@@ -142,7 +142,7 @@ def _dead_temps(folder: Path):
 
 
 def _restore(old: Path, target: Path) -> None:
-    with contextlib.suppress(FileNotFoundError, FileExistsError, OSError):
+    with contextlib.suppress(OSError):  # another process restored or replaced it first
         os.rename(old, target)
         fsync_dir(target.parent)
 
@@ -155,7 +155,7 @@ def recover(target: str | os.PathLike) -> None:
     for missing in (path, *path.parents):
         if os.path.lexists(missing):
             return
-        for old, kind, name in _dead_temps(missing.parent):
+        for old, kind, name in list(_dead_temps(missing.parent)):
             if kind == "old" and name == missing.name and not os.path.lexists(missing):
                 _restore(old, missing)
 
@@ -164,8 +164,7 @@ def sweep_stale(folder: str | os.PathLike) -> None:
     """Before writing in `folder`: restore the old output of every writer killed mid-replace (`recover`),
     then remove what dead writers of this host left there, for any target."""
     folder = Path(folder)
-    leftovers = sorted(_dead_temps(folder), key=lambda entry: entry[1] != "old")
-    for path, kind, name in leftovers:
+    for path, kind, name in list(_dead_temps(folder)):
         if kind == "old" and not os.path.lexists(folder / name):
             _restore(path, folder / name)
         else:
