@@ -29,8 +29,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     storage = args.optuna_storage or ""
-    check_outputs({"RUN": run_entries(args.run, except_="analysis"),
-                   "--optuna-storage": storage.removeprefix("sqlite:///") if storage.startswith("sqlite:///") else None},
+    sqlite_file = storage.removeprefix("sqlite:///") if storage.startswith("sqlite:///") else None
+    check_outputs({"RUN": run_entries(args.run, except_="analysis"), "--optuna-storage": sqlite_file},
                   folders={"RUN/analysis": args.run / "analysis"})
     from dsgkd.report.analysis import analyze
 
