@@ -85,3 +85,20 @@ def test_a_failing_file_writer_keeps_the_old_file(tmp_path):
         tmp.write_text("half")
         raise RuntimeError("boom")
     assert path.read_text() == "old" and siblings(path) == []
+
+
+def test_a_replace_whose_rename_fails_puts_the_old_output_back(tmp_path, monkeypatch):
+    target = tmp_path / "run"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    real_rename = os.rename
+
+    def rename(src, dst):
+        if ".partial-" in str(src):
+            raise OSError(28, "No space left on device")
+        real_rename(src, dst)
+
+    monkeypatch.setattr(os, "rename", rename)
+    with pytest.raises(OSError), staged_dir(target) as stage:
+        (stage / "new.txt").write_text("new")
+    assert [p.name for p in target.iterdir()] == ["old.txt"] and siblings(target) == []

@@ -5,6 +5,7 @@ import argparse
 from pathlib import Path
 
 from dsgkd.constants import IMPORTANCE_EVALUATORS
+from dsgkd.paths import check_outputs, run_entries
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -27,6 +28,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    storage = args.optuna_storage or ""
+    sqlite_file = storage.removeprefix("sqlite:///") if storage.startswith("sqlite:///") else None
+    check_outputs({"RUN": run_entries(args.run, except_="analysis"), "--optuna-storage": sqlite_file},
+                  folders={"RUN/analysis": args.run / "analysis"})
     from dsgkd.report.analysis import analyze
 
     print(analyze(args.run, storage=args.optuna_storage, evaluator=args.evaluator, top=args.top,

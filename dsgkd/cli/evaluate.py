@@ -2,7 +2,11 @@
 temperature; with --plots, its ROC, precision-recall and reliability diagrams."""
 from __future__ import annotations
 
+import os
+
 from dsgkd.errors import UserError
+from dsgkd.paths import check_outputs
+from dsgkd.storage import recover
 
 
 def add_model_args(p) -> None:
@@ -14,6 +18,13 @@ def add_model_args(p) -> None:
     p.add_argument("--encoding", help="file encoding (default: the training data's, e.g. cp949)")
     p.add_argument("--batch-size", type=int, help="notes per forward pass (default: the training batch size)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto; CUDA scores in bf16)")
+
+
+def model_inputs(args) -> dict[str, str]:
+    """What `evaluate` and `predict` read; a student left missing by a writer killed mid-replace is restored
+    first (`dsgkd.storage.recover`)."""
+    recover(args.model)
+    return {"--model": args.model, "--data": args.data}
 
 
 def check_batch_size(args) -> None:
@@ -44,16 +55,21 @@ def run(args) -> int:
     import sys
     import warnings
 
-    from dsgkd.core.metrics import METRICS
-    from dsgkd.pipeline.serve import evaluate_file, load_student
-    from dsgkd.report.eval_plots import check_plots_dir, write_eval_plots
-    from dsgkd.storage import atomic_write_text
+    from dsgkd.report.eval_plots import PLOTS, check_plots_dir
 
     check_batch_size(args)
     if args.n_bootstrap < 1:
         raise UserError(f"--n-bootstrap {args.n_bootstrap}: must be at least 1")
     if args.plots:
         check_plots_dir(args.plots)
+    plots = [os.path.join(args.plots, f"{name}.png") for name in PLOTS] if args.plots else None
+    check_outputs(model_inputs(args), files={"--json": args.json, "--plots": plots})
+
+    from dsgkd.core.metrics import METRICS
+    from dsgkd.pipeline.serve import evaluate_file, load_student
+    from dsgkd.report.eval_plots import write_eval_plots
+    from dsgkd.storage import atomic_write_text
+
     student = load_student(args.model, args.device)
     meta = student.meta
     with warnings.catch_warnings(record=True) as caught:  # rows dropped for empty text: one line each

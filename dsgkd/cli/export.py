@@ -5,6 +5,8 @@ import argparse
 import warnings
 from pathlib import Path
 
+from dsgkd.paths import check_outputs, run_entries
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
@@ -26,6 +28,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_outputs({"RUN": run_entries(args.run, except_="best.yaml")}, files={"--out": args.out})
     from dsgkd.report.export import export_best
 
     with warnings.catch_warnings(record=True) as caught:

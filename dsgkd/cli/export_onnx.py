@@ -1,6 +1,9 @@
 """`dsgkd export-onnx`: a trained student as an ONNX student directory for fast CPU scoring (optionally int8)."""
 from __future__ import annotations
 
+from dsgkd.paths import check_outputs
+from dsgkd.storage import recover
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("export-onnx", help="a trained student as ONNX (optionally int8) for fast CPU scoring",
@@ -20,6 +23,8 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    recover(args.model)
+    check_outputs({"--model": args.model}, folders={"--out": args.out})
     from dsgkd.pipeline.onnx_student import export_onnx
 
     out = export_onnx(args.model, args.out, int8=args.int8, overwrite=args.overwrite)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dsgkd.errors import UserError
+from dsgkd.paths import check_outputs
 
 
 def add_parser(sub) -> None:
@@ -31,6 +32,7 @@ def run(args) -> int:
     paths = [p.strip() for p in args.notes.split(",") if p.strip()]
     if not paths:
         raise UserError("--notes: give at least one notes file")
+    check_outputs({"--notes": paths, "--corpus": args.corpus}, files={"--out": args.out, "--explain": args.explain})
     notes = [t for path in paths for t in read_texts(path, args.text_col)]
     corpus = read_texts(args.corpus, args.corpus_col or args.text_col)
     candidates = score(notes, corpus)

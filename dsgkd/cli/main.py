@@ -1,5 +1,7 @@
-"""The `dsgkd` command. Bad input exits 2 with one line naming the file, field or row; a run whose loss
-became NaN or inf exits 3 with one line saying where, which loss part, and what to lower.
+"""The `dsgkd` command. Bad input exits 2 with one line naming the file, field or row, and so does a disk that is
+full, read-only or not the user's; a run whose loss became NaN or inf exits 3 with one line saying where, which
+loss part, and what to lower. A command runs under a umask that makes what it writes owner-only
+(`dsgkd.storage.private_umask`; `DSGKD_GROUP_READABLE=1` lets the group read).
 
 Every subcommand module is light (argparse, registries, constants); what a command needs (torch, Ray,
 Optuna, pandas) is imported by its `run`, so `dsgkd --help` and `dsgkd train --help` load none of it.
@@ -7,6 +9,7 @@ Optuna, pandas) is imported by its `run`, so `dsgkd --help` and `dsgkd train --h
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import sys
@@ -14,6 +17,7 @@ import warnings
 
 from dsgkd.cli import analyze, demo, evaluate, export, export_onnx, lexicon, predict, search, synth, table, train
 from dsgkd.errors import NonFiniteLossError, UserError
+from dsgkd.storage import private_umask
 
 COMMANDS = (synth, lexicon, train, evaluate, predict, export_onnx, search, analyze, export, demo, table)
 
@@ -39,8 +43,16 @@ def main(argv: list[str] | None = None) -> int:
     transformers.logging.set_verbosity_error()  # load reports about fresh classifier heads are expected here
     transformers.logging.disable_progress_bar()  # its per-model "Loading weights" / "Writing model shards" bars,
     huggingface_hub.utils.enable_progress_bars()  # but a hub download (minutes, once per model) keeps its own
+    previous_umask = os.umask(0o077)
+    os.umask(private_umask(previous_umask))  # what Ray, Optuna and transformers write is private too
     try:
         return args.func(args)
+    except OSError as e:
+        line = storage_error(e)
+        if line is None:
+            raise
+        print(f"dsgkd {args.command}: error: {line}", file=sys.stderr)
+        return 2
     except UserError as e:
         print(f"dsgkd {args.command}: error: {e}", file=sys.stderr)
         return 2
@@ -50,6 +62,28 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"dsgkd {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        os.umask(previous_umask)
+
+
+STORAGE_ERRORS = {
+    errno.ENOSPC: "no space left on the disk", errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied", errno.EPERM: "not permitted",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+}
+
+
+def storage_error(e: OSError) -> str | None:
+    """One line for a disk that is full, read-only or not ours, or a path through a file (also when a Ray task
+    raised it); None for any other OSError, a bug that keeps its traceback."""
+    cause = getattr(e, "cause", None)
+    if isinstance(cause, OSError):
+        e = cause
+    what = STORAGE_ERRORS.get(e.errno)
+    if what is None:
+        return None
+    where = f" ({e.filename})" if e.filename else ""
+    return f"{what}{where}; the output was not written (free space, or write somewhere writable)"
 
 
 if __name__ == "__main__":

@@ -1,9 +1,12 @@
 """`dsgkd predict`: a trained student's probability and 0/1 label for every row of a file, streamed."""
 from __future__ import annotations
 
-from dsgkd.cli.evaluate import add_model_args, check_batch_size
+import os
+
+from dsgkd.cli.evaluate import add_model_args, check_batch_size, model_inputs
 from dsgkd.constants import PREDICT_CHUNK_ROWS
 from dsgkd.errors import UserError
+from dsgkd.paths import check_outputs
 
 
 def add_parser(sub) -> None:
@@ -22,19 +25,15 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    import os
-
-    from dsgkd.pipeline.serve import load_student, predict_file
-
     check_batch_size(args)
     if args.chunk_rows < 1:
         raise UserError(f"--chunk-rows {args.chunk_rows}: must be at least 1")
     if not os.path.exists(args.data):
         raise UserError(f"--data {args.data}: no such file")
-    if os.path.isdir(args.out):
-        raise UserError(f"--out {args.out}: is a directory; give the CSV file to write")
-    if os.path.exists(args.out) and os.path.samefile(args.out, args.data):
-        raise UserError(f"--out {args.out}: is the input file; write the predictions elsewhere")
+    check_outputs(model_inputs(args), files={"--out": args.out})
+
+    from dsgkd.pipeline.serve import load_student, predict_file
+
     student = load_student(args.model, args.device)
     n = predict_file(student, args.data, args.out, text_col=args.text_col or student.meta["text_col"],
                      id_col=args.id_col, encoding=args.encoding or student.meta["encoding"],

@@ -5,6 +5,7 @@ import argparse
 from pathlib import Path
 
 from dsgkd.cli.args import parse_sets
+from dsgkd.paths import check_outputs
 
 RESUME_HELP = ("continue the search in RUN (Tuner.restore): finished trials are kept; in-flight and errored "
                "trials resume from their last epoch checkpoint. Ray does not restore ASHA's rungs (ray #30838); "
@@ -49,6 +50,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """Run (or resume) the search and print the top trials. 1 when no trial finished cleanly."""
     overrides = parse_sets(args.set)
+    if not args.resume:  # the space is copied into RUN/space.yaml: never over the user's own file
+        check_outputs({"--space": args.space}, files={"--out": [args.out / "space.yaml", args.out / "optuna.db"]})
     from dsgkd.search import reselect
     from dsgkd.search.space import load_space
     from dsgkd.search.trial_records import read_reselect

@@ -1,7 +1,10 @@
 """`dsgkd synth`: synthetic code-switched notes of a world (and an unlabeled domain corpus)."""
 from __future__ import annotations
 
+import os
+
 from dsgkd.errors import UserError
+from dsgkd.paths import check_outputs
 
 
 def add_parser(sub) -> None:
@@ -48,13 +51,15 @@ def parse_sizes(text: str) -> dict[str, int]:
 def run(args) -> int:
     import pandas as pd
 
-    from dsgkd.data.benchmark import write_benchmark
+    from dsgkd.data.benchmark import SPLITS, write_benchmark
     from dsgkd.data.synthetic import generate_domain_corpus, generate_notes, write_table
     from dsgkd.data.world import get_world
 
     world = get_world(args.world, args.profile)  # a bad name is one line before anything is written
     if (args.out is None) == (args.benchmark is None):
         raise UserError("synth: give --out FILE or --benchmark DIR")
+    benchmark = [os.path.join(args.benchmark, f"{split}.csv") for split in SPLITS] if args.benchmark else None
+    check_outputs({}, files={"--out": args.out, "--benchmark": benchmark, "--corpus": args.corpus})
     if args.benchmark:
         sizes = parse_sizes(args.sizes) if args.sizes else world.profile.suggested_sizes
         for split, path in write_benchmark(args.benchmark, sizes, world=world.name).items():

@@ -12,6 +12,7 @@ from dsgkd.constants import SEARCH_SPACES
 from dsgkd.data.profiles import PROFILES
 from dsgkd.data.world import DEFAULT, get_world
 from dsgkd.errors import UserError
+from dsgkd.paths import check_outputs, run_entries
 
 MIN_NOTES = 50
 
@@ -96,9 +97,12 @@ def parse_profiles(text: str | None) -> list[str | None]:
 
 
 def run(args) -> int:
+    profiles = parse_profiles(args.profile)
+    # what a table resumes from and renders (results.json, its protocol, its data) is never --results
+    check_outputs({"--space": args.space, "--out": run_entries(args.out, except_="results.md")},
+                  files={"--results": args.results})
     from dsgkd.experiments.table_render import write_report, write_worlds_report
 
-    profiles = parse_profiles(args.profile)
     outs = {p: args.out / p for p in profiles} if len(profiles) > 1 else {profiles[0]: args.out}
     if not args.render_only:
         for profile, out in outs.items():

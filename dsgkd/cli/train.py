@@ -5,6 +5,7 @@ Choices and their help come from the registries (`HIDDEN_LOSSES`, `LAYER_MAPS`, 
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import get_args
 
 from dsgkd.cli.args import parse_seeds
@@ -13,6 +14,7 @@ from dsgkd.config import DistillConfig, RunConfig
 from dsgkd.core.terms.base import SOURCES
 from dsgkd.core.terms.hidden import VIEWS
 from dsgkd.errors import UserError
+from dsgkd.paths import check_outputs
 
 PROJECTIONS = list(get_args(DistillConfig.model_fields["projection"].annotation))
 # flag → RunConfig field; flags override the --config file
@@ -103,6 +105,17 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
+def train_inputs(cfg: RunConfig, config: str | None) -> dict[str, str | None]:
+    """Every file or folder a run reads: its config, notes, local model directories and lexicon."""
+    d = cfg.data
+    selector, _, lexicon = cfg.distill.selector.partition(":")
+    local = {f"--{side}": ref for side, ref in (("teacher", cfg.teacher.ref), ("student", cfg.student.ref))
+             if ref and Path(ref).exists()}
+    return {"--config": config, "--data": d.path, "--val": d.val_path, "--test": d.test_path,
+            "--transfer-data": d.transfer_path, **local,
+            "--selector": lexicon if selector == "lexicon" and lexicon != "embedded" else None}
+
+
 def run(args) -> int:
     from dsgkd.pipeline.resolve import resolve_run
 
@@ -112,6 +125,7 @@ def run(args) -> int:
     cfg = cfg.with_overrides(overrides, source=args.config or "flags")
     if cfg.data.path is None:
         raise UserError("no training data: pass --data or set data.path in --config")
+    check_outputs(train_inputs(cfg, args.config), folders={"--out": args.out})
     run = resolve_run(cfg)  # once; a bad ref, map or length fails here, before torch and transformers load
     from dsgkd.pipeline.train import run_seeds, run_train
 

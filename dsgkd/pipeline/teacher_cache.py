@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import torch
 
 from dsgkd.config import RunConfig
 from dsgkd.core.layer_maps import attention_states
-from dsgkd.core.teacher.cache import cache_key, write_cache
+from dsgkd.core.teacher.cache import cache_key, verify_cache, write_cache
 from dsgkd.core.terms import registered, weighted_sources
 from dsgkd.data.emr import load_splits
 from dsgkd.errors import UserError
@@ -70,6 +71,25 @@ def record_caches(run_dir: Path, built: Mapping[str, str | Path]) -> None:
     index = json.loads(index_file.read_text(encoding="utf-8")) if index_file.is_file() else {}
     index = {group: Path(d).name for group, d in built.items()} | index
     atomic_write_text(index_file, json.dumps(index, indent=1))
+
+
+def drop_damaged_caches(run_dir: Path) -> list[str]:
+    """Remove from RUN/teacher_cache/index.json (and from disk) every cache that fails `verify_cache` (a page
+    zeroed by a power loss, a file cut short), so the next `build_caches` computes it again; returns the index
+    entries dropped. Reads every cache once."""
+    index_file = caches_dir(run_dir) / INDEX
+    if not index_file.is_file():
+        return []
+    index = json.loads(index_file.read_text(encoding="utf-8"))
+    damaged = {name for name in set(index.values()) if not verify_cache(caches_dir(run_dir) / name)}
+    if not damaged:
+        return []
+    for name in sorted(damaged):
+        print(f"[dsgkd] teacher cache {caches_dir(run_dir) / name}: damaged (size or checksum); rebuilding it")
+        shutil.rmtree(caches_dir(run_dir) / name, ignore_errors=True)
+    dropped = sorted(key for key, name in index.items() if name in damaged)
+    atomic_write_text(index_file, json.dumps({k: v for k, v in index.items() if v not in damaged}, indent=1))
+    return dropped
 
 
 def index_key(group: str, source: str) -> str:

@@ -27,7 +27,7 @@ import ray
 
 from dsgkd.config import RunConfig
 from dsgkd.errors import NonFiniteLossError
-from dsgkd.pipeline.teacher_cache import cache_dirs
+from dsgkd.pipeline.teacher_cache import cache_dirs, drop_damaged_caches
 from dsgkd.search import distributed
 from dsgkd.search.caches import build_caches
 from dsgkd.search.local_ray import trial_resources
@@ -76,6 +76,7 @@ def run(space: SearchSpace, run_dir: Path, plans, *, use_cache: bool, concurrenc
     print(f"[dsgkd] reselect: {len(todo)} re-run(s) of {len(wanted)} to do ({len(plan)} trials × "
           f"{space.budget.reselect.seeds} seeds)")
     if use_cache:
+        drop_damaged_caches(run_dir)  # a cache damaged since the search built it is built again here
         build_caches(space, plans, run_dir, [(p["pair"], cfg) for p, _, cfg in todo
                                              if cfg.distill.kd_on and cache_dirs(cfg, run_dir) is None])
     pending: dict[Any, tuple[dict, int]] = {}

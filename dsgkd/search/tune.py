@@ -113,8 +113,10 @@ def _prepare(space, run_dir: Path, resume: bool, num_samples, overrides) -> Sear
     """Load the space, apply overrides, anchor relative paths (trials run in other working dirs)."""
     as_run = run_dir / "space.yaml"
     if resume:
-        if not (run_dir / "tune").is_dir() or not as_run.is_file():
-            raise UserError(f"{run_dir}: no search to resume (missing tune/ or space.yaml)")
+        if not (run_dir / "tune" / "tuner.pkl").is_file() or not as_run.is_file():
+            hint = "; it stopped before Ray Tune saved its state: remove RUN/tune and start it again without --resume"
+            raise UserError(f"{run_dir}: no search to resume (no space.yaml or tune/tuner.pkl)"
+                            + (hint if (run_dir / "tune").is_dir() and as_run.is_file() else ""))
         previous = load_space(as_run)
         if space is not None and _anchor(space if isinstance(space, SearchSpace) else load_space(space)) != previous:
             raise UserError(f"--resume: {space} differs from {as_run}, the space this run started with; omit --space")
@@ -123,7 +125,7 @@ def _prepare(space, run_dir: Path, resume: bool, num_samples, overrides) -> Sear
         return previous
     if space is None:
         raise UserError("search: --space is required unless --resume")
-    if (run_dir / "tune").exists():
+    if (run_dir / "tune").exists() and (not (run_dir / "tune").is_dir() or any((run_dir / "tune").iterdir())):
         raise UserError(f"{run_dir}: already holds a search; pass --resume or choose another --out")
     # space.yaml without tune/ is a search that stopped before its first trial: starting it again is fine
     if run_dir.is_file() or (run_dir.is_dir() and any(run_dir.iterdir()) and not as_run.is_file()):

@@ -40,7 +40,11 @@ def test_what_a_search_may_start_or_resume_in(tmp_path, space_file):
     (stopped / "space.yaml").write_text(space_file.read_text())
     (stopped / "teacher_cache").mkdir()
     assert _prepare(space_file, stopped, False, None, {})
-    (stopped / "tune").mkdir()  # a started search: resumed, never restarted over
+    (stopped / "tune").mkdir()  # Ray started but saved nothing: nothing to resume, started again
+    with pytest.raises(UserError, match="no search to resume .*remove RUN/tune"):
+        _prepare(None, stopped, True, None, {})
+    assert _prepare(space_file, stopped, False, None, {})
+    (stopped / "tune" / "tuner.pkl").write_bytes(b"")  # a started search: resumed, never restarted over
     with pytest.raises(UserError, match="already holds a search; pass --resume"):
         _prepare(space_file, stopped, False, None, {})
     resumed = _prepare(None, stopped, True, None, {})

@@ -18,13 +18,19 @@ Why `.npy` + `np.load(mmap_mode="r")` rather than safetensors: a safetensors fil
 held in RAM, while an `.npy` memmap is allocated on disk and filled batch by batch (the builder never holds
 a full-size tensor), and read through the page cache, which concurrent trials on one node share; fp16
 because numpy has no bf16 (the teacher is run in fp32, so fp16 loses less). meta.json records every file's
-size and sha256: a reader refuses a file of the wrong size, and `write_cache` re-hashes an existing cache
-and rebuilds it when anything differs (a bad disk, a hand-edited file).
+size and sha256 and is written last, after every file is complete: it is the cache's completion record. The
+directory appears only when every file and meta.json are fsynced (`dsgkd.storage.staged_dir`). A reader refuses a
+file of the wrong size, and `write_cache` re-hashes an existing cache and rebuilds it when anything differs (a
+page zeroed by a power loss, a bad disk, a hand-edited file); a search runs `write_cache` for every cache its
+trials and re-runs read before they start (`dsgkd.search.caches`), so they never read an unverified cache. The
+memmaps are allocated on disk before they are filled, so a full disk is ENOSPC (one line) rather than SIGBUS.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -175,7 +181,10 @@ def _write_split(model, tokenizer, texts: list[str], out: Path, split: str, *, m
 
 def _allocate(out: Path, split: str, signal: TeacherOut, n_terms: int, n_cells: int, n_notes: int) -> dict:
     def create(name: str, dtype, shape) -> np.memmap:
-        return np.lib.format.open_memmap(out / f"{split}.{name}.npy", mode="w+", dtype=dtype, shape=shape)
+        path = out / f"{split}.{name}.npy"
+        mm = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+        _reserve(path)
+        return mm
 
     files = {"pooled": create("pooled", np.float16, (len(signal.layers), n_terms, signal.pooled.shape[-1]))}
     if signal.grid is not None:
@@ -183,6 +192,21 @@ def _allocate(out: Path, split: str, signal: TeacherOut, n_terms: int, n_cells: 
     if signal.logits is not None:
         files["logits"] = create("logits", np.float32, (n_notes, signal.logits.shape[-1]))
     return files
+
+
+def _reserve(path: Path) -> None:
+    """Claim every block of a sparse memmap file now: filling a memmap on a full disk is SIGBUS, claiming its
+    blocks is ENOSPC. File systems that cannot pre-allocate are left sparse."""
+    if not hasattr(os, "posix_fallocate"):
+        return
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
+    except OSError as e:
+        if e.errno not in (errno.EINVAL, errno.EOPNOTSUPP):
+            raise
+    finally:
+        os.close(fd)
 
 
 def write_cache(model, tokenizer, texts_by_split: dict[str, list[str]], out_dir: Path, *, key: str,
