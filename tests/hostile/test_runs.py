@@ -29,7 +29,7 @@ from dsgkd.cli import main
 from dsgkd.errors import UserError
 from dsgkd.search import study as study_mod
 from dsgkd.search import tune as tune_mod
-from dsgkd.search.credentials import STORAGE_PASSWORD_ENV, with_password
+from dsgkd.search.credentials import STORAGE_PASSWORD_ENV, TRACKING_PASSWORD_ENV, with_password
 from dsgkd.search.run_lock import LOCK_FILE, REPORT_LOCK_FILE, run_lock
 from dsgkd.search.study import read_record
 
@@ -221,6 +221,29 @@ def test_an_unreachable_storage_is_one_redacted_line_and_leaves_no_folder(notes,
                    "--optuna-storage", protected(tmp_path / "db.sqlite")], capsys, [notes, space])
     assert "password authentication failed" in err and holds_no(err, "wrong-")
     assert not (tmp_path / "run").exists() and not ray.is_initialized()
+
+
+def test_an_mlflow_store_that_fails_with_the_password_in_its_error_is_one_redacted_line(notes, tmp_path, capsys,
+                                                                                       monkeypatch):
+    pytest.importorskip("mlflow")
+    monkeypatch.setenv(TRACKING_PASSWORD_ENV, PASSWORD)
+    space = space_file(notes, tmp_path / "in")
+    err = refused(["search", "--space", str(space), "--out", str(tmp_path / "run"),
+                   "--mlflow-uri", "postgresql://dsgkd@127.0.0.1:1/mlflow"], capsys, [notes, space])
+    assert "--mlflow-uri postgresql://dsgkd@127.0.0.1:1/mlflow" in err and holds_no(err)
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_pickled_mlflow_logger_holds_no_password(monkeypatch):
+    pytest.importorskip("mlflow")
+    from ray import cloudpickle
+
+    from dsgkd.search.mlflow_logger import EpochMLflowLogger
+
+    monkeypatch.setenv(TRACKING_PASSWORD_ENV, PASSWORD)
+    logger = EpochMLflowLogger("postgresql://dsgkd@db/mlflow", run_dir="/runs/x", experiment_name="x")
+    assert holds_no(cloudpickle.dumps(logger))  # how Tune keeps it in RUN/tune/tuner.pkl
+    assert logger._connect_uri() == f"postgresql://dsgkd:{PASSWORD}@db/mlflow"  # what it connects with
 
 
 def test_a_missing_password_file_is_one_line(notes, tmp_path, capsys):
