@@ -229,7 +229,8 @@ def test_export_round_trip_through_train(analysed, notes_csv, tmp_path, capsys):
     from ray.tune import ExperimentAnalysis
 
     assert len(ExperimentAnalysis(str(run / "tune")).trials) == 5
-    assert len(optuna.load_study(study_name=read_record(run).study_name, storage=f"sqlite:///{run / 'optuna.db'}").trials) == 5
+    study = optuna.load_study(study_name=read_record(run).study_name, storage=f"sqlite:///{run / 'optuna.db'}")
+    assert len(study.trials) == 5
 
 
 def test_export_choice_rules(analysed):
