@@ -22,6 +22,7 @@ from dsgkd.report.pareto import pareto_front, pareto_heading, pareto_lines
 from dsgkd.report.run_model import FINISHED, Run, load_run
 from dsgkd.report.seeds import reselect_summary, reselect_table
 from dsgkd.search.dists import CategoricalDist, FloatDist, IntDist
+from dsgkd.search.run_lock import REPORT_LOCK_FILE, run_lock
 from dsgkd.storage import staged_dir
 
 
@@ -150,7 +151,7 @@ def analyze(run_dir: str | Path, *, storage: str | None = None, evaluator: str =
     front = pareto_front(run, two) if two is not None else None
     imp, note = importance(study, evaluator)
     notes = run.notes + ([note] if note else [])
-    with staged_dir(run.path / "analysis") as out:
+    with run_lock(run.path, "analyze", REPORT_LOCK_FILE), staged_dir(run.path / "analysis") as out:
         board.to_csv(out / "leaderboard.csv", index=False)
         (out / "leaderboard.md").write_text(f"# Leaderboard: {run.metric} ({run.space.mode}) at each trial's best "
                                             f"epoch\n\n" + markdown_table(board), encoding="utf-8")

@@ -20,6 +20,7 @@ from dsgkd import __version__
 from dsgkd.config import RunConfig
 from dsgkd.errors import UserError
 from dsgkd.report.run_model import Run, Trial, load_run
+from dsgkd.search.run_lock import REPORT_LOCK_FILE, run_lock
 from dsgkd.search.trial_records import rank_key
 from dsgkd.storage import atomic_write_text
 
@@ -82,7 +83,8 @@ def export_best(run_dir: str | Path, out: str | Path | None = None, *, allow_con
     text = cfg.dump_yaml()
     if RunConfig.from_dict(yaml.safe_load(text), source=str(target)) != cfg:
         raise RuntimeError("exported YAML does not read back as the same config")
-    atomic_write_text(target, text)
+    with run_lock(run.path, "export", REPORT_LOCK_FILE):
+        atomic_write_text(target, text)
     return target, cfg, best, better_control
 
 

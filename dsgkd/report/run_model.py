@@ -3,11 +3,12 @@
 Every number is a trial's *best epoch* by the search metric, read from the trial's per-epoch reports:
 the engine keeps that epoch's weights, but Tune's `get_best_result(scope="all")` returns the last report's
 metrics and OptunaSearch tells Optuna the last report (so an ASHA-stopped or declining trial is stored in
-optuna.db with a worse value than it reached). The Tune experiment (`ExperimentAnalysis` on RUN/tune) gives
-the trials, their configs and directories; the raw experiment-state JSON gives their status as the search
-last saved it (Tune's loader turns RUNNING into PENDING); result.json, read line by line so the line a live
-or killed search was writing is skipped, gives the epochs. The Optuna study gives each trial's number, and
-RUN/reselect.json (`budget.reselect`) each re-run trial's values on its fresh seeds (`Trial.reselect`).
+optuna.db with a worse value than it reached). Everything is read as data, never unpickled (a run folder may
+come from someone else): Tune's experiment-state JSON gives the trials, their configs, directories and their
+status as the search last saved it (`trial_records.read_trials`); result.json, read line by line so the line
+a live or killed search was writing is skipped, gives the epochs. The Optuna study (named in RUN/study.json)
+gives each trial's number, and RUN/reselect.json (`budget.reselect`) each re-run trial's values on its fresh
+seeds (`Trial.reselect`).
 
 A trial's `stopped_by`: `max_epochs` (it reached min(asha.max_t, train.epochs)), `patience` (the engine's
 early stopping: `train.patience` epochs without improvement at its last epoch), `asha` (terminated earlier
@@ -27,9 +28,10 @@ import pandas as pd
 
 from dsgkd.config import RunConfig
 from dsgkd.errors import UserError
+from dsgkd.redact import redact_url
+from dsgkd.search.credentials import STORAGE_PASSWORD_ENV, with_password
 from dsgkd.search.space import SearchSpace, flatten_params, load_space
-from dsgkd.search.trial_records import (best_epoch, load_experiment, rank_key, read_reselect, read_results,
-                                        saved_statuses)
+from dsgkd.search.trial_records import SavedTrial, best_epoch, rank_key, read_reselect, read_results, read_trials
 
 FINISHED = "TERMINATED"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -127,10 +129,8 @@ def load_run(run_dir: str | Path, *, storage: str | None = None, with_study: boo
     if not (run_dir / "space.yaml").is_file() or not tune_dir.is_dir():
         raise UserError(f"{run_dir}: not a search run (needs space.yaml and tune/ written by `dsgkd search --out`)")
     space = load_space(run_dir / "space.yaml")
-    experiment = load_experiment(tune_dir)
-    statuses = saved_statuses(tune_dir)
-    started = sorted(experiment.trials, key=lambda t: t.run_metadata.start_time or math.inf)  # state file: any order
-    trials = [_trial(t, i, statuses.get(t.trial_id, t.status), space) for i, t in enumerate(started)]
+    started = sorted(read_trials(tune_dir), key=lambda t: t.start_time or math.inf)  # state file: any order
+    trials = [_trial(t, i, space) for i, t in enumerate(started)]
     study, note = _study(run_dir, storage) if with_study else (None, None)
     if study is not None:
         _match_optuna(trials, study)
@@ -154,14 +154,14 @@ def _attach_reselect(trials: list[Trial], reselect: dict[str, Any]) -> None:
                 runs.errors[r["seed"]] = r.get("error") or "failed"
 
 
-def _trial(t, order: int, status: str, space: SearchSpace) -> Trial:
+def _trial(t: SavedTrial, order: int, space: SearchSpace) -> Trial:
     params = dict(flatten_params(t.config))
     try:
         cfg = space.trial_config(t.config)
     except (UserError, KeyError, StopIteration):
         cfg = None
-    rec = Trial(t.trial_id, order, status, params, cfg, _progress(Path(t.path) / "result.json"),
-                path=Path(t.path))
+    status = t.status
+    rec = Trial(t.trial_id, order, status, params, cfg, _progress(t.path / "result.json"), path=t.path)
     df = rec.progress
     found = best_epoch(df, space.metric, space.mode)
     if found:
@@ -171,7 +171,7 @@ def _trial(t, order: int, status: str, space: SearchSpace) -> Trial:
     rec.epochs = int(df["epoch"].max()) if len(df) else 0
     rec.max_epochs = min(space.max_t, cfg.train.epochs) if cfg else space.max_t
     if status == "ERROR":
-        rec.error = _error_line(Path(t.path), t.run_metadata.error_filename)
+        rec.error = _error_line(t.path, t.error_filename)
     rec.stopped_by = _stop_reason(rec)
     return rec
 
@@ -214,16 +214,27 @@ def _error_line(trial_dir: Path, name: str | None) -> str:
 
 
 def _study(run_dir: Path, storage: str | None):
+    """The run's study, named in RUN/study.json (a run made before it: the run's basename), on `storage`, else
+    the recorded storage, else RUN/optuna.db. DSGKD_STORAGE_PASSWORD goes only to a storage the user named: a
+    run folder may come from anyone, and the one it records must not collect the password."""
     import optuna
 
+    from dsgkd.search.study import default_url, read_record
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    if storage is None and not (run_dir / "optuna.db").is_file():  # load_study would create an empty file
-        return None, f"no {run_dir / 'optuna.db'}: Optuna trial numbers left out (pass --optuna-storage)"
-    url = storage or f"sqlite:///{run_dir / 'optuna.db'}"
+    record = read_record(run_dir)
+    name = record.study_name if record else run_dir.name
+    url = storage or (record.storage if record else None) or default_url(run_dir)
+    local = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else None
+    if local is not None and not Path(local).is_file():  # load_study would create an empty database there
+        return None, f"no {local}: Optuna trial numbers left out (pass --optuna-storage)"
     try:
-        return optuna.load_study(study_name=run_dir.name, storage=url), None
+        return optuna.load_study(study_name=name, storage=with_password(url, STORAGE_PASSWORD_ENV) if storage
+                                 else url), None
     except KeyError:
-        return None, f"no Optuna study {run_dir.name!r} in {url}"
+        return None, f"no Optuna study {name!r} in {redact_url(url)}"
+    except Exception as e:  # SQLAlchemy's and the driver's errors: the analysis goes on without the study
+        return None, f"Optuna storage {redact_url(url)} not read ({type(e).__name__}): Optuna trial numbers left out"
 
 
 def _match_optuna(trials: list[Trial], study) -> None:

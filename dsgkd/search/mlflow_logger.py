@@ -5,6 +5,7 @@ from __future__ import annotations
 from mlflow.tracking import MlflowClient
 from ray.air.integrations.mlflow import MLflowLoggerCallback
 
+from dsgkd.search.credentials import TRACKING_PASSWORD_ENV, with_password
 from dsgkd.search.loggers import epoch_step, searched_params
 
 RUN_TAG = "dsgkd.run"
@@ -16,10 +17,23 @@ class EpochMLflowLogger(MLflowLoggerCallback):
 
     A trial restored by `--resume` goes on in the MLflow run it started: Ray's logger keeps the trial → run
     map only in memory, so the run is looked up by its tags. (Tune's callback state would also survive a
-    resume, but it is saved with the experiment snapshot, which lags a trial's start.)"""
+    resume, but it is saved with the experiment snapshot, which lags a trial's start.)
+
+    `tracking_uri` holds no password (Tune pickles this logger into RUN/tune/tuner.pkl): it is added from
+    DSGKD_MLFLOW_PASSWORD only for the connections made here."""
 
     def __init__(self, tracking_uri: str, *, run_dir: str, experiment_name: str):
         super().__init__(tracking_uri, experiment_name=experiment_name, tags={RUN_TAG: run_dir})
+
+    def setup(self, *args, **kwargs) -> None:
+        public, self.tracking_uri = self.tracking_uri, self._connect_uri()
+        try:
+            super().setup(*args, **kwargs)
+        finally:
+            self.tracking_uri = public
+
+    def _connect_uri(self) -> str:
+        return with_password(self.tracking_uri, TRACKING_PASSWORD_ENV)
 
     def log_trial_start(self, trial) -> None:
         if trial not in self._trial_runs:
@@ -34,6 +48,6 @@ class EpochMLflowLogger(MLflowLoggerCallback):
                                      step=epoch_step(result))
 
     def _started_run(self, trial) -> str | None:
-        found = MlflowClient(self.tracking_uri).search_runs(  # a trial id is hex and '_': safe to quote
+        found = MlflowClient(self._connect_uri()).search_runs(  # a trial id is hex and '_': safe to quote
             [self.mlflow_util.experiment_id], filter_string=f"tags.trial_id = '{trial.trial_id}'")
         return next((r.info.run_id for r in found if r.data.tags.get(RUN_TAG) == self.tags[RUN_TAG]), None)

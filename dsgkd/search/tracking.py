@@ -12,7 +12,8 @@ they stay in RUN/tune.
 Resume: the callbacks are part of the Tuner's run config, which Tune pickles into RUN/tune/tuner.pkl, so
 `--resume` logs to the same places without being told again, and a trial resumed after a kill goes on in
 its own MLflow run. RUN/mlflow.json records the target, so a resume checks before Ray starts that mlflow
-still imports.
+still imports. Neither record holds a password: it is refused in `--mlflow-uri` and read from
+DSGKD_MLFLOW_PASSWORD when a connection is made (`dsgkd.search.credentials`); messages show the URI redacted.
 """
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from dsgkd.errors import UserError
+from dsgkd.redact import redact_url
+from dsgkd.search.credentials import TRACKING_PASSWORD_ENV, refuse_inline_password, with_password
 from dsgkd.search.loggers import EpochTBXLogger
 from dsgkd.storage import atomic_write_text
 
@@ -39,11 +42,13 @@ def mlflow_target(run_dir: Path, resume: bool, uri: str | None, experiment: str 
     """The MLflow store this search logs to, checked before Ray starts; on resume, the one it started with."""
     if experiment is not None and uri is None:
         raise UserError("--mlflow-experiment needs --mlflow-uri")
+    if uri is not None:
+        refuse_inline_password(uri, "--mlflow-uri", TRACKING_PASSWORD_ENV)
     if resume:
         stored = load_target(run_dir)
         if uri is not None and (stored is None or _anchor(uri) != stored.tracking_uri
                                 or experiment not in (None, stored.experiment)):
-            was = f"{stored.tracking_uri} (experiment {stored.experiment})" if stored else "no MLflow"
+            was = f"{redact_url(stored.tracking_uri)} (experiment {stored.experiment})" if stored else "no MLflow"
             raise UserError(f"--resume: this search started with {was}; Tune keeps the loggers a search "
                             "started with (RUN/tune/tuner.pkl), so omit --mlflow-uri/--mlflow-experiment")
         if stored:
@@ -54,11 +59,11 @@ def mlflow_target(run_dir: Path, resume: bool, uri: str | None, experiment: str 
     target = MlflowTarget(_anchor(uri), experiment or run_dir.name)
     mlflow = _import_mlflow()
     try:  # reach the store now: a bad URI is one line here, not a traceback after the teacher cache is built
-        client = mlflow.tracking.MlflowClient(target.tracking_uri)
+        client = mlflow.tracking.MlflowClient(with_password(target.tracking_uri, TRACKING_PASSWORD_ENV))
         client.get_experiment_by_name(target.experiment)
     except Exception as e:  # MLflow raises its own, SQLAlchemy's and requests' errors
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"--mlflow-uri {uri}: {first}") from None
+        raise UserError(f"--mlflow-uri {redact_url(uri)}: {redact_url(first)}") from None
     return target
 
 

@@ -2,7 +2,11 @@
 trials' saved statuses, reselect's re-runs; and the one order of "best trials" everything ranks by.
 
 Shared by the search's own summary, ASHA's replay on resume and `dsgkd analyze`, so a killed search's
-half-written line is skipped the same way everywhere. Ray is imported only by `load_experiment`.
+half-written line is skipped the same way everywhere. Run folders travel (shared disks, archives) and are
+read by people who did not make them, so what `analyze` and `export` read is data: `read_trials` takes the
+trials from the experiment state as plain JSON (Tune's own loader decodes the pickles embedded in it, and
+unpickling runs code). Only the search itself, which restores Ray's pickles anyway, uses `load_experiment`
+(Ray's ExperimentAnalysis).
 """
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import math
 import time
 import warnings
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -72,8 +77,62 @@ def read_reselect(run_dir: str | Path) -> dict[str, Any] | None:
     return None
 
 
+@dataclass(frozen=True)
+class SavedTrial:
+    """A trial as the experiment state last saved it, read as data."""
+
+    trial_id: str
+    status: str
+    config: dict[str, Any]
+    path: Path                    # its directory, RUN/tune/<name>
+    start_time: float | None
+    error_filename: str | None    # a file name in `path`
+
+
+def read_trials(tune_dir: Path) -> list[SavedTrial]:
+    """The trials of RUN/tune's latest experiment state, from its JSON alone: no embedded pickle is decoded (a
+    trial's config comes from its params.json when the state holds it pickled). Retried while a live search
+    rewrites the state."""
+    for attempt in range(5):
+        states = sorted(tune_dir.glob("experiment_state-*.json"))
+        try:
+            if not states:
+                raise ValueError("no experiment state yet")
+            rows = json.loads(states[-1].read_text(encoding="utf-8"))["trial_data"]
+            return [_saved_trial(tune_dir, json.loads(trial), json.loads(meta)) for trial, meta in rows]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            if attempt == 4:
+                raise UserError(f"{tune_dir}: cannot read the Tune experiment state "
+                                f"({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''})") from None
+            time.sleep(1)
+
+
+def _saved_trial(tune_dir: Path, trial: dict, meta: dict) -> SavedTrial:
+    name = trial.get("relative_logdir") or trial.get("custom_dirname")
+    if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
+        raise ValueError(f"trial {str(trial.get('trial_id'))[:16]!r}: its directory is not a name inside tune/")
+    path = tune_dir / name
+    config = trial.get("config")
+    if not isinstance(config, dict) or "_type" in config:  # Tune's CLOUDPICKLE_FALLBACK: never decoded here
+        config = _params_json(path)
+    error = meta.get("error_filename")
+    start = meta.get("start_time")
+    return SavedTrial(str(trial["trial_id"]), str(trial["status"]), config, path,
+                      float(start) if isinstance(start, (int, float)) else None,
+                      error if isinstance(error, str) and Path(error).name == error else None)
+
+
+def _params_json(trial_dir: Path) -> dict[str, Any]:
+    with contextlib.suppress(OSError, ValueError):
+        config = json.loads((trial_dir / "params.json").read_text(encoding="utf-8"))
+        if isinstance(config, dict):
+            return config
+    return {}
+
+
 def load_experiment(tune_dir: Path):
-    """Tune's ExperimentAnalysis of RUN/tune, retried while a live search is rewriting its snapshot."""
+    """Tune's ExperimentAnalysis of RUN/tune, retried while a live search is rewriting its snapshot. It decodes
+    the pickles in the experiment state: for the search's own use only (`read_trials` reads a run as data)."""
     from ray.tune import ExperimentAnalysis
 
     for attempt in range(5):

@@ -7,7 +7,9 @@ from Tune's checkpoint. A multi-worker trial is a small driver that fits a Torch
 (`dsgkd.search.distributed`) named after the trial id on RUN/train, so a restarted trial resumes from its
 last epoch; the driver holds only a custom `trial_driver` resource and the Train workers get their own
 placement group. Either way the number of concurrent trials is computed from the cluster's CPUs/GPUs and
-the per-trial demand (unset, Tune over-subscribes the placement groups and hangs). Optuna's study lives in RUN/optuna.db, ASHA stops trials on the per-epoch
+the per-trial demand (unset, Tune over-subscribes the placement groups and hangs). Optuna's study lives in RUN/optuna.db
+(or the storage the user names) under a name of its own, recorded in RUN/study.json (`dsgkd.search.study`), and
+the search holds RUN's lock from its last check to its end (`dsgkd.search.run_lock`). ASHA stops trials on the per-epoch
 validation metric, and the frozen teacher's signals are computed once per cache group (teacher, data,
 tokenisation) before any trial starts, then read by every trial (`dsgkd.search.caches`). Finished trials
 outside the best `budget.kept_checkpoints` drop their checkpoints (`dsgkd.search.prune`), and with
@@ -20,7 +22,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import optuna
 import ray
 from ray import tune
 from ray.tune.integration.ray_train import TuneReportCallback
@@ -30,12 +31,14 @@ from dsgkd.config import RunConfig
 from dsgkd.errors import NonFiniteLossError, UserError
 from dsgkd.models.shape import model_depth
 from dsgkd.pipeline.teacher_cache import cache_dirs
-from dsgkd.search import distributed, reselect, tracking
+from dsgkd.search import distributed, reselect, study, tracking
 from dsgkd.search.asha import ResumableASHA
 from dsgkd.search.caches import build_caches
+from dsgkd.search.credentials import STORAGE_PASSWORD_ENV, refuse_inline_password
 from dsgkd.search.local_ray import concurrency as trial_concurrency
 from dsgkd.search.local_ray import ray_session, trial_resources
 from dsgkd.search.prune import CheckpointPruner
+from dsgkd.search.run_lock import LOCK_FILE, REPORT_LOCK_FILE, run_lock
 from dsgkd.search.samplers import make_sampler
 from dsgkd.search.space import (DefineByRun, SearchSpace, categorical_variants, load_space, resolve_pairs,
                                 seeded_points, setting, space_from_dict)
@@ -52,6 +55,8 @@ def search(space: SearchSpace | str | Path | None, out: str | Path, *, resume: b
     """Run the search into `out` (or resume it). Every input is validated before Ray starts. Every trial
     writes TensorBoard event files; `mlflow_uri` also logs one MLflow run per trial (`dsgkd.search.tracking`)."""
     run_dir = Path(out).resolve()
+    if storage is not None:
+        refuse_inline_password(storage, "--optuna-storage", STORAGE_PASSWORD_ENV)
     space = _prepare(space, run_dir, resume, num_samples, overrides or {})
     mlflow_store = tracking.mlflow_target(run_dir, resume, mlflow_uri, mlflow_experiment)
     plans = resolve_pairs(space, model_depth)
@@ -59,25 +64,28 @@ def search(space: SearchSpace | str | Path | None, out: str | Path, *, resume: b
     # keeping only the latest checkpoint forces an experiment snapshot at each one (cheap: a few kB on the
     # run's own disk), and Tune warns about every such snapshot
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    with ray_session(address):
-        concurrency = trial_concurrency(space)
-        run_dir.mkdir(parents=True, exist_ok=True)
+    with run_lock(run_dir, "search --resume" if resume else "search"):
+        if not resume and (run_dir / "tune").exists():  # a search that started since the checks above
+            raise UserError(f"{run_dir}: already holds a search; pass --resume or choose another --out")
+        opened = None if resume else study.new_study(run_dir, storage)  # a bad storage: one line before Ray
         if not resume:
             atomic_write_text(run_dir / "space.yaml", space.dump_yaml())
             tracking.record_target(run_dir, mlflow_store)
-        trainable = tune.with_resources(_trainable(space, run_dir, teacher_cache), trial_resources(space))
-        if resume and _trials_done(run_dir, space):  # only reselect's re-runs can be missing: straight to them
-            grid = tune.Tuner.restore(str(run_dir / "tune"), trainable).get_results()
-        else:
-            _set_up(space, plans, run_dir, teacher_cache)
-            if resume:
-                tuner = tune.Tuner.restore(str(run_dir / "tune"), trainable, resume_errored=True)
+        with ray_session(address):
+            concurrency = trial_concurrency(space)
+            trainable = tune.with_resources(_trainable(space, run_dir, teacher_cache), trial_resources(space))
+            if resume and _trials_done(run_dir, space):  # only reselect's re-runs can be missing: straight to them
+                grid = tune.Tuner.restore(str(run_dir / "tune"), trainable).get_results()
             else:
-                tuner = _new_tuner(space, plans, run_dir, trainable, concurrency, storage,
-                                   tracking.callbacks(run_dir, mlflow_store))
-            grid = tuner.fit()
-        reselect.run(space, run_dir, plans, use_cache=teacher_cache, concurrency=concurrency)
-        return grid
+                _set_up(space, plans, run_dir, teacher_cache)
+                if resume:
+                    tuner = tune.Tuner.restore(str(run_dir / "tune"), trainable, resume_errored=True)
+                else:
+                    tuner = _new_tuner(space, plans, run_dir, trainable, concurrency, storage,
+                                       tracking.callbacks(run_dir, mlflow_store), opened=opened)
+                grid = tuner.fit()
+            reselect.run(space, run_dir, plans, use_cache=teacher_cache, concurrency=concurrency)
+            return grid
 
 
 def _trials_done(run_dir: Path, space: SearchSpace) -> bool:
@@ -113,6 +121,7 @@ def _prepare(space, run_dir: Path, resume: bool, num_samples, overrides) -> Sear
     """Load the space, apply overrides, anchor relative paths (trials run in other working dirs)."""
     as_run = run_dir / "space.yaml"
     if resume:
+        _refuse_foreign(run_dir)
         if not (run_dir / "tune" / "tuner.pkl").is_file() or not as_run.is_file():
             hint = "; it stopped before Ray Tune saved its state: remove RUN/tune and start it again without --resume"
             raise UserError(f"{run_dir}: no search to resume (no space.yaml or tune/tuner.pkl)"
@@ -128,7 +137,8 @@ def _prepare(space, run_dir: Path, resume: bool, num_samples, overrides) -> Sear
     if (run_dir / "tune").exists() and (not (run_dir / "tune").is_dir() or any((run_dir / "tune").iterdir())):
         raise UserError(f"{run_dir}: already holds a search; pass --resume or choose another --out")
     # space.yaml without tune/ is a search that stopped before its first trial: starting it again is fine
-    if run_dir.is_file() or (run_dir.is_dir() and any(run_dir.iterdir()) and not as_run.is_file()):
+    if run_dir.is_file() or (run_dir.is_dir() and any(p.name not in (LOCK_FILE, REPORT_LOCK_FILE) for p in run_dir.iterdir())
+                             and not as_run.is_file()):
         raise UserError(f"{run_dir}: already exists and is not empty, and holds no search (no space.yaml); "
                         "choose a new or empty --out")
     if not isinstance(space, SearchSpace):
@@ -139,6 +149,22 @@ def _prepare(space, run_dir: Path, resume: bool, num_samples, overrides) -> Sear
     if num_samples is not None:
         raw["budget"]["num_samples"] = num_samples
     return _anchor(space_from_dict(raw, source="search space"))
+
+
+def _refuse_foreign(run_dir: Path) -> None:
+    """--resume unpickles Ray's state (RUN/tune, RUN/train), and unpickling runs code: a run folder is trusted
+    like code, so one that another user could have written is not resumed."""
+    me = os.getuid()
+    inside = (p for pattern in ("tune/*", "tune/*/*", "train/*", "train/*/*") for p in run_dir.glob(pattern))
+    for path in [run_dir, *inside]:
+        try:
+            owner = path.lstat().st_uid
+        except OSError:
+            continue
+        if owner != me:
+            where = path.relative_to(run_dir).as_posix() if path != run_dir else "the folder"
+            raise UserError(f"{run_dir}: --resume unpickles this run's Ray state, which can run code, and {where} "
+                            f"belongs to another user (uid {owner}); resume only runs you made")
 
 
 def _anchor(space: SearchSpace) -> SearchSpace:
@@ -213,14 +239,16 @@ def _trainable(space: SearchSpace, run_dir: Path, use_cache: bool):
 
 
 def _new_tuner(space: SearchSpace, plans, run_dir: Path, trainable, concurrency: int,
-               storage: str | None, loggers: list) -> tune.Tuner:
+               storage: str | None, loggers: list, *, opened=None) -> tune.Tuner:
+    """`opened`: the run's new study from `study.new_study` (made here when not given); RUN/study.json records it."""
+    record, rdb = opened or study.new_study(run_dir, storage)
+    study.write_record(run_dir, record)
     _, metric, mode = zip(*space.objectives)  # with a second objective: lists, for a two-objective study
     searcher = OptunaSearch(
         DefineByRun(space, plans), metric=list(metric) if len(metric) > 1 else metric[0],
         mode=list(mode) if len(mode) > 1 else mode[0],
         sampler=make_sampler(space.sampler, space.seed, space.n_startup),
-        storage=optuna.storages.RDBStorage(storage or f"sqlite:///{run_dir / 'optuna.db'}"),
-        study_name=run_dir.name, points_to_evaluate=seeded_points(space, plans) or None)
+        storage=rdb, study_name=record.study_name, points_to_evaluate=seeded_points(space, plans) or None)
     scheduler = ResumableASHA(  # epoch, not training_iteration: the latter restarts after a restore
         time_attr="epoch", max_t=space.max_t, grace_period=space.asha.grace_period,
         reduction_factor=space.asha.reduction_factor, stop_last_trials=False) if space.asha.enabled else None

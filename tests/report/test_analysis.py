@@ -23,6 +23,7 @@ from dsgkd.data.emr import load_splits
 from dsgkd.errors import UserError
 from dsgkd.report.export import best_trial, export_best
 from dsgkd.search.space import space_from_dict
+from dsgkd.search.study import read_record
 
 ROOT = Path(__file__).resolve().parents[2]
 PNG = ("history", "parallel", "importance", "metric_vs_params", "pairs_box", "curves")
@@ -160,7 +161,7 @@ def test_stop_reasons_status_and_errors(analysed):
 
 def test_optuna_numbers_pairs_and_importance(analysed):
     run, board = analysed["run"], analysed["board"]
-    study = optuna.load_study(study_name=run.name, storage=f"sqlite:///{run / 'optuna.db'}")
+    study = optuna.load_study(study_name=read_record(run).study_name, storage=f"sqlite:///{run / 'optuna.db'}")
     assert sorted(board["optuna_trial"]) == sorted(t.number for t in study.trials)
     by_number = {t.number: t for t in study.trials}
     for _, row in board.iterrows():
@@ -228,7 +229,8 @@ def test_export_round_trip_through_train(analysed, notes_csv, tmp_path, capsys):
     from ray.tune import ExperimentAnalysis
 
     assert len(ExperimentAnalysis(str(run / "tune")).trials) == 5
-    assert len(optuna.load_study(study_name=run.name, storage=f"sqlite:///{run / 'optuna.db'}").trials) == 5
+    study = optuna.load_study(study_name=read_record(run).study_name, storage=f"sqlite:///{run / 'optuna.db'}")
+    assert len(study.trials) == 5
 
 
 def test_export_choice_rules(analysed):

@@ -27,6 +27,7 @@ from dsgkd.core.layer_maps import is_valid
 from dsgkd.search.local_ray import local_ray
 from dsgkd.search.tune import search
 from dsgkd.search.space import space_from_dict
+from dsgkd.search.study import read_record
 from dsgkd.core.teacher.signal import FORWARD_LOG_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,7 +82,7 @@ def test_layout_and_study_on_disk(ddp_search):
     run, space = ddp_search["run"], ddp_search["space"]
     for name in ("space.yaml", "optuna.db", "tune", "train", "teacher_cache/index.json"):
         assert (run / name).exists(), name
-    study = optuna.load_study(study_name=run.name, storage=f"sqlite:///{run / 'optuna.db'}")
+    study = optuna.load_study(study_name=read_record(run).study_name, storage=f"sqlite:///{run / 'optuna.db'}")
     trials = sorted(study.trials, key=lambda t: t.number)
     assert len(trials) == 4
     first = trials[0].params  # the paper's defaults
@@ -209,7 +210,7 @@ def test_sigkill_then_resume_keeps_finished_trials(cluster, notes, tmp_path):
     for r in grid:  # epochs reported once each: finished trials kept, the in-flight one resumed, none restarted
         epochs = list(r.metrics_dataframe["epoch"])
         assert epochs == sorted(set(epochs)) and epochs[-1] == 3
-    study = optuna.load_study(study_name=run.name, storage=f"sqlite:///{run / 'optuna.db'}")
+    study = optuna.load_study(study_name=read_record(run).study_name, storage=f"sqlite:///{run / 'optuna.db'}")
     assert len(study.trials) == 3
     # single-worker trials trained inside the Tune trial: no Train run, Tune's checkpoints, the in-flight trial
     # resumed from its own (never dropped while it ran), every finished trial's dropped
@@ -281,7 +282,7 @@ def test_two_objective_search_tells_optuna_the_second_at_the_primary_best_epoch(
     run = tmp_path / "two"
     grid = search(space, run)
     assert decided_on == {"best_val_auroc"}
-    study = optuna.load_study(study_name=run.name, storage=f"sqlite:///{run / 'optuna.db'}")
+    study = optuna.load_study(study_name=read_record(run).study_name, storage=f"sqlite:///{run / 'optuna.db'}")
     assert study.directions == [optuna.study.StudyDirection.MAXIMIZE, optuna.study.StudyDirection.MINIMIZE]
     expected = {}
     for r in grid:
