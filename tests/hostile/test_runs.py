@@ -13,6 +13,7 @@ import json
 import os
 import pickle
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -126,7 +127,7 @@ def secret_run(notes, tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env.update(PYTHONPATH=str(ROOT), **{STORAGE_PASSWORD_ENV: PASSWORD})
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env,
-                          cwd=tmp)
+                          cwd=tmp, preexec_fn=lambda: os.umask(0))  # permissive: what dsgkd writes must not be
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     return {"run": tmp / "run", "storage": storage, "printed": proc.stdout + proc.stderr}
 
@@ -169,6 +170,17 @@ def test_no_password_in_any_file_of_the_run_or_any_printed_line(secret_run):
         assert len(restored.get_all_studies()) == 1  # it connects
     finally:
         del os.environ[STORAGE_PASSWORD_ENV]
+
+
+def test_everything_a_search_writes_is_owner_only_under_a_permissive_umask(secret_run):
+    """The search ran with umask 0: its folder, Tune's state and every trial's files (written by Ray's processes,
+    started under the umask the command sets) are the user's alone."""
+    run = secret_run["run"]
+    written = [p for p in [run, *run.rglob("*")] if not p.is_symlink()]
+    assert any(p.name == "result.json" for p in written) and (run / "space.yaml") in written
+    loose = {str(p.relative_to(run)): oct(stat.S_IMODE(p.stat().st_mode)) for p in written
+             if stat.S_IMODE(p.stat().st_mode) & 0o077}
+    assert not loose
 
 
 def test_analyze_with_the_password_from_a_file_writes_and_prints_none_of_it(secret_run, tmp_path, capsys):
