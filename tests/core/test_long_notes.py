@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from dsgkd.core.long_notes import note_labels, pool_logits, split_notes
-from tests.tokenizers_fixture import wordpiece
+from tokenizers_fixture import wordpiece
 
 WORDS = [f"w{i}" for i in range(100)]  # each an unknown word: one [UNK] token with its own offsets
 
