@@ -112,7 +112,10 @@ def _temp_prefix(target: Path, kind: str) -> str:
     return f".{target.name}.{kind}-{_owner_tag()}"
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: object) -> bool:
+    """Whether a process of this host with that id lives (one we may not signal lives too)."""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -137,7 +140,7 @@ def _dead_temps(folder: Path):
         return
     for path in folder.iterdir():
         m = TEMP_NAME.match(path.name)
-        if m and m["host"] == host and not _alive(int(m["pid"])):
+        if m and m["host"] == host and not pid_alive(int(m["pid"])):
             yield path, m["kind"], m["target"]
 
 

@@ -21,6 +21,7 @@ import socket
 from pathlib import Path
 
 from dsgkd.errors import UserError
+from dsgkd.storage import pid_alive
 
 LOCK_FILE = ".dsgkd.lock"
 REPORT_LOCK_FILE = ".dsgkd-report.lock"
@@ -87,7 +88,7 @@ def _try_lock(fd: int, path: Path) -> bool:
         if e.errno not in _NO_LOCKING:
             raise
     holder = _record(path)  # a file system without locks: the record decides
-    return not (holder.get("host") == socket.gethostname() and _alive(holder.get("pid")))
+    return not (holder.get("host") == socket.gethostname() and pid_alive(holder.get("pid")))
 
 
 def _same_file(fd: int, path: Path) -> bool:
@@ -111,15 +112,3 @@ def _holder(path: Path) -> str:
     if not (isinstance(command, str) and isinstance(host, str) and isinstance(pid, int)):
         return "another dsgkd process"
     return f"`dsgkd {command[:20]}` (pid {pid} on {host[:64]})"
-
-
-def _alive(pid: object) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

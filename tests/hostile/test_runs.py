@@ -33,9 +33,9 @@ from dsgkd.search import tune as tune_mod
 from dsgkd.search.credentials import STORAGE_PASSWORD_ENV, TRACKING_PASSWORD_ENV, with_password
 from dsgkd.search.run_lock import LOCK_FILE, REPORT_LOCK_FILE, run_lock
 from dsgkd.search.study import read_record
+from hostile_student import MARKER, digests, refused
 
 ROOT = Path(__file__).resolve().parents[2]
-MARKER = "PHI_MARKER_7Q"
 PASSWORD = "pw-" + MARKER  # a password is a secret: the marker must not show up wherever it would
 
 
@@ -130,22 +130,6 @@ def secret_run(notes, tmp_path_factory):
                           cwd=tmp, preexec_fn=lambda: os.umask(0))  # permissive: what dsgkd writes must not be
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     return {"run": tmp / "run", "storage": storage, "printed": proc.stdout + proc.stderr}
-
-
-def digests(*paths: Path) -> dict[Path, str]:
-    files = [f for p in paths for f in ([p] if p.is_file() else sorted(p.rglob("*")) if p.is_dir() else [])]
-    return {f: hashlib.sha256(f.read_bytes()).hexdigest() for f in files if f.is_file()}
-
-
-def refused(argv: list[str], capsys, inputs: list[Path]) -> str:
-    """`dsgkd argv` refused as bad input: exit 2, one stderr line, no traceback, no marker, inputs unchanged."""
-    before = digests(*inputs)
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
-    assert err.startswith(f"dsgkd {argv[0]}: error: ") and MARKER not in err, err
-    assert digests(*inputs) == before
-    return err
 
 
 def holds_no(text: bytes | str, secret: str = PASSWORD) -> bool:
