@@ -138,3 +138,36 @@ def test_lexicon_never_shows_a_header_of_the_notes(tmp_path, capsys):
     err = refused(["lexicon", "--notes", str(notes), "--text-col", "ER_DHX", "--corpus", str(corpus),
                    "--out", str(out)], capsys, [notes, corpus])
     assert "no column 'ER_DHX'" in err and not out.exists()
+
+
+def test_a_real_search_prints_and_writes_no_note_text_or_patient_id(tmp_path):
+    """One tiny trial of a real search (its own Ray, a teacher cache built as a Ray task) on notes and patient ids
+    that carry the marker, with val/test files sharing patients with training so the overlap warning fires in
+    the driver and in the trial: nothing it printed (Ray forwards the workers' lines) and no file under RUN
+    holds the marker."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    rows = [f"{NOTE} {'vomiting' if i % 2 else 'cough'} x{i},{i % 2},{M}-P{i % 30}" for i in range(90)]
+    for name, part in (("train", rows[:60]), ("val", rows[30:70]), ("test", rows[50:90])):
+        (tmp_path / f"{name}.csv").write_text("ER_DHX,LABEL,PT_ID\n" + "\n".join(part) + "\n")
+    space = {"base": {"data": {"path": str(tmp_path / "train.csv"), "val_path": str(tmp_path / "val.csv"),
+                               "test_path": str(tmp_path / "test.csv"), "text_col": "ER_DHX", "label_col": "LABEL",
+                               "group_col": "PT_ID"},
+                      "train": {"epochs": 1, "batch_size": 16, "max_length": 48, "patience": 1}},
+             "pairs": [{"teacher": "kmbert-tiny", "student": "xlmr-tiny"}], "layer_maps": ["uniform"],
+             "params": {"distill.alpha": {"type": "categorical", "choices": [0.5]}},
+             "budget": {"num_samples": 1, "workers_per_trial": 1, "cpus_per_worker": 1}, "seed": 0,
+             "include_paper_defaults": False}
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump(space))
+    run = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "dsgkd.cli", "search", "--space", str(tmp_path / "space.yaml"),
+                           "--out", str(run)], capture_output=True, text=True, timeout=600)
+    printed = proc.stdout + proc.stderr
+    assert proc.returncode == 0, printed[-3000:]
+    assert "groups (column 'PT_ID') appear in both" in printed and M not in printed
+    written = [p for p in run.rglob("*") if p.is_file()]
+    assert any(p.name == "result.json" for p in written)
+    assert not [str(p.relative_to(run)) for p in written if M.encode() in p.read_bytes()]
