@@ -105,24 +105,32 @@ DAMAGE = [
 ]
 
 
+COMMANDS = {"predict": ("--out", "preds.csv"), "evaluate": ("--json", "eval.json")}
+# evaluate loads the student as predict does: the first case of damaged weights, of metadata and of a tokenizer
+EVALUATE_CASES = [next(case for case in DAMAGE if case[1] == needle) for needle in (
+    "model.safetensors: damaged, truncated", "dsgkd.json: threshold nan must be a finite probability in [0, 1]",
+    "the tokenizer's vocabulary is missing (none of vocab.txt, tokenizer.json)")]
+
+
+def refused_on(command, local_bert_dir, tmp_path, notes, capsys, damage, needle):
+    """`dsgkd COMMAND` on a student damaged by `damage`: refused in one line holding `needle`, nothing written."""
+    student = make_student(local_bert_dir, tmp_path / "student")
+    damage(student)
+    flag, name = COMMANDS[command]
+    out = tmp_path / name
+    err = refused([command, "--model", str(student), "--data", str(notes), flag, str(out)], capsys,
+                  [student, notes])
+    assert needle in err and not out.exists()
+
+
 @pytest.mark.parametrize("damage, needle", DAMAGE)
 def test_a_damaged_student_is_one_line_naming_the_file(local_bert_dir, tmp_path, notes, capsys, damage, needle):
-    student = make_student(local_bert_dir, tmp_path / "student")
-    damage(student)
-    out = tmp_path / "preds.csv"
-    err = refused(["predict", "--model", str(student), "--data", str(notes), "--out", str(out)], capsys,
-                  [student, notes])
-    assert needle in err and not out.exists()
+    refused_on("predict", local_bert_dir, tmp_path, notes, capsys, damage, needle)
 
 
-@pytest.mark.parametrize("damage, needle", [DAMAGE[0], DAMAGE[6], DAMAGE[22]])
+@pytest.mark.parametrize("damage, needle", EVALUATE_CASES)
 def test_evaluate_refuses_the_same_damage(local_bert_dir, tmp_path, notes, capsys, damage, needle):
-    student = make_student(local_bert_dir, tmp_path / "student")
-    damage(student)
-    out = tmp_path / "eval.json"
-    err = refused(["evaluate", "--model", str(student), "--data", str(notes), "--json", str(out)], capsys,
-                  [student, notes])
-    assert needle in err and not out.exists()
+    refused_on("evaluate", local_bert_dir, tmp_path, notes, capsys, damage, needle)
 
 
 def test_an_intact_student_scores(local_bert_dir, tmp_path, notes, capsys):
