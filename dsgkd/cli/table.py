@@ -47,6 +47,9 @@ def add_parser(sub) -> None:
     p.add_argument("--transfer", type=int, default=500)
     p.add_argument("--curve", help="learning curve: labelled training sizes at which to re-run the primary "
                                    "comparison, e.g. 200,600,2000")
+    p.add_argument("--no-teacher-cache", action="store_true",
+                   help="run the frozen teachers live in every row instead of caching their signal per cache group "
+                        "under OUT/<pair>/teacher_cache (the searches keep theirs)")
     p.add_argument("--results", type=Path, help="also write the markdown here (e.g. docs/results.md)")
     p.add_argument("--render-only", action="store_true",
                    help="re-write the markdown from OUT/results.json without running anything")
@@ -135,4 +138,4 @@ def run_one(args, out: Path, profile: str | None, results: Path | None) -> None:
     world = get_world(args.world or DEFAULT, profile).name if (args.world or profile) else None
     run_table(out, seeds=seeds, trials=args.trials, workers=args.workers, sizes=sizes,
               pairs=parse_pairs(args.pairs), results_path=results, space_path=args.space, world=world,
-              curve=parse_curve(args.curve), command=invocation())
+              curve=parse_curve(args.curve), command=invocation(), teacher_cache=not args.no_teacher_cache)

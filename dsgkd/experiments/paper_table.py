@@ -36,6 +36,7 @@ from dsgkd.constants import PAPER, SEARCH_SPACES
 from dsgkd.data.benchmark import REPORTED_SEEDS  # disjoint from `dsgkd synth`'s default seed 0
 from dsgkd.errors import UserError
 from dsgkd.experiments import recipe
+from dsgkd.experiments import table_caches
 from dsgkd.experiments import table_stats as stats
 from dsgkd.experiments.table_protocol import (DEFAULT_PAIRS, DEFAULT_WORLD, check_protocol, check_results,
                                               code_version, make_protocol, preflight, record_protocol,
@@ -43,6 +44,7 @@ from dsgkd.experiments.table_protocol import (DEFAULT_PAIRS, DEFAULT_WORLD, chec
 from dsgkd.experiments.table_render import write_report
 from dsgkd.experiments.table_selector import mine_table_lexicon, with_mined_selector
 from dsgkd.experiments.term_probe import teacher_probes
+from dsgkd.pipeline.teacher_cache import caches_dir
 from dsgkd.progress import ENV as PROGRESS_ENV
 from dsgkd.redact import mask
 from dsgkd.search.space import SearchSpace, load_space
@@ -102,15 +104,17 @@ def held_out_mask(cfg: RunConfig) -> np.ndarray | None:
 
 
 # ------------------------------------------------------------------------------------------- jobs
-def _job(kind: str, cfg_yaml: str, out: str, world: str) -> str:
+def _job(kind: str, cfg_yaml: str, out: str, world: str, cache: dict[str, str] | None) -> str:
     """One run in a worker process (one thread each: two processes on two cores beat one with two threads),
-    with the held-out-term probe of the model it trained (a student) or scored (a fine-tuned teacher)."""
+    with the held-out-term probe of the model it trained (a student) or scored (a fine-tuned teacher). A
+    student whose KD terms read `cache` (source → teacher cache) loads no teacher weights."""
     import torch
     import transformers
     import yaml
 
     from dsgkd.experiments.term_probe import write_probe
     from dsgkd.pipeline.resolve import resolve_run
+    from dsgkd.pipeline.teachers import prepare_run
     from dsgkd.pipeline.train import staged_output, train_one
 
     torch.set_num_threads(1)
@@ -121,7 +125,9 @@ def _job(kind: str, cfg_yaml: str, out: str, world: str) -> str:
         if kind == "teacher":
             write_probe(stage, str(evaluate_teacher(cfg, stage)), world)
         else:
-            train_one(resolve_run(cfg), stage, log=lambda *_: None)
+            run = resolve_run(cfg)
+            train_one(run, stage, prepared=prepare_run(run, teacher_weights=cache is None), teacher_cache=cache,
+                      log=lambda *_: None)
             write_probe(stage, str(stage / "student"), world)
     return out
 
@@ -168,11 +174,21 @@ def ngram_row(cfg: RunConfig, out: Path) -> None:
                      val_auroc=ref["val_auroc"])
 
 
-def run_jobs(jobs: list[tuple[str, RunConfig, Path]], workers: int, world: str | None) -> None:
-    todo = [(kind, cfg.dump_yaml(), str(out), world or DEFAULT_WORLD) for kind, cfg, out in jobs
-            if not (out / "metrics.json").is_file()]
+def run_jobs(jobs: list[tuple[str, RunConfig, Path]], workers: int, world: str | None,
+             cache_root: Path | None = None) -> None:
+    """Run the jobs not yet complete, `workers` at a time. With `cache_root`, the students' teachers are first
+    cached there (`table_caches`, planned over every job so a resumed table asks for the same caches) and read
+    from it."""
+    todo = [(kind, cfg, out) for kind, cfg, out in jobs if not (out / "metrics.json").is_file()]
     if not todo:
         return
+    students = [cfg for kind, cfg, _ in jobs if kind == "student"]
+    if cache_root is not None and any(cfg.distill.kd_on for kind, cfg, _ in todo if kind == "student"):
+        print(f"  teacher caches for the rows: {caches_dir(cache_root)}", flush=True)
+        table_caches.build(students, cache_root, workers)
+    todo = [(kind, cfg.dump_yaml(), str(out), world or DEFAULT_WORLD,
+             table_caches.row_cache(cfg, cache_root) if cache_root is not None and kind == "student" else None)
+            for kind, cfg, out in todo]
     ctx = multiprocessing.get_context("spawn")  # no forked copies of a parent's torch thread pool
     started = time.time()
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
@@ -268,7 +284,7 @@ def link_teachers(out: Path, pair, pair_dir: Path, seeds: list[int]) -> None:
 
 
 def curve_runs(out: Path, n: int, chosen, configs: dict, seeds: list[int], sizes: dict, world: str | None,
-               workers: int, n_boot: int, held_out) -> dict:
+               workers: int, n_boot: int, held_out, teacher_cache: bool = True) -> dict:
     """The primary comparison's two rows at `n` labelled training notes (same validation, test and transfer
     notes, the configs searched at the table's size); the table's own size reuses its rows."""
     if n == sizes["train"]:
@@ -286,7 +302,7 @@ def curve_runs(out: Path, n: int, chosen, configs: dict, seeds: list[int], sizes
             jobs += [("student", cfg.with_overrides({"train.seed": s}),
                       out / "curve" / f"n{n}" / pair_dirname(pair.key) / row / f"seed_{s}") for s in seeds]
     print(f"==> learning curve: {n} labelled notes", flush=True)
-    run_jobs(jobs, workers, world)
+    run_jobs(jobs, workers, world, out / "curve" / f"n{n}" if teacher_cache else None)
     for pair in chosen:
         y, runs = read_pair(out / "curve" / f"n{n}" / pair_dirname(pair.key), seeds, CURVE_ROWS)
         point[pair.key] = stats.curve_point(y, runs, paired=configs[pair.key]["paired"], held_out=held_out,
@@ -315,7 +331,8 @@ def choose_pairs(space: SearchSpace, pairs: list[str] | str | None) -> list:
 
 def run_table(out: Path, *, seeds: list[int], trials: int | None, workers: int, sizes: dict[str, int],
               pairs: list[str] | str | None, results_path: Path | None, space_path: Path = SPACE,
-              world: str | None = None, curve: list[int] | None = None, command: str = "dsgkd table") -> dict:
+              world: str | None = None, curve: list[int] | None = None, command: str = "dsgkd table",
+              teacher_cache: bool = True) -> dict:
     from dsgkd.data.world import get_world
     from dsgkd.models.tiny import ensure_all
 
@@ -368,7 +385,7 @@ def run_table(out: Path, *, seeds: list[int], trials: int | None, workers: int, 
         configs[pair.key] = {"rows": rows, "paired": paired[stats.PRIMARY]}
         print(f"==> rows {pair.key}", flush=True)
         run_jobs([("student", cfg.with_overrides({"train.seed": s}), pair_dir / row / f"seed_{s}")
-                  for row, cfg in rows.items() for s in seeds], workers, world)
+                  for row, cfg in rows.items() for s in seeds], workers, world, pair_dir if teacher_cache else None)
         link_teachers(out, pair, pair_dir, seeds)
         y, runs = read_pair(pair_dir, seeds, (*stats.TRAINED_ROWS, *stats.TEACHER_ROWS), out / "ngram")
         results[pair.key] = {**stats.summarise_pair(y, runs, paired, held_out=held_out, n_boot=base.eval.n_bootstrap),
@@ -377,7 +394,8 @@ def run_table(out: Path, *, seeds: list[int], trials: int | None, workers: int, 
     stats.holm_across_pairs(results)
     curve_results = dict(previous.get("curve", {})) if previous else {}
     for n in curve or []:
-        point = curve_runs(out, n, chosen, configs, seeds, sizes, world, workers, base.eval.n_bootstrap, held_out)
+        point = curve_runs(out, n, chosen, configs, seeds, sizes, world, workers, base.eval.n_bootstrap, held_out,
+                           teacher_cache)
         curve_results[str(n)] = {**curve_results.get(str(n), {}), **point}
     runs_so_far = previous["meta"]["invocations"] if previous else []
     meta = {"invocations": [*runs_so_far, {"command": command, "seconds": round(time.time() - started, 1),

@@ -94,12 +94,14 @@ def calibrate(result, cfg: RunConfig) -> tuple[dict, np.ndarray, np.ndarray]:
     return record, y, positive_prob(z, t)
 
 
-def train_one(run: ResolvedRun, out: Path, *, prepared: Prepared | None = None, log=print) -> dict:
+def train_one(run: ResolvedRun, out: Path, *, prepared: Prepared | None = None, log=print,
+              teacher_cache: dict[str, str] | None = None) -> dict:
     """Fit, calibrate and pick the threshold on validation, evaluate once on test, and write the run to `out`;
     the student directory carries its temperature and threshold (`serve.STUDENT_META`), its class names in
-    config.json, and a model card (README.md)."""
+    config.json, and a model card (README.md). `teacher_cache`: the teachers' signal read from caches (source →
+    directory, `engine.fit`), with `prepared` made without teacher weights."""
     started, cfg = time.time(), run.cfg
-    result = fit(prepared or prepare_run(run),
+    result = fit(prepared or prepare_run(run), teacher_cache=teacher_cache,
                  on_epoch=lambda r: log(_epoch_line(r.epoch, r.metrics, cfg.train.select_metric)))
     calibration, y, p = calibrate(result, cfg)
     threshold = calibration["threshold"]

@@ -182,7 +182,7 @@ JOBS = {}  # out dir → the config the fake pool was handed
 SEARCHED = {}  # search dir → the space the fake search was handed
 
 
-def _fake_jobs(jobs, workers, world):
+def _fake_jobs(jobs, workers, world, cache_root=None):
     """Stand-in for the worker pool: each job writes predictions on its config's test notes and a probe whose
     held-out AUROC grows with the row's quality."""
     for kind, cfg, out in jobs:

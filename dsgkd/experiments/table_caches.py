@@ -1,0 +1,88 @@
+"""The frozen teachers' signal for a table's trained rows, cached once per cache group before the rows run.
+
+A search's trials read their teachers from RUN/teacher_cache (`dsgkd.search.caches`); a table's rows used to run
+them live, every teacher's forward at every step of every seed: a third of a KD row's training loop on 2 cores
+(docs/benchmarks.md). The pretrained teacher's signal is the same for every seed and a fine-tuned or random-init
+teacher's the same for every row of one seed (`dsgkd.pipeline.teacher_cache.cache_group`), so the rows' teachers
+are forwarded once per group here, by the table's own workers side by side, and each row then reads them exactly
+as a search's trial does: the searched config is run on the signal it was chosen on. The caches and their
+index live in the rows' folder (`PAIR/teacher_cache`), so a resumed table reuses them after re-hashing them.
+"""
+from __future__ import annotations
+
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from dsgkd.config import RunConfig
+from dsgkd.core.layer_maps import resolve_layer_map
+from dsgkd.core.terms import registered, weighted_sources
+from dsgkd.models.shape import model_depth
+from dsgkd.pipeline.teacher_cache import cache_dirs, cache_group, caches_dir, index_key, record_caches
+
+
+def teacher_layers(cfg: RunConfig) -> set[int]:
+    """The teacher states `cfg`'s layer map pairs with student layers (what its hidden and attention terms read)."""
+    depths = model_depth(cfg.teacher.ref), model_depth(cfg.student.ref)
+    return {t for t, _ in resolve_layer_map(cfg.distill.layer_map, *depths)}
+
+
+def reads_attention(cfg: RunConfig, source: str) -> bool:
+    """Whether a weighted KD term of `cfg` reads the attentions of teacher `source`."""
+    return any("attentions" in term.teacher_outputs and getattr(cfg.distill, term.weight) > 0
+               and term.source(cfg.distill) == source for term in registered())
+
+
+def plan(configs: list[RunConfig]) -> dict[tuple[str, str], tuple[RunConfig, list[int], bool]]:
+    """(cache group, teacher source) → (a config of the group, the union of its members' teacher layers, whether
+    any member reads that teacher's attentions), over the KD configs among `configs`. Planned over every row of
+    the table, done or not, so a resumed table asks for the same caches (a cache's key holds its layers)."""
+    groups: dict[tuple[str, str], list] = {}
+    for cfg in configs:
+        if not cfg.distill.kd_on:
+            continue
+        for source in weighted_sources(cfg.distill):
+            entry = groups.setdefault((cache_group(cfg), source), [cfg, set(), False])
+            entry[1] |= teacher_layers(cfg)
+            entry[2] = entry[2] or reads_attention(cfg, source)
+    return {key: (cfg, sorted(layers), attention) for key, (cfg, layers, attention) in groups.items()}
+
+
+def _build_one(cfg_yaml: str, layers: list[int], out_dir: str, source: str, attention: bool) -> str:
+    """One cache in a worker process, one thread (the table's workers share the machine's cores)."""
+    import torch
+    import transformers
+    import yaml
+
+    from dsgkd.pipeline.teacher_cache import build_cache
+
+    torch.set_num_threads(1)
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    cfg = RunConfig.from_dict(yaml.safe_load(cfg_yaml), source=out_dir)
+    return str(build_cache(cfg, layers, out_dir, source=source, attention=attention))
+
+
+def build(configs: list[RunConfig], root: Path, workers: int) -> None:
+    """Build (or verify and reuse) every cache the KD configs among `configs` read, under `root`/teacher_cache,
+    and record them in its index.json."""
+    groups = plan(configs)
+    if not groups:
+        return
+    keys = sorted(groups)
+    out = str(caches_dir(root))
+    args = [(groups[k][0].dump_yaml(), groups[k][1], out, k[1], groups[k][2]) for k in keys]
+    ctx = multiprocessing.get_context("spawn")  # no forked copies of a parent's torch thread pool
+    with ProcessPoolExecutor(max_workers=max(1, min(workers, len(keys))), mp_context=ctx) as pool:
+        dirs = list(pool.map(_build_one, *zip(*args)))
+    record_caches(root, {index_key(group, source): d for (group, source), d in zip(keys, dirs)})
+
+
+def row_cache(cfg: RunConfig, root: Path) -> dict[str, str] | None:
+    """The caches (source → directory) a row reads, as plain strings for a worker; None for a KD-off row."""
+    if not cfg.distill.kd_on:
+        return None
+    dirs = cache_dirs(cfg, root)
+    if dirs is None:
+        raise RuntimeError(f"no teacher cache under {caches_dir(root)} for a row of the table: build() first")
+    return {source: str(d) for source, d in dirs.items()}
