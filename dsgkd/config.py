@@ -81,6 +81,11 @@ class TeacherConfig(_Section):
     finetune_lr_encoder: float = Field(3e-4, gt=0, description="the teacher's own fine-tuning recipe, "
                                        "independent of the student's searched learning rates")
     finetune_lr_head: float = Field(3e-3, gt=0)
+    finetune_floor: float = Field(0.6, ge=0, le=1, description="a fine-tune whose best validation AUROC stays "
+                                  "below this has collapsed (2 of 10 kmbert-tiny seeds in the 2026-12-06 positive "
+                                  "table) and is redone from another seeded draw; 0 turns the guard off")
+    finetune_restarts: int = Field(2, ge=0, description="at most this many redrawn fine-tunes after a collapsed "
+                                   "one; the best on validation is kept and every draw recorded")
 
 
 class StudentConfig(_Section):

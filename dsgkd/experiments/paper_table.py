@@ -138,7 +138,7 @@ def evaluate_teacher(cfg: RunConfig, out: Path) -> Path:
     from dsgkd.core.metrics import choose_threshold
     from dsgkd.data.emr import load_splits
     from dsgkd.models.load import load_classifier
-    from dsgkd.pipeline.teachers import finetuned_teacher_dir
+    from dsgkd.pipeline.teachers import finetune_record, finetuned_teacher_dir
     from dsgkd.pipeline.train import predict_split
 
     splits = load_splits(cfg.data)
@@ -146,7 +146,7 @@ def evaluate_teacher(cfg: RunConfig, out: Path) -> Path:
     tok, model = load_classifier(str(tuned))
     threshold = choose_threshold(*predict_split(model, tok, splits.val, cfg), cfg.eval.threshold)
     y, p = predict_split(model, tok, splits.test, cfg)
-    write_scored(out, y, p, threshold, cfg)
+    write_scored(out, y, p, threshold, cfg, finetune=finetune_record(tuned))
     return tuned
 
 

@@ -18,6 +18,8 @@ from dsgkd.pipeline.prepare import prepare
 from dsgkd.pipeline.resolve import ResolvedRun
 from dsgkd.storage import content_key, staged_dir
 
+FINETUNE_RECORD = "finetune.json"  # in a fine-tuned teacher's directory: every draw, seed and validation AUROC
+
 
 def teacher_identity(cfg: RunConfig, source: str) -> str:
     """What makes two teachers the same: source (a stand-in's dir carries its content key), how it was
@@ -26,7 +28,8 @@ def teacher_identity(cfg: RunConfig, source: str) -> str:
     seeds share its cache). `source`: "pretrained" (the teacher as loaded) or "finetuned"."""
     r = resolve(cfg.teacher.ref)
     tuned = source == "finetuned"
-    recipe = teacher_finetune_config(cfg).train.model_dump(mode="json") if tuned else None
+    recipe = [teacher_finetune_config(cfg).train.model_dump(mode="json"), cfg.teacher.finetune_floor,
+              cfg.teacher.finetune_restarts] if tuned else None
     seeded = cfg.teacher.random_init or tuned
     return json.dumps([r.source, cfg.teacher.random_init, tuned, recipe, cfg.train.seed if seeded else None])
 
@@ -49,19 +52,45 @@ def teacher_finetune_config(cfg: RunConfig) -> RunConfig:
         "distill": cfg.distill.control(), "data": cfg.data.model_copy(update={"transfer_path": None})})
 
 
+def restart_seed(seed: int, draw: int) -> int:
+    """The seed of a collapsed fine-tune's `draw`-th redo: far from every reported and design seed."""
+    return (seed + 1) * 100_003 + draw
+
+
 def finetuned_teacher_dir(cfg: RunConfig, splits: Splits) -> Path:
     """Fine-tuned once per (teacher, init, data, seed, recipe) by the same loop as any student, and cached:
-    every trial of a search and every row of a table that names the same teacher reuses it."""
+    every trial of a search and every row of a table that names the same teacher reuses it.
+
+    A collapsed fine-tune (best validation AUROC below `teacher.finetune_floor`) would hand logit KD the labels'
+    prior instead of a teacher, so it is redone from other seeded draws (`restart_seed`), at most
+    `teacher.finetune_restarts` times, and the best on validation kept; FINETUNE_RECORD lists every draw."""
     key = content_key([teacher_identity(cfg, "finetuned"), splits.fingerprint])
     final = cache_root() / "teachers" / f"{Path(cfg.teacher.ref).name}-{key}"
     if (final / "config.json").is_file():
         return final
-    tuned = ResolvedRun(teacher_finetune_config(cfg), model_shape(cfg.teacher.ref))
-    result = fit(prepare(tuned, splits=splits))
+    tuned, shape, t = teacher_finetune_config(cfg), model_shape(cfg.teacher.ref), cfg.teacher
+    best, draws = None, []
+    for draw in range(t.finetune_restarts + 1):
+        seed = cfg.train.seed if draw == 0 else restart_seed(cfg.train.seed, draw)
+        run = tuned.model_copy(update={"train": tuned.train.model_copy(update={"seed": seed})})
+        result = fit(prepare(ResolvedRun(run, shape), splits=splits))
+        auroc = result.metrics.get("val_auroc")
+        draws.append({"seed": seed, "val_auroc": auroc, "best_epoch": result.best_epoch})
+        if best is None or (auroc is not None and auroc > best.metrics.get("val_auroc", -1)):
+            best = result
+        if auroc is None or auroc >= t.finetune_floor:
+            break
     with staged_dir(final, exists="keep") as stage:
-        result.model.save_pretrained(stage)
-        result.tokenizer.save_pretrained(stage)
+        best.model.save_pretrained(stage)
+        best.tokenizer.save_pretrained(stage)
+        (stage / FINETUNE_RECORD).write_text(json.dumps({"floor": t.finetune_floor, "draws": draws}, indent=1))
     return final
+
+
+def finetune_record(teacher_dir: Path) -> dict | None:
+    """What `finetuned_teacher_dir` recorded of a teacher's draws (None for a teacher made before the guard)."""
+    path = Path(teacher_dir) / FINETUNE_RECORD
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
 def prepare_run(run: ResolvedRun, *, splits: Splits | None = None, teacher_weights: bool = True) -> Prepared:
