@@ -315,7 +315,8 @@ def run_table(out: Path, *, seeds: list[int], trials: int | None, workers: int, 
         curve_results[str(n)] = {**curve_results.get(str(n), {}), **point}
     runs_so_far = previous["meta"]["invocations"] if previous else []
     meta = {"invocations": [*runs_so_far, {"command": command, "seconds": round(time.time() - started, 1),
-                                           "date": time.strftime("%Y-%m-%d"), "code": code}],
+                                           "date": time.strftime("%Y-%m-%d"), "code": code,
+                                           "teacher_cache": teacher_cache}],
             "machine": f"{os.cpu_count()} CPU cores, no GPU", "recipe": base.train.model_dump(mode="json"),
             "teacher_recipe": {k: getattr(base.teacher, k) for k in
                                ("finetune_epochs", "finetune_lr_encoder", "finetune_lr_head")}}

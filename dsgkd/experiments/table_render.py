@@ -42,7 +42,8 @@ def protocol_lines(saved: dict) -> list[str]:
     runs = meta["invocations"]
     minutes = sum(i["seconds"] for i in runs) / 60
     spread = (" ({} invocations: {})".format(len(runs), "; ".join(
-        f"`{i['command']}` {i['seconds'] / 60:.1f} min" for i in runs)) if len(runs) > 1 else "")
+        f"`{i['command']}` {i['seconds'] / 60:.1f} min{_teachers(i)}" for i in runs)) if len(runs) > 1 else
+        _teachers(runs[0]))
     keys = list(saved["pairs"])
     why = (" (the published table: the pairs whose KD-off student reaches the n-gram reference on validation; "
            "`--pairs all` adds the kobert-tiny pairs)" if set(keys) == set(DEFAULT_PAIRS) else "")
@@ -258,3 +259,8 @@ def write_worlds_report(outs: dict[str, Path], results_path: Path | None) -> str
     if results_path is not None:
         atomic_write_text(results_path, text)
     return text
+
+
+def _teachers(invocation: dict) -> str:
+    """Where that invocation's rows read their frozen teachers (before the row caches: live)."""
+    return ", rows' teachers cached" if invocation.get("teacher_cache") else ", rows' teachers live"
