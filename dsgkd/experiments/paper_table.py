@@ -37,6 +37,7 @@ from dsgkd.experiments import table_stats as stats
 from dsgkd.experiments.table_protocol import (DEFAULT_PAIRS, DEFAULT_WORLD, check_protocol, check_results,
                                               code_version, make_protocol, preflight, record_protocol,
                                               saved_protocol)
+from dsgkd.experiments.table_clock import TableClock
 from dsgkd.experiments.table_jobs import run_jobs, write_scored
 from dsgkd.experiments.table_render import write_report
 from dsgkd.experiments.table_selector import mine_table_lexicon, with_mined_selector
@@ -256,7 +257,7 @@ def run_table(out: Path, *, seeds: list[int], trials: int | None, workers: int, 
 
     transformers.utils.logging.disable_progress_bar()  # the teacher probes load models in this process too
     os.environ.setdefault(PROGRESS_ENV, "0")  # hundreds of fits side by side: one line per finished run instead
-    started, code = time.time(), code_version()  # the code this invocation started with, not what it ends beside
+    code = code_version()  # the code this invocation started with, not what it ends beside
     get_world(world or DEFAULT_WORLD)  # a bad world name is one line before anything is written
     space = load_space(space_path)
     chosen = world_pairs(choose_pairs(space, pairs), world)
@@ -269,16 +270,20 @@ def run_table(out: Path, *, seeds: list[int], trials: int | None, workers: int, 
         check_results(out, previous)
     data = make_data(out / "data", sizes, world)
     record_protocol(out, protocol)
+    clock = TableClock(out, {"command": command, "date": time.strftime("%Y-%m-%d"), "code": code,
+                             "teacher_cache": teacher_cache})
     checks = preflight(data, world, len(seeds))
     space = with_mined_selector(table_space(space, data), mine_table_lexicon(data, world, out / "data"))
     base = space.base
     ensure_all({r for p in chosen for r in (p.teacher, p.student)})
     print("==> n-gram reference", flush=True)
     ngram_row(base, out / "ngram")
+    clock.lap("data, stand-ins and n-gram")
     print("==> recipe per model, on validation (KD off, design seeds)", flush=True)
     models = sorted({r for p in chosen for r in (p.teacher, p.student)})
     run_jobs([job for ref in models for job in recipe.grid_jobs(base, ref, out / "recipe")], workers, world)
     recipes = {ref: recipe.choose(ref, out / "recipe") for ref in models}
+    clock.lap("recipe grid")
     print("==> fine-tune teachers (pretrained and random-init, per seed)", flush=True)
     jobs = []
     for teacher in sorted({p.teacher for p in chosen}):
@@ -289,6 +294,7 @@ def run_table(out: Path, *, seeds: list[int], trials: int | None, workers: int, 
             jobs.append(("teacher", cfg.with_overrides({"teacher.random_init": True}),
                          out / "teachers" / f"{teacher}-random" / f"seed_{seed}"))
     run_jobs(jobs, workers, world)
+    clock.lap("teacher fine-tunes")
     held_out = held_out_mask(base)
     results, configs = dict(previous["pairs"]) if previous else {}, {}
     for pair in chosen:
@@ -296,12 +302,14 @@ def run_table(out: Path, *, seeds: list[int], trials: int | None, workers: int, 
         pair_base = recipe.with_recipes(base, pair.teacher, pair.student, recipes)
         searched, knowledge_free = pair_searches(space.model_copy(update={"base": pair_base}), pair, pair_dir,
                                                  trials)
+        clock.lap(f"searches {pair.key}")
         rows = row_configs(pair_base, searched, knowledge_free)
         paired = {name: shares_batches(rows[a], rows[b]) for name, (a, b) in stats.COMPARISONS.items()}
         configs[pair.key] = {"rows": rows, "paired": paired[stats.PRIMARY]}
         print(f"==> rows {pair.key}", flush=True)
         run_jobs([("student", cfg.with_overrides({"train.seed": s}), pair_dir / row / f"seed_{s}")
                   for row, cfg in rows.items() for s in seeds], workers, world, pair_dir if teacher_cache else None)
+        clock.lap(f"rows {pair.key}")
         link_teachers(out, pair, pair_dir, seeds)
         y, runs = read_pair(pair_dir, seeds, (*stats.TRAINED_ROWS, *stats.TEACHER_ROWS), out / "ngram")
         results[pair.key] = {**stats.summarise_pair(y, runs, paired, held_out=held_out, n_boot=base.eval.n_bootstrap),
@@ -313,15 +321,15 @@ def run_table(out: Path, *, seeds: list[int], trials: int | None, workers: int, 
         point = curve_runs(out, n, chosen, configs, seeds, sizes, world, workers, base.eval.n_bootstrap, held_out,
                            teacher_cache)
         curve_results[str(n)] = {**curve_results.get(str(n), {}), **point}
+        clock.lap(f"learning curve n={n}")
     runs_so_far = previous["meta"]["invocations"] if previous else []
-    meta = {"invocations": [*runs_so_far, {"command": command, "seconds": round(time.time() - started, 1),
-                                           "date": time.strftime("%Y-%m-%d"), "code": code,
-                                           "teacher_cache": teacher_cache}],
+    meta = {"invocations": [*runs_so_far, *clock.invocations()],
             "machine": f"{os.cpu_count()} CPU cores, no GPU", "recipe": base.train.model_dump(mode="json"),
             "teacher_recipe": {k: getattr(base.teacher, k) for k in
                                ("finetune_epochs", "finetune_lr_encoder", "finetune_lr_head")}}
     saved = {"protocol": saved_protocol(out), "meta": meta, **checks, "recipes": recipes, "pairs": results,
              **({"curve": curve_results} if curve_results else {})}
     atomic_write_text(out / "results.json", json.dumps(saved, indent=1))
+    clock.close()
     print(write_report(out, results_path))
     return saved

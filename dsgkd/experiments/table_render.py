@@ -9,6 +9,7 @@ import numpy as np
 
 from dsgkd.constants import REPORTED
 from dsgkd.experiments import table_stats as stats
+from dsgkd.experiments.table_clock import phase_minutes
 from dsgkd.experiments.table_protocol import DEFAULT_PAIRS, check_results, detectable
 from dsgkd.storage import atomic_write_text
 
@@ -42,8 +43,11 @@ def protocol_lines(saved: dict) -> list[str]:
     runs = meta["invocations"]
     minutes = sum(i["seconds"] for i in runs) / 60
     spread = (" ({} invocations: {})".format(len(runs), "; ".join(
-        f"`{i['command']}` {i['seconds'] / 60:.1f} min{_teachers(i)}" for i in runs)) if len(runs) > 1 else
-        _teachers(runs[0]))
+        f"`{i['command']}` {i['seconds'] / 60:.1f} min{_teachers(i)}{' (cut off)' if i.get('interrupted') else ''}"
+        for i in runs)) if len(runs) > 1 else _teachers(runs[0]))
+    phases = phase_minutes(runs)
+    by_phase = (["Time by phase (the invocations that recorded it): "
+                 + ", ".join(f"{k} {v:.1f} min" for k, v in phases.items()) + ".", ""] if phases else [])
     keys = list(saved["pairs"])
     why = (" (the published table: the pairs whose KD-off student reaches the n-gram reference on validation; "
            "`--pairs all` adds the kobert-tiny pairs)" if set(keys) == set(DEFAULT_PAIRS) else "")
@@ -79,7 +83,7 @@ def protocol_lines(saved: dict) -> list[str]:
         "the test notes once; nothing is chosen on test.",
         f"- Code: dsgkd {code['dsgkd_version']}, commit {code['commit'] or 'unknown'}{later}.", "",
         f"Produced by `{runs[-1]['command']}` in {minutes:.1f} min{spread} on {meta['machine']} "
-        f"({runs[-1]['date']}).", "",
+        f"({runs[-1]['date']}).", "", *by_phase,
     ]
 
 

@@ -274,6 +274,28 @@ def test_run_table_writes_the_schema_the_curve_and_the_primary_first(tmp_path, f
     assert "(2 invocations: `dsgkd table`" in text and "**Pairs** `kmbert-tiny>kobert-tiny`, `kmbert-tiny>xlmr-tiny`." in text
 
 
+def test_an_invocation_cut_off_still_counts_and_the_time_is_kept_by_phase(tmp_path, fake_table, monkeypatch):
+    """A session ends during the searches: the next invocation adopts the cut-off one's phases, results.json holds
+    both, results.md says which was cut off and where the time went."""
+    out, searches = tmp_path / "t", pt.pair_searches
+
+    def session_ends(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pt, "pair_searches", session_ends)
+    with pytest.raises(KeyboardInterrupt):
+        fake_table(out)
+    cut_off = json.loads((out / "invocation.json").read_text())["current"]
+    assert list(cut_off["phases"]) == ["data, stand-ins and n-gram", "recipe grid", "teacher fine-tunes"]
+    monkeypatch.setattr(pt, "pair_searches", searches)
+    first, second = fake_table(out)["meta"]["invocations"]
+    assert first["interrupted"] and first["phases"] == cut_off["phases"] and "interrupted" not in second
+    assert {"searches kmbert-tiny>kobert-tiny", "rows kmbert-tiny>kobert-tiny"} <= set(second["phases"])
+    assert not (out / "invocation.json").exists()
+    text = (out / "results.md").read_text()
+    assert "rows' teachers cached (cut off)" in text and "Time by phase" in text and "recipe grid" in text
+
+
 def test_the_published_table_runs_the_default_pairs_and_all_runs_every_pair():
     space = load_space(pt.SPACE)
     assert [p.key for p in pt.choose_pairs(space, None)] == list(pt.DEFAULT_PAIRS)
