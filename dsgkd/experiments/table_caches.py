@@ -10,13 +10,12 @@ index live in the rows' folder (`PAIR/teacher_cache`), so a resumed table reuses
 """
 from __future__ import annotations
 
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from dsgkd.config import RunConfig
 from dsgkd.core.layer_maps import resolve_layer_map
 from dsgkd.core.terms import registered, weighted_sources
+from dsgkd.experiments.workers import worker_pool
 from dsgkd.models.shape import model_depth
 from dsgkd.pipeline.teacher_cache import cache_dirs, cache_group, caches_dir, index_key, record_caches
 
@@ -72,8 +71,7 @@ def build(configs: list[RunConfig], root: Path, workers: int) -> None:
     keys = sorted(groups)
     out = str(caches_dir(root))
     args = [(groups[k][0].dump_yaml(), groups[k][1], out, k[1], groups[k][2]) for k in keys]
-    ctx = multiprocessing.get_context("spawn")  # no forked copies of a parent's torch thread pool
-    with ProcessPoolExecutor(max_workers=max(1, min(workers, len(keys))), mp_context=ctx) as pool:
+    with worker_pool(max(1, min(workers, len(keys)))) as pool:
         dirs = list(pool.map(_build_one, *zip(*args)))
     record_caches(root, {index_key(group, source): d for (group, source), d in zip(keys, dirs)})
 

@@ -4,9 +4,7 @@ own directory and skipped when complete, so a re-run of the table resumes."""
 from __future__ import annotations
 
 import json
-import multiprocessing
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +13,7 @@ import pandas as pd
 from dsgkd.config import RunConfig
 from dsgkd.experiments import table_caches
 from dsgkd.experiments.table_protocol import DEFAULT_WORLD
+from dsgkd.experiments.workers import worker_pool
 from dsgkd.pipeline.teacher_cache import caches_dir
 
 
@@ -89,9 +88,8 @@ def run_jobs(jobs: list[tuple[str, RunConfig, Path]], workers: int, world: str |
     todo = [(kind, cfg.dump_yaml(), str(out), world or DEFAULT_WORLD,
              table_caches.row_cache(cfg, cache_root) if cache_root is not None and kind == "student" else None)
             for kind, cfg, out in todo]
-    ctx = multiprocessing.get_context("spawn")  # no forked copies of a parent's torch thread pool
     started = time.time()
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+    with worker_pool(workers) as pool:
         for k, done in enumerate(pool.map(_job, *zip(*todo)), 1):
             eta = (time.time() - started) / k * (len(todo) - k)
             print(f"  done {Path(done).relative_to(Path(done).parents[2])} ({k}/{len(todo)}, ETA {eta / 60:.0f} min)",
