@@ -26,25 +26,29 @@ def teacher_layers(cfg: RunConfig) -> set[int]:
     return {t for t, _ in resolve_layer_map(cfg.distill.layer_map, *depths)}
 
 
-def reads_attention(cfg: RunConfig, source: str) -> bool:
-    """Whether a weighted KD term of `cfg` reads the attentions of teacher `source`."""
-    return any("attentions" in term.teacher_outputs and getattr(cfg.distill, term.weight) > 0
+def reads(cfg: RunConfig, source: str, outputs: set[str]) -> bool:
+    """Whether a weighted KD term of `cfg` reads one of `outputs` of teacher `source`."""
+    return any(term.teacher_outputs & outputs and getattr(cfg.distill, term.weight) > 0
                and term.source(cfg.distill) == source for term in registered())
 
 
 def plan(configs: list[RunConfig]) -> dict[tuple[str, str], tuple[RunConfig, list[int], bool]]:
-    """(cache group, teacher source) → (a config of the group, the union of its members' teacher layers, whether
-    any member reads that teacher's attentions), over the KD configs among `configs`. Planned over every row of
-    the table, done or not, so a resumed table asks for the same caches (a cache's key holds its layers)."""
+    """(cache group, teacher source) → (a config of the group, the union of the teacher layers its members read of
+    that source, whether any member reads that teacher's attentions), over the KD configs among `configs`. A
+    teacher read for its logits alone keeps only its last state (the format holds at least one layer; every layer
+    would make each seed's fine-tuned cache as large as the pretrained one). Planned over every row of the table,
+    done or not, so a resumed table asks for the same caches (a cache's key holds its layers)."""
     groups: dict[tuple[str, str], list] = {}
     for cfg in configs:
         if not cfg.distill.kd_on:
             continue
         for source in weighted_sources(cfg.distill):
             entry = groups.setdefault((cache_group(cfg), source), [cfg, set(), False])
-            entry[1] |= teacher_layers(cfg)
-            entry[2] = entry[2] or reads_attention(cfg, source)
-    return {key: (cfg, sorted(layers), attention) for key, (cfg, layers, attention) in groups.items()}
+            if reads(cfg, source, {"hidden_states", "attentions"}):
+                entry[1] |= teacher_layers(cfg)
+            entry[2] = entry[2] or reads(cfg, source, {"attentions"})
+    return {key: (cfg, sorted(layers or {model_depth(cfg.teacher.ref)}), attention)
+            for key, (cfg, layers, attention) in groups.items()}
 
 
 def _build_one(cfg_yaml: str, layers: list[int], out_dir: str, source: str, attention: bool) -> str:

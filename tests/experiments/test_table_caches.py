@@ -35,6 +35,8 @@ def test_the_plan_unites_layers_and_attention_within_a_group_and_skips_kd_off():
     _, layers, attention = plan[(cache_group(a), "pretrained")]
     assert layers == sorted(table_caches.teacher_layers(a) | table_caches.teacher_layers(b)) and attention
     assert len(layers) == 2  # kmbert-tiny's first and last states (last_k:1 reads the last)
+    logits_only = a.with_overrides({"teacher.finetune": True, "distill.alpha": 0.0, "distill.gamma": 1.0})
+    assert table_caches.plan([logits_only])[(cache_group(logits_only), "finetuned")][1:] == ([4], False)
 
 
 def test_rows_read_one_cache_per_group_and_no_teacher_while_training(tmp_path, monkeypatch):
