@@ -14,7 +14,7 @@ from pathlib import Path
 
 from dsgkd.config import RunConfig
 from dsgkd.core.layer_maps import resolve_layer_map
-from dsgkd.core.terms import registered, weighted_sources
+from dsgkd.core.terms import weighted_reads, weighted_sources
 from dsgkd.experiments.workers import worker_pool
 from dsgkd.models.shape import model_depth
 from dsgkd.pipeline.teacher_cache import cache_dirs, cache_group, caches_dir, index_key, record_caches
@@ -24,12 +24,6 @@ def teacher_layers(cfg: RunConfig) -> set[int]:
     """The teacher states `cfg`'s layer map pairs with student layers (what its hidden and attention terms read)."""
     depths = model_depth(cfg.teacher.ref), model_depth(cfg.student.ref)
     return {t for t, _ in resolve_layer_map(cfg.distill.layer_map, *depths)}
-
-
-def reads(cfg: RunConfig, source: str, outputs: set[str]) -> bool:
-    """Whether a weighted KD term of `cfg` reads one of `outputs` of teacher `source`."""
-    return any(term.teacher_outputs & outputs and getattr(cfg.distill, term.weight) > 0
-               and term.source(cfg.distill) == source for term in registered())
 
 
 def plan(configs: list[RunConfig]) -> dict[tuple[str, str], tuple[RunConfig, list[int], bool]]:
@@ -44,9 +38,9 @@ def plan(configs: list[RunConfig]) -> dict[tuple[str, str], tuple[RunConfig, lis
             continue
         for source in weighted_sources(cfg.distill):
             entry = groups.setdefault((cache_group(cfg), source), [cfg, set(), False])
-            if reads(cfg, source, {"hidden_states", "attentions"}):
+            if weighted_reads(cfg.distill, source, {"hidden_states", "attentions"}):
                 entry[1] |= teacher_layers(cfg)
-            entry[2] = entry[2] or reads(cfg, source, {"attentions"})
+            entry[2] = entry[2] or weighted_reads(cfg.distill, source, {"attentions"})
     return {key: (cfg, sorted(layers or {model_depth(cfg.teacher.ref)}), attention)
             for key, (cfg, layers, attention) in groups.items()}
 

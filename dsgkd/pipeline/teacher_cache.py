@@ -21,7 +21,7 @@ import torch
 from dsgkd.config import RunConfig
 from dsgkd.core.layer_maps import attention_states
 from dsgkd.core.teacher.cache import cache_key, verify_cache, write_cache
-from dsgkd.core.terms import registered, weighted_sources
+from dsgkd.core.terms import weighted_reads, weighted_sources
 from dsgkd.data.emr import load_splits
 from dsgkd.errors import UserError
 from dsgkd.models.shape import model_depth
@@ -129,8 +129,7 @@ def build_cache(cfg: RunConfig, layers: list[int], out_dir: str | Path, *, sourc
             raise ValueError(f"the KD terms read the {' and '.join(read)} teachers: build a cache per source=")
         source = read[0]
     if attention is None:
-        attention = any("attentions" in term.teacher_outputs and getattr(cfg.distill, term.weight) > 0
-                        and term.source(cfg.distill) == source for term in registered())
+        attention = weighted_reads(cfg.distill, source, {"attentions"})
     tuned = source == "finetuned"
     teacher_dir = finetuned_teacher_dir(cfg, splits) if tuned else None
     tok, model = load_teacher(cfg, attention=attention, teacher_dir=teacher_dir)

@@ -15,7 +15,8 @@ from dsgkd.core.terms import logit  # noqa: F401, I001
 from dsgkd.core.terms.base import SOURCES, KDTerm, LayerPairs, TermField, TermInputs
 
 __all__ = ["KD_TERMS", "SOURCES", "KDTerm", "TermField", "TermInputs", "registered", "enabled", "kd_off",
-           "paper_weights", "conditions", "teacher_states", "needs_output", "sources", "weighted_sources"]
+           "paper_weights", "conditions", "teacher_states", "needs_output", "sources", "weighted_reads",
+           "weighted_sources"]
 
 
 def registered() -> list[KDTerm]:
@@ -59,6 +60,13 @@ def sources(terms: list[tuple[KDTerm, float, LayerPairs]], settings) -> list[str
     """The teachers (SOURCES) the enabled terms read, in SOURCES order."""
     used = {term.source(settings) for term, _, _ in terms}
     return [s for s in SOURCES if s in used]
+
+
+def weighted_reads(settings, source: str, outputs: set[str]) -> bool:
+    """Whether a term with a positive weight reads one of `outputs` of teacher `source`, before any layer map is
+    known (what a teacher cache must hold)."""
+    return any(term.teacher_outputs & outputs and getattr(settings, term.weight) > 0
+               and term.source(settings) == source for term in registered())
 
 
 def weighted_sources(settings) -> list[str]:
