@@ -34,7 +34,8 @@ from dsgkd.data.emr import load_splits
 from dsgkd.data.world import get_world
 from dsgkd.experiments.term_probe import severity_auroc, term_vectors
 from dsgkd.models.tiny import stand_in_ref
-from dsgkd.pipeline.prepare import load_transfer, train_pool
+from dsgkd.pipeline.note_store import train_pool
+from dsgkd.pipeline.prepare import load_transfer
 from dsgkd.pipeline.resolve import resolve_run
 from dsgkd.pipeline.teacher_cache import build_cache
 from dsgkd.pipeline.teachers import prepare_run

@@ -24,7 +24,8 @@ from dsgkd.config import RunConfig
 from dsgkd.constants import lower_is_better
 from dsgkd.data.emr import Splits
 from dsgkd.core.distiller import Distiller
-from dsgkd.core.features import collate, make_batches
+from dsgkd.core.encoded_notes import EncodedNotes
+from dsgkd.core.features import collate, example_labels, make_batches, note_lengths
 from dsgkd.core.long_notes import Pieces, note_labels
 from dsgkd.core.steps import (Stepper, class_weights, make_optimizer, pick_device, predict, rank_world,
                               resolve_precision, to_device, validation_metrics)
@@ -50,8 +51,8 @@ class Prepared:
     teachers: dict[str, nn.Module] = field(default_factory=dict)  # by source; empty when the signal is cached
     teacher_config: object | None = None         # the teacher's shape, known with or without its weights
     layer_pairs: list[tuple[int, int]] = field(default_factory=list)
-    train_examples: list[dict] = field(default_factory=list)   # labelled train notes, then transfer notes
-    val_examples: list[dict] = field(default_factory=list)
+    train_examples: EncodedNotes | list[dict] = field(default_factory=list)  # labelled train notes, then transfer
+    val_examples: EncodedNotes | list[dict] = field(default_factory=list)
     val_pieces: Pieces | None = None  # which note each validation example is a piece of (train.long_notes)
 
     @property
@@ -208,11 +209,12 @@ def fit(prepared: Prepared, *, on_epoch: Callable[[EpochReport], None] | None = 
     rank, world = rank_world()
     teacher_w = encoder_width(p.teacher_config) if p.teacher_config is not None else None
     torch.manual_seed(t.seed)  # the projection's init must not depend on what preparing consumed
-    weights = class_weights(t.class_weight, [ex["label"] for ex in p.train_examples if ex["label"] >= 0])
+    labels = example_labels(p.train_examples)
+    weights = class_weights(t.class_weight, labels[labels >= 0].tolist())
     model = Distiller(p.student, cfg.distill, p.layer_pairs, teacher_w, class_weights=weights).to(device)
     signal = make_teacher_signal(p, teacher_cache, device)
     precision = resolve_precision(t.precision, device)
-    lengths = [len(ex["s_ids"]) for ex in p.train_examples]
+    lengths = note_lengths(p.train_examples)
     n_batches = len(make_batches(lengths, t.batch_size, shuffle=False, rank=rank, world=world))
     steps_per_epoch = math.ceil(n_batches / t.grad_accum)
     opt = make_optimizer(model, cfg)
@@ -227,8 +229,8 @@ def fit(prepared: Prepared, *, on_epoch: Callable[[EpochReport], None] | None = 
     if resume_from is not None:
         state, best_weights = load_checkpoint(Path(resume_from), model, opt, sched, stepper.scaler)
     s_pad, t_pad = p.student_tok.pad_token_id, p.teacher_tok.pad_token_id if signal is not None else None
-    val_labels = note_labels([ex["label"] for ex in p.val_examples], p.val_pieces) if p.val_pieces else \
-        np.array([ex["label"] for ex in p.val_examples])
+    val_labels = note_labels(example_labels(p.val_examples), p.val_pieces) if p.val_pieces else \
+        example_labels(p.val_examples)
     select = f"val_{t.select_metric}"
 
     for epoch in range(state.epoch + 1, t.epochs + 1):

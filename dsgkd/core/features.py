@@ -4,9 +4,10 @@ Each note is tokenised once per side with offsets, its terms found once (`align.
 to token spans on both sides. The term list depends only on the text, so term w of a note means the
 same word for teacher and student, and for a teacher cache built without knowing the student.
 
-A note's fields are small numpy arrays (int32 ids and spans, bool kept-masks), not Python lists: a list
-costs ~36 bytes per token id and ~100 per span, so a 20,000-note KD pool held ~14 KB per note in every
-trial; notes are tokenised in chunks, so the tokenizer's per-token strings never exist for all at once.
+The notes come back as `EncodedNotes`: flat int32/bool arrays and offsets, not a dict of small arrays per
+note (a 20,000-note KD pool held ~4 KB of headers per note in every trial), memory-mapped from a store when
+a search wrote one (`dsgkd.pipeline.note_store`); notes are tokenised in chunks, so the tokenizer's per-token
+strings never exist for all at once.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 
 from dsgkd.core.align import char_to_token_spans, find_terms
+from dsgkd.core.encoded_notes import EncodedNotes
 
 
 CHUNK = 1024  # notes per tokenizer call
@@ -37,19 +39,26 @@ def encode_side(tokenizer, texts: Sequence[str], terms: Sequence[list[tuple[int,
 
 
 def encode_notes(texts: Sequence[str], labels: Sequence[int] | None, student_tok, teacher_tok, *,
-                 selector: str, max_terms: int, max_length: int) -> list[dict]:
-    """One dict per note with `s_*` / `t_*` fields for each side given (None skips that side)."""
+                 selector: str, max_terms: int, max_length: int) -> EncodedNotes:
+    """Each note with `s_*` / `t_*` fields for each side given (None skips that side), as flat arrays."""
     terms = [find_terms(t, selector, max_terms) for t in texts]
     sides = {prefix: encode_side(tok, texts, terms, max_length)
              for prefix, tok in (("s", student_tok), ("t", teacher_tok)) if tok is not None}
-    out = []
-    for i in range(len(texts)):
-        ex = {"idx": i, "label": -1 if labels is None else int(labels[i]), "n_terms": len(terms[i])}
-        for prefix, enc in sides.items():
-            ex.update({f"{prefix}_ids": enc["ids"][i], f"{prefix}_spans": enc["spans"][i],
-                       f"{prefix}_ok": enc["ok"][i]})
-        out.append(ex)
-    return out
+    return EncodedNotes.from_rows([-1] * len(texts) if labels is None else labels, sides)
+
+
+def note_lengths(examples: EncodedNotes | Sequence[dict], side: str = "s") -> Sequence[int]:
+    """Tokens per note on one side, without building a dict per note where the notes are flat arrays."""
+    if isinstance(examples, EncodedNotes):
+        return examples.lengths(side)
+    return [len(ex[f"{side}_ids"]) for ex in examples]
+
+
+def example_labels(examples: EncodedNotes | Sequence[dict]) -> np.ndarray:
+    """Each note's label (-1: unlabeled transfer note)."""
+    if isinstance(examples, EncodedNotes):
+        return np.asarray(examples.labels)
+    return np.asarray([ex["label"] for ex in examples], dtype=np.int64)
 
 
 def make_batches(lengths: Sequence[int], batch_size: int, *, shuffle: bool, seed: int = 0,
@@ -83,7 +92,7 @@ def _pad(rows: list[np.ndarray], pad_id: int, to: int | None) -> tuple[torch.Ten
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     for i, r in enumerate(rows):
-        ids[i, :len(r)] = torch.as_tensor(np.asarray(r), dtype=torch.long)
+        ids[i, :len(r)] = torch.from_numpy(np.asarray(r, dtype=np.int64))
         mask[i, :len(r)] = 1
     return ids, mask
 
@@ -92,7 +101,7 @@ def _spans(rows: list[np.ndarray], width: int) -> torch.Tensor:
     out = torch.zeros((len(rows), width, 2), dtype=torch.long)
     for i, r in enumerate(rows):
         if len(r):
-            out[i, :len(r)] = torch.as_tensor(np.asarray(r), dtype=torch.long)
+            out[i, :len(r)] = torch.from_numpy(np.asarray(r, dtype=np.int64))
     return out
 
 
@@ -112,7 +121,7 @@ def collate(examples: list[dict], s_pad: int | None, t_pad: int | None = None,
                       f"{prefix}_spans": _spans([ex[f"{prefix}_spans"] for ex in examples], w)})
         side_ok = torch.zeros((len(examples), w), dtype=torch.bool)
         for i, ex in enumerate(examples):
-            side_ok[i, :len(ex[f"{prefix}_ok"])] = torch.as_tensor(np.asarray(ex[f"{prefix}_ok"]), dtype=torch.bool)
+            side_ok[i, :len(ex[f"{prefix}_ok"])] = torch.from_numpy(np.array(ex[f"{prefix}_ok"], dtype=bool))
         ok &= side_ok
     batch["term_mask"] = ok
     return batch

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dsgkd.config import RunConfig
-from dsgkd.core.features import collate, make_batches
+from dsgkd.core.features import collate, make_batches, note_lengths
 from dsgkd.core.long_notes import Pieces, pool_logits
 from dsgkd.core.metrics import binary_metrics, choose_threshold
 from dsgkd.core.temperature import positive_prob
@@ -92,7 +92,7 @@ def predict_logits(model: nn.Module, examples: list[dict], pad_id: int, batch_si
     rank, world = rank_world()
     model.eval()
     rows: dict[int, tuple[list[float], float]] = {}
-    batches = make_batches([len(ex["s_ids"]) for ex in examples], batch_size * 2, shuffle=False,
+    batches = make_batches(note_lengths(examples), batch_size * 2, shuffle=False,
                            rank=rank, world=world)
     for idx in batches:
         batch = to_device(collate([examples[i] for i in idx], pad_id), device)

@@ -16,25 +16,14 @@ import torch
 
 from dsgkd.config import RunConfig
 from dsgkd.core.engine import Prepared
-from dsgkd.core.features import encode_notes
-from dsgkd.core.long_notes import Pieces, split_notes
+from dsgkd.core.encoded_notes import EncodedNotes
 from dsgkd.core.terms import enabled, needs_output
 from dsgkd.data.emr import Splits, load_splits, load_unlabeled
 from dsgkd.models.load import load_classifier, load_config, load_tokenizer
+from dsgkd.pipeline.note_store import encode_run_notes
 from dsgkd.pipeline.resolve import ResolvedRun
 
 FEW_TERMS = 0.10  # share of KD notes with a term below which the user is told the KD terms are near zero
-
-
-def train_pool(cfg: RunConfig, splits: Splits, transfer_texts: list[str], student_tok) -> tuple[Pieces, list[int]]:
-    """The KD pool and its labels: labelled training notes first, then the unlabeled transfer notes (label -1),
-    cut into pieces by `train.long_notes` with the student's tokenizer (a teacher cache cuts them the same way).
-    A run that names transfer notes batches them whether KD is on or off (they add no CE), so a KD-off control
-    with the same data takes the same optimiser steps over the same batches as its DSG-KD arm (`dsgkd table`'s
-    matched control)."""
-    pool = split_notes(list(splits.train["text"]) + list(transfer_texts), student_tok, cfg.train.max_length,
-                       cfg.train.long_notes)
-    return pool, pool.expand(list(splits.train["label"]) + [-1] * len(transfer_texts))
 
 
 def load_transfer(cfg: RunConfig) -> list[str]:
@@ -56,12 +45,13 @@ def load_teacher(cfg: RunConfig, *, attention: bool, teacher_dir: str | Path | N
 
 
 def prepare(run: ResolvedRun, *, splits: Splits | None = None, teacher_weights: bool = True,
-            teacher_dir: str | Path | None = None) -> Prepared:
+            teacher_dir: str | Path | None = None, note_store: Path | None = None) -> Prepared:
     """Load data and models and encode the notes for both tokenizers once.
 
     `teacher_weights=False` is for runs that read the teacher signal from a cache: only the teacher's
     tokenizer and config are loaded, not a frozen copy of its weights in every trial. Each teacher the enabled
-    terms read is loaded (`teacher_dir`: the fine-tuned copy, needed when a term reads it).
+    terms read is loaded (`teacher_dir`: the fine-tuned copy, needed when a term reads it). `note_store`: a
+    search's RUN/note_store, where the encoded notes are memory-mapped from (`dsgkd.pipeline.note_store`).
     """
     cfg = run.cfg
     splits = splits or load_splits(cfg.data)
@@ -79,22 +69,18 @@ def prepare(run: ResolvedRun, *, splits: Splits | None = None, teacher_weights: 
             attention = needs_output(terms, "teacher", "attentions", cfg.distill, source)
             _, p.teachers[source] = load_teacher(cfg, attention=attention,
                                                  teacher_dir=teacher_dir if source == "finetuned" else None)
-    d, t = cfg.distill, cfg.train
-    pool, labels = train_pool(cfg, splits, transfer, s_tok)
-    p.train_examples = encode_notes(pool.texts, labels, s_tok, p.teacher_tok,
-                                    selector=d.selector, max_terms=d.max_terms, max_length=t.max_length)
+    teacher_tok = p.teacher_tok or (load_tokenizer(cfg.teacher.ref) if note_store is not None else None)
+    p.train_examples, p.val_pieces, p.val_examples = encode_run_notes(cfg, splits, transfer, s_tok, teacher_tok,
+                                                                      store=note_store)
     if cfg.distill.kd_on:
-        warn_if_few_terms(p.train_examples, d.selector)
-    p.val_pieces = split_notes(list(splits.val["text"]), s_tok, t.max_length, t.long_notes)
-    p.val_examples = encode_notes(p.val_pieces.texts, p.val_pieces.expand(list(splits.val["label"])), s_tok, None,
-                                  selector=d.selector, max_terms=d.max_terms, max_length=t.max_length)
+        warn_if_few_terms(p.train_examples, cfg.distill.selector)
     return p
 
 
-def warn_if_few_terms(examples: list[dict], selector: str) -> None:
+def warn_if_few_terms(examples: EncodedNotes, selector: str) -> None:
     """KD learns only from notes with a term kept on both sides; when the selector matched (almost) nothing,
     or truncation cut what it matched, the run trains as its own KD-off control, so say so."""
-    n = sum(bool((ex["s_ok"] & ex["t_ok"]).any()) for ex in examples)
+    n = int((examples.kept_terms() > 0).sum())
     if n < FEW_TERMS * len(examples):
         _warn_once(f"warning: only {n} of {len(examples)} training notes ({n / len(examples):.1%}) have a term "
                    f"to distil with selector '{selector}'; the KD terms will be near zero")

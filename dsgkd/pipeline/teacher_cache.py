@@ -26,7 +26,8 @@ from dsgkd.data.emr import load_splits
 from dsgkd.errors import UserError
 from dsgkd.models.shape import model_depth
 from dsgkd.models.load import load_tokenizer
-from dsgkd.pipeline.prepare import load_teacher, load_transfer, train_pool
+from dsgkd.pipeline.note_store import train_pool
+from dsgkd.pipeline.prepare import load_teacher, load_transfer
 from dsgkd.pipeline.teachers import finetuned_teacher_dir, teacher_identity, teacher_seeded
 from dsgkd.storage import atomic_write_text, content_key
 

@@ -93,7 +93,8 @@ def finetune_record(teacher_dir: Path) -> dict | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
-def prepare_run(run: ResolvedRun, *, splits: Splits | None = None, teacher_weights: bool = True) -> Prepared:
+def prepare_run(run: ResolvedRun, *, splits: Splits | None = None, teacher_weights: bool = True,
+                note_store: Path | None = None) -> Prepared:
     """`prepare`, after fine-tuning the teacher when the config asks for one (and it is not cached yet); the
     run was resolved at the edge, so a bad map or length never waits for a fine-tuning."""
     cfg = run.cfg
@@ -101,5 +102,6 @@ def prepare_run(run: ResolvedRun, *, splits: Splits | None = None, teacher_weigh
     teacher_dir = None
     if teacher_weights and "finetuned" in weighted_sources(cfg.distill):
         teacher_dir = finetuned_teacher_dir(cfg, splits)
-    return prepare(run, splits=splits, teacher_weights=teacher_weights, teacher_dir=teacher_dir)
+    return prepare(run, splits=splits, teacher_weights=teacher_weights, teacher_dir=teacher_dir,
+                   note_store=note_store)
 

@@ -1,12 +1,16 @@
-"""The teacher caches of a search, built as Ray tasks (on a GPU when the cluster has one) before the trials
-that read them, never in the driver between trials.
+"""A search's set-up, as Ray tasks before the trials that read it, never in the driver between trials: the
+encoded-note stores (`dsgkd.pipeline.note_store`) and the teacher caches (on a GPU when the cluster has one).
 
 What a cache group is, RUN/teacher_cache/index.json and the build itself are `dsgkd.pipeline.teacher_cache`.
 The search builds the groups of its categorical variants before the Tuner starts; reselect builds those its
-re-runs still lack.
+re-runs still lack. Every set-up task runs in a worker process that exits when the task ends (`max_calls=1`):
+Ray reuses idle workers, and a trial started in the worker that had just built a cache would carry that
+build's heap (a 20,000-note build peaks at ~1.8 GB). Each task's peak memory is kept in RUN/setup_memory.json,
+apart from the trials'.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +18,13 @@ import ray
 
 from dsgkd.config import RunConfig
 from dsgkd.core.terms import registered
+from dsgkd.pipeline.note_store import encode_run_notes, store_dir, store_variant
 from dsgkd.pipeline.teacher_cache import cache_group, caches_dir, index_key, plan_groups, record_caches
 from dsgkd.search import distributed
 from dsgkd.search.space import SearchSpace, setting
+from dsgkd.storage import atomic_write_text
+
+SETUP_MEMORY = "setup_memory.json"  # under RUN
 
 
 def build_caches(space: SearchSpace, plans, run_dir: Path, variants: list[tuple[str, RunConfig]]) -> None:
@@ -31,10 +39,46 @@ def build_caches(space: SearchSpace, plans, run_dir: Path, variants: list[tuple[
         read.setdefault(cache_group(cfg), set()).update(_sources(space, cfg))
     jobs = [(group, source, cfg, layers) for group, (cfg, layers) in groups.items() for source in sorted(read[group])]
     gpu = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
-    build = ray.remote(num_cpus=1, num_gpus=gpu)(_build_cache)
-    dirs = ray.get([build.remote(cfg.model_dump(mode="json"), layers, str(caches_dir(run_dir)), source,
-                                 _attention(space, cfg, source)) for _, source, cfg, layers in jobs])
-    record_caches(run_dir, {index_key(group, source): d for (group, source, _, _), d in zip(jobs, dirs)})
+    build = ray.remote(num_cpus=1, num_gpus=gpu, max_calls=1)(_build_cache)
+    built = ray.get([build.remote(cfg.model_dump(mode="json"), layers, str(caches_dir(run_dir)), source,
+                                  _attention(space, cfg, source)) for _, source, cfg, layers in jobs])
+    record_caches(run_dir, {index_key(group, source): b["dir"] for (group, source, _, _), b in zip(jobs, built)})
+    _record_setup(run_dir, "teacher_caches", built)
+
+
+def build_note_stores(run_dir: Path, variants: list[tuple[str, RunConfig]]) -> None:
+    """The encoded-note stores of every distinct (data, models, term rule, length) among `variants`, one set-up
+    task each, under RUN/note_store."""
+    todo = {store_variant(cfg): cfg for _, cfg in variants}
+    write = ray.remote(num_cpus=1, max_calls=1)(_write_stores)
+    built = ray.get([write.remote(cfg.model_dump(mode="json"), str(store_dir(run_dir))) for cfg in todo.values()])
+    _record_setup(run_dir, "note_stores", built)
+
+
+def _write_stores(cfg: dict[str, Any], store: str) -> dict:
+    from dsgkd.data.emr import load_splits
+    from dsgkd.models.load import load_tokenizer
+    from dsgkd.pipeline.prepare import load_transfer
+
+    distributed.quiet_transformers()
+    run = RunConfig.model_validate(cfg)
+    train, _, val = encode_run_notes(run, load_splits(run.data), load_transfer(run), load_tokenizer(run.student.ref),
+                                     load_tokenizer(run.teacher.ref), store=Path(store))
+    return {"variant": store_variant(run), "notes": len(train) + len(val), "mb": round((train.nbytes() + val.nbytes())
+                                                                                     / 2**20, 1), **_peak()}
+
+
+def _peak() -> dict[str, float]:
+    import resource
+
+    return {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+
+
+def _record_setup(run_dir: Path, kind: str, tasks: list[dict]) -> None:
+    """RUN/setup_memory.json: each set-up task's peak resident memory, by kind (the latest set-up's)."""
+    path = Path(run_dir) / SETUP_MEMORY
+    record = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    atomic_write_text(path, json.dumps(record | {kind: tasks}, indent=1))
 
 
 def _sources(space: SearchSpace, cfg: RunConfig) -> set[str]:
@@ -48,15 +92,16 @@ def _attention(space: SearchSpace, cfg: RunConfig, source: str) -> bool:
                if "attentions" in term.teacher_outputs and term.source(cfg.distill) == source)
 
 
-def _build_cache(cfg: dict[str, Any], layers: list[int], out_dir: str, source: str, attention: bool) -> str:
+def _build_cache(cfg: dict[str, Any], layers: list[int], out_dir: str, source: str, attention: bool) -> dict:
     import torch
 
     from dsgkd.pipeline.teacher_cache import build_cache
 
     distributed.quiet_transformers()
     device = torch.device("cuda") if torch.cuda.is_available() else None
-    return str(build_cache(RunConfig.model_validate(cfg), layers, out_dir, source=source, attention=attention,
-                           device=device))
+    built = build_cache(RunConfig.model_validate(cfg), layers, out_dir, source=source, attention=attention,
+                        device=device)
+    return {"dir": str(built), "source": source, **_peak()}
 
 
 def _may_be_positive(space: SearchSpace, key: str) -> bool:

@@ -54,16 +54,19 @@ def cache_paths(caches: dict | None) -> dict[str, str] | None:
 
 
 def fit_from_checkpoint(cfg: RunConfig, previous, on_epoch, *, teacher_cache: dict[str, str] | None,
-                        device=None) -> None:
-    """`engine.fit`, resumed from `previous` (a Ray checkpoint, set after a restart or a restored search)."""
+                        note_store: str | None = None, device=None) -> None:
+    """`engine.fit`, resumed from `previous` (a Ray checkpoint, set after a restart or a restored search); the
+    encoded notes memory-mapped from `note_store` (a search's RUN/note_store) when given."""
     quiet_transformers()
     with contextlib.ExitStack() as stack:
         resume_from = stack.enter_context(previous.as_directory()) if previous else None
-        fit(prepare_run(resolve_run(cfg), teacher_weights=teacher_cache is None), on_epoch=on_epoch,
+        prepared = prepare_run(resolve_run(cfg), teacher_weights=teacher_cache is None,
+                               note_store=Path(note_store) if note_store else None)
+        fit(prepared, on_epoch=on_epoch,
             resume_from=resume_from, teacher_cache=teacher_cache, device=device)
 
 
-def fit_in_trial(cfg: RunConfig, *, teacher_cache: dict | None) -> None:
+def fit_in_trial(cfg: RunConfig, *, teacher_cache: dict | None, note_store: Path | None = None) -> None:
     """A single-worker trial trains inside the Tune trial itself: no worker group to start (17-22 s a
     trial on a 2-core machine), and Tune's own checkpoints, FailureConfig and `Tuner.restore` apply."""
     from ray import tune
@@ -74,7 +77,8 @@ def fit_in_trial(cfg: RunConfig, *, teacher_cache: dict | None) -> None:
     # construction; the actor's start-up happens before the trial starts and is not visible from here
     on_epoch = epoch_reporter(tune.report, tune.Checkpoint, rank=0, world=1, entered=time.time(),
                               trial_started_at=None)
-    fit_from_checkpoint(cfg, tune.get_checkpoint(), on_epoch, teacher_cache=cache_paths(teacher_cache))
+    fit_from_checkpoint(cfg, tune.get_checkpoint(), on_epoch, teacher_cache=cache_paths(teacher_cache),
+                        note_store=str(note_store) if note_store else None)
 
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> str | None:
@@ -96,7 +100,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> str | None:
                               trial_started_at=loop_config.get("trial_started_at"))
     try:
         fit_from_checkpoint(cfg, ray.train.get_checkpoint(), on_epoch, teacher_cache=loop_config["teacher_cache"],
-                            device=ray.train.torch.get_device())
+                            note_store=loop_config.get("note_store"), device=ray.train.torch.get_device())
     except NonFiniteLossError as e:
         return str(e)
     return None
@@ -111,7 +115,7 @@ def quiet_transformers() -> None:
 
 def make_trainer(cfg: RunConfig, *, name: str, storage_path: str | Path, workers: int = 1,
                  cpus_per_worker: float = 1, gpus_per_worker: float = 0,
-                 teacher_cache: dict | None = None, max_failures: int = 1,
+                 teacher_cache: dict | None = None, note_store: Path | None = None, max_failures: int = 1,
                  trial_started_at: float | None = None,
                  callbacks: Sequence[Any] = ()) -> ray.train.torch.TorchTrainer:
     """A TorchTrainer for one config. A fixed `name` on the same storage makes a restarted run resume."""
@@ -121,6 +125,7 @@ def make_trainer(cfg: RunConfig, *, name: str, storage_path: str | Path, workers
         train_loop_per_worker,
         train_loop_config={"config": cfg.model_dump(mode="json"),
                            "teacher_cache": cache_paths(teacher_cache),
+                           "note_store": str(note_store) if note_store else None,
                            "trial_started_at": trial_started_at},
         torch_config=ray.train.torch.TorchConfig(backend="nccl" if use_gpu else "gloo"),
         scaling_config=ray.train.ScalingConfig(num_workers=workers, use_gpu=use_gpu,

@@ -27,6 +27,7 @@ import ray
 
 from dsgkd.config import RunConfig
 from dsgkd.errors import NonFiniteLossError
+from dsgkd.pipeline.note_store import store_dir
 from dsgkd.pipeline.teacher_cache import cache_dirs, drop_damaged_caches
 from dsgkd.search import distributed
 from dsgkd.search.caches import build_caches
@@ -108,7 +109,7 @@ def _submit(space: SearchSpace, cfg: RunConfig, cache: dict[str, Path] | None, n
     b, res = space.budget, trial_resources(space)
     options = {"num_cpus": res.pop("CPU", 0), "num_gpus": res.pop("GPU", 0), "resources": res,
                "max_retries": b.trial_retries}
-    args = (cfg.model_dump(mode="json"), distributed.cache_paths(cache), space.metric)
+    args = (cfg.model_dump(mode="json"), distributed.cache_paths(cache), str(store_dir(run_dir)), space.metric)
     if b.workers_per_trial == 1:
         return _rerun_in_task.options(**options).remote(*args)
     trainer = {"workers": b.workers_per_trial, "cpus_per_worker": b.cpus_per_worker,
@@ -117,7 +118,7 @@ def _submit(space: SearchSpace, cfg: RunConfig, cache: dict[str, Path] | None, n
 
 
 @ray.remote
-def _rerun_in_task(cfg_json: dict, cache: dict[str, str] | None, metric: str) -> dict[str, Any]:
+def _rerun_in_task(cfg_json: dict, cache: dict[str, str] | None, note_store: str, metric: str) -> dict[str, Any]:
     from dsgkd.core.engine import fit
     from dsgkd.pipeline.resolve import resolve_run
     from dsgkd.pipeline.teachers import prepare_run
@@ -125,19 +126,22 @@ def _rerun_in_task(cfg_json: dict, cache: dict[str, str] | None, metric: str) ->
     distributed.quiet_transformers()
     started = time.time()
     cfg = RunConfig.model_validate(cfg_json)
-    result = fit(prepare_run(resolve_run(cfg), teacher_weights=cache is None), teacher_cache=cache)
+    result = fit(prepare_run(resolve_run(cfg), teacher_weights=cache is None, note_store=Path(note_store)),
+                 teacher_cache=cache)
     return _record(result.history, result.best_epoch, metric, time.time() - started)
 
 
 @ray.remote
-def _rerun_with_workers(cfg_json: dict, cache: dict[str, str] | None, metric: str, name: str, storage: str,
+def _rerun_with_workers(cfg_json: dict, cache: dict[str, str] | None, note_store: str, metric: str, name: str,
+                        storage: str,
                         trainer: dict[str, Any]) -> dict[str, Any]:
     """A TorchTrainer named after the (trial, seed), so a re-run killed with the search resumes from its last
     epoch. The history comes from its last checkpoint's state.json; then the Train run is deleted whole (what
     counts is in RUN/reselect.json, and a run redone later must start afresh, not from a dropped checkpoint)."""
     started = time.time()
     cfg = RunConfig.model_validate(cfg_json)
-    result = distributed.make_trainer(cfg, name=name, storage_path=storage, teacher_cache=cache, **trainer).fit()
+    result = distributed.make_trainer(cfg, name=name, storage_path=storage, teacher_cache=cache,
+                                      note_store=Path(note_store), **trainer).fit()
     if result.return_value:
         raise NonFiniteLossError(result.return_value)
     with result.checkpoint.as_directory() as ckpt:

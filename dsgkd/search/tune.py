@@ -30,10 +30,11 @@ from ray.tune.search.optuna import OptunaSearch
 from dsgkd.config import RunConfig
 from dsgkd.errors import NonFiniteLossError, UserError
 from dsgkd.models.shape import model_depth
+from dsgkd.pipeline.note_store import store_dir
 from dsgkd.pipeline.teacher_cache import cache_dirs
 from dsgkd.search import distributed, reselect, study, tracking
 from dsgkd.search.asha import ResumableASHA
-from dsgkd.search.caches import build_caches
+from dsgkd.search.caches import build_caches, build_note_stores
 from dsgkd.search.credentials import STORAGE_PASSWORD_ENV, refuse_inline_password
 from dsgkd.search.local_ray import concurrency as trial_concurrency
 from dsgkd.search.local_ray import ray_session, trial_resources
@@ -188,10 +189,12 @@ def _check_data(cfg: RunConfig) -> None:
 
 
 def _set_up(space: SearchSpace, plans, run_dir: Path, use_cache: bool) -> None:
-    """Heavy set-up as Ray tasks before the Tuner starts: build every stand-in once, and the teacher signal once
-    per cache group of the space's categorical variants (`dsgkd.search.caches`)."""
+    """Heavy set-up as Ray tasks before the Tuner starts: build every stand-in once, write the encoded notes once
+    per store, and the teacher signal once per cache group of the space's categorical variants
+    (`dsgkd.search.caches`)."""
     refs = sorted({ref for p in space.pairs for ref in (p.teacher, p.student)})
-    ray.get([ray.remote(num_cpus=1)(_load_tokenizer).remote(ref) for ref in refs])
+    ray.get([ray.remote(num_cpus=1, max_calls=1)(_load_tokenizer).remote(ref) for ref in refs])
+    build_note_stores(run_dir, categorical_variants(space))
     if use_cache:
         build_caches(space, plans, run_dir, categorical_variants(space))
 
@@ -221,7 +224,7 @@ def _trainable(space: SearchSpace, run_dir: Path, use_cache: bool):
             print(f"[dsgkd] trial {trial_id}: no teacher cache for this config; running the teacher live")
         if b.workers_per_trial == 1:
             try:
-                distributed.fit_in_trial(cfg, teacher_cache=cache)
+                distributed.fit_in_trial(cfg, teacher_cache=cache, note_store=store_dir(run_dir))
             except NonFiniteLossError as e:
                 atomic_write_text(marker, str(e))
                 raise
@@ -229,7 +232,7 @@ def _trainable(space: SearchSpace, run_dir: Path, use_cache: bool):
         result = distributed.make_trainer(
             cfg, name=name, storage_path=run_dir / "train", workers=b.workers_per_trial,
             cpus_per_worker=b.cpus_per_worker, gpus_per_worker=b.gpus_per_worker, teacher_cache=cache,
-            max_failures=b.worker_retries, trial_started_at=started,
+            note_store=store_dir(run_dir), max_failures=b.worker_retries, trial_started_at=started,
             callbacks=[TuneReportCallback()]).fit()
         if result.return_value:
             atomic_write_text(marker, result.return_value)

@@ -145,6 +145,17 @@ def test_teacher_runs_once_per_search_with_the_cache(ddp_search, cluster):
     assert passed == meta["n_notes"]["train"]  # every KD note through the teacher once, no trial ran it
 
 
+def test_set_up_tasks_write_the_note_stores_every_trial_reads(ddp_search):
+    """One store per KD pool and per validation set of each pair's student, written by the set-up tasks (their
+    peaks recorded apart from the trials'); a trial that encoded its notes itself would have added a store."""
+    run = ddp_search["run"]
+    stores = sorted(p.name for p in (run / "note_store").iterdir())
+    assert len(stores) == 4, stores  # two students: a pool store and a validation store each
+    setup = json.loads((run / "setup_memory.json").read_text())
+    assert len(setup["note_stores"]) == 2 and len(setup["teacher_caches"]) == 1
+    assert all(task["peak_rss_mb"] > 100 and task["notes"] > 0 for task in setup["note_stores"])
+
+
 def test_bad_space_exits_before_ray(tmp_path, notes):
     bad = tmp_path / "bad.yaml"
     bad.write_text("pairs: [{teacher: kmbert-tiny, student: xlmr-tiny}]\nbudget: {num_sample: 3}\n")
