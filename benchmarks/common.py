@@ -10,7 +10,7 @@ from transformers import get_constant_schedule
 from dsgkd.config import RunConfig
 from dsgkd.core.distiller import Distiller
 from dsgkd.core.engine import make_teacher_signal
-from dsgkd.core.features import collate, make_batches
+from dsgkd.core.features import collate, make_batches, note_lengths
 from dsgkd.core.steps import Stepper, make_optimizer, resolve_precision
 from dsgkd.data.synthetic import generate_notes, write_table
 from dsgkd.models.load import encoder_width
@@ -44,7 +44,7 @@ def timed_steps(p, cfg: RunConfig, *, steps: int, teacher_cache=None, bucket: bo
     device = torch.device("cpu")
     stepper = Stepper(model.train(), signal, opt, sched, grad_clip=1.0, device=device,
                       precision=resolve_precision("auto", device))
-    lengths = [len(ex["s_ids"]) for ex in p.train_examples]
+    lengths = note_lengths(p.train_examples)
     batches = make_batches(lengths, cfg.train.batch_size, shuffle=True, seed=0, bucket=bucket)[:steps + warmup]
     tokens = n = 0
     elapsed = 0.0

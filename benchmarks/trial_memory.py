@@ -1,82 +1,113 @@
-"""Peak RSS of one trial's process as its KD pool grows: what a Ray Train worker holds besides the models.
+"""A real Ray search's memory as its KD pool grows: the trial process's private memory, and each set-up task's
+peak apart from it.
 
-For each pool size (labelled training notes + unlabeled transfer notes) the teacher cache is built in one
-child process, then a second, fresh child does what a trial worker does: `prepare_run` without teacher
-weights, the cached teacher signal, and `--steps` training steps; its peak RSS (ru_maxrss) is reported, and
-its private and file-backed resident memory after each stage.
-Prints JSON.
+For each pool size (labelled training notes + unlabeled transfer notes) one `dsgkd search` runs one trial
+(kmbert-tiny -> xlmr-tiny, hidden-state KD from the teacher cache, one epoch) in a subprocess, while this
+script reads /proc every 0.2 s for every Ray worker process: its private resident memory (RssAnon; memory-mapped
+note stores and teacher caches are file-backed, shared by the trials of a node) and its peak resident memory
+(VmHWM). The trial is the process running the Tune trainable; the set-up tasks (stand-ins, note stores, teacher
+caches) are the others, each in its own process (`dsgkd.search.caches`). Prints JSON.
 
-    python benchmarks/trial_memory.py [--train 1700 --transfer 1000 19000 --steps 20]
+    python benchmarks/trial_memory.py [--train 1700 --transfer 1000 19000]
 """
 import argparse
 import json
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
+import yaml
 
-def config(tmp: str, train: int, transfer: int) -> dict:
-    return {"data.path": str(Path(tmp) / "train.csv"), "data.transfer_path": str(Path(tmp) / f"transfer{transfer}.csv"),
-            "data.text_col": "ER_DHX", "data.label_col": "LABEL", "data.max_transfer": transfer,
-            "teacher.ref": "kmbert-tiny", "student.ref": "xlmr-tiny", "distill.layer_map": "uniform",
-            "train.max_length": 128, "train.batch_size": 16}
+TRIAL_TITLES = ("ImplicitFunc", "trial_driver")  # the process title of a function trainable's actor
+POLL_S = 0.2
 
 
-def child(role: str, tmp: str, train: int, transfer: int, steps: int) -> dict:
-    import resource
-
-    import torch
-    from common import resident_mb, timed_steps
-
-    from dsgkd.config import RunConfig
-    from dsgkd.pipeline.resolve import resolve_run
-    from dsgkd.pipeline.teacher_cache import build_cache
-    from dsgkd.pipeline.teachers import prepare_run
-
-    torch.set_num_threads(1)
-    cfg = RunConfig().with_overrides(config(tmp, train, transfer))
-    if role == "build":
-        p = prepare_run(resolve_run(cfg))
-        return {"cache": str(build_cache(cfg, p.teacher_layers(), Path(tmp) / "cache"))}
-    stages = {"imports": resident_mb()}
-    p = prepare_run(resolve_run(cfg), teacher_weights=False)
-    stages["prepared"] = resident_mb()
-    timed_steps(p, cfg, steps=steps, teacher_cache=sys.argv[-1], warmup=0)
-    stages["trained"] = resident_mb()
-    return {"kd_pool": len(p.train_examples), "rss_mb_after": stages,
-            "trial_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+def space(tmp: Path, transfer: int) -> dict:
+    return {"base": {"data": {"path": str(tmp / "train.csv"), "transfer_path": str(tmp / f"transfer{transfer}.csv"),
+                              "text_col": "ER_DHX", "label_col": "LABEL", "max_transfer": transfer},
+                     "distill": {"beta": 0.0, "gamma": 0.0, "layer_map": "uniform"},
+                     "train": {"epochs": 1, "batch_size": 16, "max_length": 128, "patience": 1}},
+            "pairs": [{"teacher": "kmbert-tiny", "student": "xlmr-tiny"}], "layer_maps": ["uniform"],
+            "params": {"distill.alpha": {"type": "float", "low": 0.3, "high": 0.6}},
+            "budget": {"num_samples": 1}, "asha": {"enabled": False}, "include_paper_defaults": False,
+            "include_control": False}
 
 
-def run(*args: str) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def _status(pid: int) -> tuple[str, dict[str, float]] | None:
+    try:
+        title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    if not title.startswith("ray::"):
+        return None
+    mb = {k: int(status.split(f"{k}:")[1].split()[0]) / 1024 for k in ("RssAnon", "VmHWM") if f"{k}:" in status}
+    return title.split()[0], mb
+
+
+def watched_search(space_file: Path, out: Path) -> dict[int, dict]:
+    """Run the search, polling every Ray worker's memory; pid -> {title, peak private MB, peak RSS MB}."""
+    proc = subprocess.Popen([sys.executable, "-m", "dsgkd.cli", "search", "--space", str(space_file), "--out", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    seen: dict[int, dict] = {}
+    while proc.poll() is None:
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            got = _status(int(entry.name))
+            if got is None:
+                continue
+            title, mb = got
+            rec = seen.setdefault(int(entry.name), {"title": title, "private_mb": 0.0, "peak_rss_mb": 0.0})
+            rec["title"] = title  # a worker's title names the task or actor it runs now
+            rec["private_mb"] = max(rec["private_mb"], mb.get("RssAnon", 0.0))
+            rec["peak_rss_mb"] = max(rec["peak_rss_mb"], mb.get("VmHWM", 0.0))
+        time.sleep(POLL_S)
+    if proc.returncode:
+        raise SystemExit(f"dsgkd search failed:\n{proc.stderr.read()[-3000:]}")
+    return seen
+
+
+def measure(tmp: Path, train: int, transfer: int) -> dict:
+    space_file = tmp / f"space{transfer}.yaml"
+    space_file.write_text(yaml.safe_dump(space(tmp, transfer)))
+    out = tmp / f"run{transfer}"
+    procs = watched_search(space_file, out)
+    trials = [p for p in procs.values() if any(t in p["title"] for t in TRIAL_TITLES)]
+    if not trials:
+        raise SystemExit(f"no trial process seen among {sorted({p['title'] for p in procs.values()})}")
+    setup_file = out / "setup_memory.json"
+    return {"kd_pool": train + transfer,
+            "trial_private_mb": round(max(p["private_mb"] for p in trials), 1),
+            "trial_peak_rss_mb": round(max(p["peak_rss_mb"] for p in trials), 1),
+            "set_up_tasks": json.loads(setup_file.read_text()) if setup_file.is_file() else None,
+            "largest_other_ray_process": max(({"title": p["title"], "private_mb": round(p["private_mb"], 1),
+                                               "peak_rss_mb": round(p["peak_rss_mb"], 1)}
+                                              for p in procs.values() if p not in trials),
+                                             key=lambda p: p["peak_rss_mb"], default=None)}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--train", type=int, default=1700)
     ap.add_argument("--transfer", type=int, nargs="+", default=[1000, 19000])
-    ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     a = ap.parse_args()
-    if a.child:
-        role, tmp, train, transfer, steps, *_ = a.child
-        print(json.dumps(child(role, tmp, int(train), int(transfer), int(steps))))
-        return
     from dsgkd.data.synthetic import generate_notes, write_table
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        write_table(generate_notes(a.train, seed=0), Path(tmp) / "train.csv")
+        tmp = Path(tmp)
+        write_table(generate_notes(a.train, seed=0), tmp / "train.csv")
         for n in a.transfer:
-            write_table(generate_notes(n, seed=1)[["ER_DHX"]], Path(tmp) / f"transfer{n}.csv")
-            cache = run("build", tmp, str(a.train), str(n), str(a.steps))["cache"]
-            rows.append(run("trial", tmp, str(a.train), str(n), str(a.steps), cache))
-    anon = [r["rss_mb_after"]["trained"]["RssAnon"] for r in rows]
+            write_table(generate_notes(n, seed=1)[["ER_DHX"]], tmp / f"transfer{n}.csv")
+            rows.append(measure(tmp, a.train, n))
     print(json.dumps({"benchmark": "trial_memory", "rows": rows,
-                      "peak_rss_growth_mb": round(rows[-1]["trial_peak_rss_mb"] - rows[0]["trial_peak_rss_mb"], 1),
-                      "private_growth_mb": round(anon[-1] - anon[0], 1), "goal_growth_mb": 150}))
+                      "trial_private_growth_mb": round(rows[-1]["trial_private_mb"] - rows[0]["trial_private_mb"], 1),
+                      "trial_peak_rss_growth_mb": round(rows[-1]["trial_peak_rss_mb"] - rows[0]["trial_peak_rss_mb"],
+                                                        1),
+                      "goal_growth_mb": 150}, indent=1))
 
 
 if __name__ == "__main__":
