@@ -53,7 +53,9 @@ def encoded(texts: Sequence[str], labels: Sequence[int] | None, sides: dict[str,
     target = Path(store) / key
     notes = EncodedNotes.open(target)
     if notes is None:
-        encode().save(target)
+        if target.exists():
+            print(f"[dsgkd] note store {target}: damaged (checksum); writing it again")
+        encode().save(target, replace=target.exists())
         notes = EncodedNotes.open(target)
     return notes
 

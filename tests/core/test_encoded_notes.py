@@ -43,8 +43,18 @@ def test_saved_store_maps_back_the_same_notes_read_only(tmp_path):
     assert EncodedNotes.open(tmp_path / "missing") is None
 
 
-def test_a_store_cut_short_is_not_opened(tmp_path):
-    notes().save(tmp_path / "store")
-    ids = tmp_path / "store" / "s_ids.npy"
+def test_a_damaged_store_is_not_opened_and_is_replaced(tmp_path):
+    store = tmp_path / "store"
+    notes().save(store)
+    ids = store / "s_ids.npy"
     ids.write_bytes(ids.read_bytes()[:-8])
-    assert EncodedNotes.open(tmp_path / "store") is None
+    assert EncodedNotes.open(store) is None  # cut short
+    notes().save(store, replace=True)
+    raw = bytearray(ids.read_bytes())
+    raw[-4:] = b"\0\0\0\0"  # a zeroed page: same size, other ids
+    ids.write_bytes(bytes(raw))
+    assert EncodedNotes.open(store) is None
+    notes().save(store)  # the first writer wins: a plain save keeps what is there
+    assert EncodedNotes.open(store) is None
+    notes().save(store, replace=True)
+    assert EncodedNotes.open(store)[3]["s_ids"].tolist() == notes()[3]["s_ids"].tolist()
