@@ -5,7 +5,7 @@ For each pool size (labelled training notes + unlabeled transfer notes) one `dsg
 (kmbert-tiny -> xlmr-tiny, hidden-state KD from the teacher cache, one epoch) in a subprocess, while this
 script reads /proc every 0.2 s for every Ray worker process: its private resident memory (RssAnon; memory-mapped
 note stores and teacher caches are file-backed, shared by the trials of a node) and its peak resident memory
-(VmHWM). The trial is the process running the Tune trainable; the set-up tasks (stand-ins, note stores, teacher
+(VmHWM), and the file-backed part (RssFile: mapped stores, caches and libraries). The trial is the process running the Tune trainable; the set-up tasks (stand-ins, note stores, teacher
 caches) are the others, each in its own process (`dsgkd.search.caches`). Prints JSON.
 
     python benchmarks/trial_memory.py [--train 1700 --transfer 1000 19000]
@@ -43,7 +43,8 @@ def _status(pid: int) -> tuple[str, dict[str, float]] | None:
         return None
     if not title.startswith("ray::"):
         return None
-    mb = {k: int(status.split(f"{k}:")[1].split()[0]) / 1024 for k in ("RssAnon", "VmHWM") if f"{k}:" in status}
+    mb = {k: int(status.split(f"{k}:")[1].split()[0]) / 1024 for k in ("RssAnon", "RssFile", "VmHWM")
+          if f"{k}:" in status}
     return title.split()[0], mb
 
 
@@ -60,9 +61,11 @@ def watched_search(space_file: Path, out: Path) -> dict[int, dict]:
             if got is None:
                 continue
             title, mb = got
-            rec = seen.setdefault(int(entry.name), {"title": title, "private_mb": 0.0, "peak_rss_mb": 0.0})
+            rec = seen.setdefault(int(entry.name), {"title": title, "private_mb": 0.0, "file_mb": 0.0,
+                                                    "peak_rss_mb": 0.0})
             rec["title"] = title  # a worker's title names the task or actor it runs now
             rec["private_mb"] = max(rec["private_mb"], mb.get("RssAnon", 0.0))
+            rec["file_mb"] = max(rec["file_mb"], mb.get("RssFile", 0.0))
             rec["peak_rss_mb"] = max(rec["peak_rss_mb"], mb.get("VmHWM", 0.0))
         time.sleep(POLL_S)
     if proc.returncode:
@@ -81,12 +84,21 @@ def measure(tmp: Path, train: int, transfer: int) -> dict:
     setup_file = out / "setup_memory.json"
     return {"kd_pool": train + transfer,
             "trial_private_mb": round(max(p["private_mb"] for p in trials), 1),
+            "trial_file_backed_mb": round(max(p["file_mb"] for p in trials), 1),
             "trial_peak_rss_mb": round(max(p["peak_rss_mb"] for p in trials), 1),
-            "set_up_tasks": json.loads(setup_file.read_text()) if setup_file.is_file() else None,
+            "set_up_tasks": _setup_peaks(setup_file),
             "largest_other_ray_process": max(({"title": p["title"], "private_mb": round(p["private_mb"], 1),
                                                "peak_rss_mb": round(p["peak_rss_mb"], 1)}
                                               for p in procs.values() if p not in trials),
                                              key=lambda p: p["peak_rss_mb"], default=None)}
+
+
+def _setup_peaks(setup_file: Path) -> dict | None:
+    """RUN/setup_memory.json without the run's temporary paths (None from a dsgkd that does not write it)."""
+    if not setup_file.is_file():
+        return None
+    return {kind: [{k: v for k, v in task.items() if k != "dir"} for task in tasks]
+            for kind, tasks in json.loads(setup_file.read_text()).items()}
 
 
 def main() -> None:
@@ -107,6 +119,8 @@ def main() -> None:
                       "trial_private_growth_mb": round(rows[-1]["trial_private_mb"] - rows[0]["trial_private_mb"], 1),
                       "trial_peak_rss_growth_mb": round(rows[-1]["trial_peak_rss_mb"] - rows[0]["trial_peak_rss_mb"],
                                                         1),
+                      "trial_file_backed_growth_mb": round(rows[-1]["trial_file_backed_mb"]
+                                                           - rows[0]["trial_file_backed_mb"], 1),
                       "goal_growth_mb": 150}, indent=1))
 
 
