@@ -151,3 +151,13 @@ def test_serving_benchmarks_print_one_json_object_at_toy_size(script, args):
     else:
         for student in result["students"].values():
             assert set(student) == {"pytorch", "onnx", "onnx_int8"} and student["onnx"]["max_abs_delta_prob"] < 1e-4
+
+
+@pytest.mark.slow  # a venv resolved at the floors (~30 s with uv) and one test module run in it
+def test_floors_benchmark_installs_the_lowest_versions_and_runs_tests(tmp_path):
+    out = subprocess.run([sys.executable, str(SCRIPT.parent / "floors.py"), "--venv", str(tmp_path / "floors"), "--",
+                          "-q", "tests/core/test_encoded_notes.py"], capture_output=True, text=True, timeout=900,
+                         check=True)
+    result = json.loads(out.stdout)
+    assert result["versions"]["pandas"] == "2.1.0" and result["versions"]["numpy"] == "1.25.0"  # pyproject's floors
+    assert result["pytest_rc"] == 0 and "passed" in result["summary"]
