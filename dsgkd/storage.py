@@ -37,6 +37,15 @@ def content_key(value: Any, *, sort_keys: bool = False, length: int = 16) -> str
     return hashlib.sha256(json.dumps(value, sort_keys=sort_keys).encode()).hexdigest()[:length]
 
 
+def file_sha256(path: str | os.PathLike) -> str:
+    """A file's sha256, read in 4 MB blocks: what caches and stores record to find a damaged file later."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def group_readable() -> bool:
     return os.environ.get(GROUP_READABLE_ENV, "").strip() not in ("", "0")
 

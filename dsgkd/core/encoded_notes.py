@@ -12,14 +12,13 @@ trial's private memory does not grow with the notes. A search writes its stores 
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from dsgkd.storage import staged_dir
+from dsgkd.storage import file_sha256, staged_dir
 
 META = "notes.json"
 SIDES = ("s", "t")  # student, teacher
@@ -92,7 +91,7 @@ class EncodedNotes(Sequence):
             for name, array in self.arrays.items():
                 np.save(stage / f"{name}.npy", np.ascontiguousarray(array))
             (stage / META).write_text(json.dumps({"notes": len(self), "sha256": {
-                name: _sha256(stage / f"{name}.npy") for name in sorted(self.arrays)}}))
+                name: file_sha256(stage / f"{name}.npy") for name in sorted(self.arrays)}}))
         return directory
 
     @classmethod
@@ -103,20 +102,12 @@ class EncodedNotes(Sequence):
         directory = Path(directory)
         try:
             meta = json.loads((directory / META).read_text(encoding="utf-8"))
-            if any(_sha256(directory / f"{name}.npy") != digest for name, digest in meta["sha256"].items()):
+            if any(file_sha256(directory / f"{name}.npy") != digest for name, digest in meta["sha256"].items()):
                 return None
             store = cls({name: np.load(directory / f"{name}.npy", mmap_mode="r") for name in meta["sha256"]})
         except (OSError, ValueError, KeyError):
             return None
         return store if len(store) == meta["notes"] else None
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _flatten(rows: list[np.ndarray], dtype, empty_shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:

@@ -28,7 +28,6 @@ memmaps are allocated on disk before they are filled, so a full disk is ENOSPC (
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import os
 import shutil
@@ -42,7 +41,7 @@ from dsgkd.core.features import collate, encode_notes, make_batches
 from dsgkd.core.teacher.signal import TeacherOut, teacher_forward
 from dsgkd.errors import UserError
 from dsgkd.progress import Progress
-from dsgkd.storage import content_key, staged_dir
+from dsgkd.storage import content_key, file_sha256, staged_dir
 
 CACHE_VERSION = 2
 
@@ -120,7 +119,7 @@ def verify_cache(cache_dir: Path) -> bool:
         meta = read_meta(cache_dir)
     except UserError:
         return False
-    return all(_size(cache_dir / name) == size and _sha256(cache_dir / name) == meta["sha256"][name]
+    return all(_size(cache_dir / name) == size and file_sha256(cache_dir / name) == meta["sha256"][name]
                for name, size in meta["sizes"].items())
 
 
@@ -131,14 +130,6 @@ def _files(meta: dict) -> list[str]:
 
 def _size(path: Path) -> int:
     return path.stat().st_size if path.is_file() else -1
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _write_split(model, tokenizer, texts: list[str], out: Path, split: str, *, max_length: int, selector: str,
@@ -230,6 +221,6 @@ def write_cache(model, tokenizer, texts_by_split: dict[str, list[str]], out_dir:
         meta = {"version": CACHE_VERSION, "layers": layers, "attn_layers": attn_layers, "logits": logits,
                 "splits": list(texts_by_split), "max_length": max_length, "selector": selector,
                 "n_notes": {s: len(t) for s, t in texts_by_split.items()},
-                "sizes": {n: _size(tmp / n) for n in names}, "sha256": {n: _sha256(tmp / n) for n in names}}
+                "sizes": {n: _size(tmp / n) for n in names}, "sha256": {n: file_sha256(tmp / n) for n in names}}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
     return final
