@@ -42,8 +42,11 @@ def encoded(texts: Sequence[str], labels: Sequence[int] | None, sides: dict[str,
     under `store` when given, else held in memory."""
     d, t = cfg.distill, cfg.train
     tokens = {side: tok for side, (_, tok) in sides.items()}
-    encode = lambda: encode_notes(texts, labels, tokens.get("s"), tokens.get("t"), selector=d.selector,  # noqa: E731
-                                  max_terms=d.max_terms, max_length=t.max_length)
+
+    def encode() -> EncodedNotes:
+        return encode_notes(texts, labels, tokens.get("s"), tokens.get("t"), selector=d.selector,
+                            max_terms=d.max_terms, max_length=t.max_length)
+
     if store is None:
         return encode()
     digest = hashlib.sha256("\n".join(texts).encode())
