@@ -4,6 +4,8 @@ resolved for the direct dependencies, pytest's summary line, and the seconds eac
 
     python benchmarks/floors.py [--venv /tmp/dsgkd-floors] [-- PYTEST ARGS]
 
+Two tests compare the environment with constraints.txt's pins (the cluster's Ray equals the client's, every
+package a node installs is pinned): at the floors they fail by design, and the JSON lists them like any other.
 uv comes from PyPI into a venv of its own when it is not on PATH. The suite runs from this checkout (the venv
 holds an editable install of it), with the same DSGKD_CACHE as the caller, so stand-ins are not rebuilt.
 """

@@ -159,5 +159,5 @@ def test_floors_benchmark_installs_the_lowest_versions_and_runs_tests(tmp_path):
                           "-q", "tests/core/test_encoded_notes.py"], capture_output=True, text=True, timeout=900,
                          check=True)
     result = json.loads(out.stdout)
-    assert result["versions"]["pandas"] == "2.1.0" and result["versions"]["numpy"] == "1.25.0"  # pyproject's floors
+    assert result["versions"]["pandas"] == "3.1.0" and result["versions"]["optuna"] == "4.4.0"  # pyproject's floors
     assert result["pytest_rc"] == 0 and "passed" in result["summary"]
