@@ -63,6 +63,7 @@ def build(out: str, n: int, shape: str) -> dict:
 
     import torch
 
+    from dsgkd.core.features import encode_notes
     from dsgkd.core.teacher.cache import write_cache
     from dsgkd.models.load import load_classifier, load_tokenizer
 
@@ -75,8 +76,9 @@ def build(out: str, n: int, shape: str) -> dict:
         tok, model = load_tokenizer("kmbert-tiny"), BaseShapeTeacher()
         layers = list(range(LAYERS_BASE))
     t0 = time.perf_counter()
-    cache = write_cache(model, tok, {"train": texts}, Path(out), key="bench", max_length=128, selector="latin",
-                        max_terms=TERMS_BASE, layers=layers, attn_layers=layers[1:], logits=False, batch_size=32)
+    encoded = encode_notes(texts, None, None, tok, selector="latin", max_terms=TERMS_BASE, max_length=128)
+    cache = write_cache(model, tok, {"train": encoded}, Path(out), key="bench", layers=layers, attn_layers=layers[1:],
+                        logits=False, batch_size=32)
     seconds = time.perf_counter() - t0
     return {"dir": str(cache), "build_seconds": round(seconds, 1),
             "builder_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}

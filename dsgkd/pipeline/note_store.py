@@ -49,8 +49,7 @@ def encoded(texts: Sequence[str], labels: Sequence[int] | None, sides: dict[str,
 
     if store is None:
         return encode()
-    digest = hashlib.sha256("\n".join(texts).encode())
-    digest.update(json.dumps(None if labels is None else [int(x) for x in labels]).encode())
+    digest = hashlib.sha256(json.dumps([list(texts), None if labels is None else [int(x) for x in labels]]).encode())
     key = content_key([digest.hexdigest(), {side: tokenizer_identity(ref, tok) for side, (ref, tok) in sides.items()},
                        d.selector, d.max_terms, t.max_length])
     target = Path(store) / key
@@ -71,6 +70,17 @@ def train_pool(cfg: RunConfig, splits: Splits, transfer_texts: list[str], studen
     return pool, pool.expand(list(splits.train["label"]) + [-1] * len(transfer_texts))
 
 
+def encode_pool(cfg: RunConfig, splits: Splits, transfer: list[str], student_tok, teacher_tok, *,
+                store: Path | None = None, sides: Sequence[str] = ("s", "t")) -> EncodedNotes:
+    """The KD pool (`train_pool`) encoded for the `sides` whose tokenizer is given. A search's trials and its
+    teacher-cache builds read one store, written once with both sides (a cache build without a store encodes only
+    the teacher's)."""
+    pool, labels = train_pool(cfg, splits, transfer, student_tok)
+    tokens = {"s": (cfg.student.ref, student_tok), "t": (cfg.teacher.ref, teacher_tok)}
+    return encoded(pool.texts, labels, {side: tokens[side] for side in sides if tokens[side][1] is not None},
+                   cfg=cfg, store=store)
+
+
 def encode_run_notes(cfg: RunConfig, splits: Splits, transfer: list[str], student_tok, teacher_tok, *,
                      store: Path | None = None) -> tuple[EncodedNotes, Pieces, EncodedNotes]:
     """The run's KD pool (`train_pool`) encoded with both tokenizers given, and its validation pieces and notes
@@ -81,14 +91,10 @@ def encode_run_notes(cfg: RunConfig, splits: Splits, transfer: list[str], studen
     With a `store`, the pool is encoded for the teacher's tokenizer whether KD is on or not, so the KD-off and
     KD-on trials of a search share one store."""
     t = cfg.train
-    pool, labels = train_pool(cfg, splits, transfer, student_tok)
-    sides = {"s": (cfg.student.ref, student_tok)}
-    if teacher_tok is not None:
-        sides["t"] = (cfg.teacher.ref, teacher_tok)
-    train = encoded(pool.texts, labels, sides, cfg=cfg, store=store)
+    train = encode_pool(cfg, splits, transfer, student_tok, teacher_tok, store=store)
     val_pieces = split_notes(list(splits.val["text"]), student_tok, t.max_length, t.long_notes)
-    val = encoded(val_pieces.texts, val_pieces.expand(list(splits.val["label"])), {"s": sides["s"]}, cfg=cfg,
-                  store=store)
+    val = encoded(val_pieces.texts, val_pieces.expand(list(splits.val["label"])),
+                  {"s": (cfg.student.ref, student_tok)}, cfg=cfg, store=store)
     return train, val_pieces, val
 
 

@@ -26,7 +26,7 @@ from dsgkd.data.emr import load_splits
 from dsgkd.errors import UserError
 from dsgkd.models.shape import model_depth
 from dsgkd.models.load import load_tokenizer
-from dsgkd.pipeline.note_store import train_pool
+from dsgkd.pipeline.note_store import encode_pool
 from dsgkd.pipeline.prepare import load_teacher, load_transfer
 from dsgkd.pipeline.teachers import finetuned_teacher_dir, teacher_identity, teacher_seeded
 from dsgkd.storage import atomic_write_text, content_key
@@ -110,14 +110,15 @@ def cache_dirs(cfg: RunConfig, run_dir: Path) -> dict[str, Path] | None:
 
 
 def build_cache(cfg: RunConfig, layers: list[int], out_dir: str | Path, *, source: str | None = None,
-                attention: bool | None = None, device: torch.device | None = None) -> Path:
+                attention: bool | None = None, device: torch.device | None = None, store: Path | None = None) -> Path:
     """Teacher signal for the KD pool (train + transfer notes) of `cfg`, for the given teacher layers, of the
     teacher `source` names ("pretrained", "finetuned"; default: the one `cfg`'s KD terms read). The fine-tuned
     copy's cache holds its logits.
 
     `attention` defaults to whether an enabled KD term reads the teacher's attentions; a search passes True when
     any trial may ask for them.
-    Returns the cache directory (reused when it already exists for the same key).
+    `store`: a search's RUN/note_store, whose KD pool (written by its set-up before the caches) is read rather
+    than tokenised again. Returns the cache directory (reused when it already exists for the same key).
     """
     depth = model_depth(cfg.teacher.ref)
     if max(layers) > depth:
@@ -137,11 +138,12 @@ def build_cache(cfg: RunConfig, layers: list[int], out_dir: str | Path, *, sourc
     attn_layers = attention_states(layers) if attention else []
     d = cfg.distill
     fp = hashlib.sha256("\n".join([splits.fingerprint, *transfer, *_pieces_identity(cfg)]).encode()).hexdigest()
-    pool, _ = train_pool(cfg, splits, transfer, load_tokenizer(cfg.student.ref) if _pieces_identity(cfg) else None)
     key = cache_key(teacher_identity(cfg, source), fp, max_length=cfg.train.max_length, selector=d.selector,
                     max_terms=d.max_terms, layers=sorted(layers), attn_layers=attn_layers,
                     logits=tuned)
-    return write_cache(model, tok, {"train": pool.texts}, Path(out_dir), key=key,
-                       max_length=cfg.train.max_length, selector=d.selector, max_terms=d.max_terms,
-                       layers=sorted(layers), attn_layers=attn_layers, logits=tuned,
-                       device=device)
+    if verify_cache(Path(out_dir) / key):
+        return Path(out_dir) / key
+    pool = encode_pool(cfg, splits, transfer, load_tokenizer(cfg.student.ref), tok, store=store,
+                       sides=("s", "t") if store is not None else ("t",))
+    return write_cache(model, tok, {"train": pool}, Path(out_dir), key=key, layers=sorted(layers),
+                       attn_layers=attn_layers, logits=tuned, device=device)

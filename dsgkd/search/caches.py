@@ -11,6 +11,7 @@ apart from the trials'.
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +28,12 @@ from dsgkd.storage import atomic_write_text
 SETUP_MEMORY = "setup_memory.json"  # under RUN
 
 
-def build_caches(space: SearchSpace, plans, run_dir: Path, variants: list[tuple[str, RunConfig]]) -> None:
+def build_caches(space: SearchSpace, plans, run_dir: Path, variants: list[tuple[str, RunConfig]], *,
+                 phase: str = "search") -> None:
     """The teacher signal of every cache group among `variants` ((pair, config)), of each teacher (pretrained,
     fine-tuned) some trial of the group may read, for the union of the layers its pairs' maps can read, added to
-    RUN/teacher_cache/index.json (`record_caches`)."""
+    RUN/teacher_cache/index.json (`record_caches`). Each build reads its KD pool from the note store the set-up
+    wrote before it (`build_note_stores`) rather than tokenising it again."""
     groups = plan_groups(variants, {pair: plans[pair].teacher_states for pair, _ in variants})
     if not groups:
         return
@@ -41,9 +44,10 @@ def build_caches(space: SearchSpace, plans, run_dir: Path, variants: list[tuple[
     gpu = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
     build = ray.remote(num_cpus=1, num_gpus=gpu, max_calls=1)(_build_cache)
     built = ray.get([build.remote(cfg.model_dump(mode="json"), layers, str(caches_dir(run_dir)), source,
-                                  _attention(space, cfg, source)) for _, source, cfg, layers in jobs])
+                                  _attention(space, cfg, source), str(store_dir(run_dir)))
+                     for _, source, cfg, layers in jobs])
     record_caches(run_dir, {index_key(group, source): b["dir"] for (group, source, _, _), b in zip(jobs, built)})
-    _record_setup(run_dir, "teacher_caches", built)
+    _record_setup(run_dir, "teacher_caches", built, phase)
 
 
 def build_note_stores(run_dir: Path, variants: list[tuple[str, RunConfig]]) -> None:
@@ -52,7 +56,7 @@ def build_note_stores(run_dir: Path, variants: list[tuple[str, RunConfig]]) -> N
     todo = {store_variant(cfg): cfg for _, cfg in variants}
     write = ray.remote(num_cpus=1, max_calls=1)(_write_stores)
     built = ray.get([write.remote(cfg.model_dump(mode="json"), str(store_dir(run_dir))) for cfg in todo.values()])
-    _record_setup(run_dir, "note_stores", built)
+    _record_setup(run_dir, "note_stores", built, "search")
 
 
 def _write_stores(cfg: dict[str, Any], store: str) -> dict:
@@ -74,11 +78,15 @@ def _peak() -> dict[str, float]:
     return {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
 
-def _record_setup(run_dir: Path, kind: str, tasks: list[dict]) -> None:
-    """RUN/setup_memory.json: each set-up task's peak resident memory, by kind (the latest set-up's)."""
+def _record_setup(run_dir: Path, kind: str, tasks: list[dict], phase: str) -> None:
+    """RUN/setup_memory.json: each set-up task's peak resident memory, by kind, appended with the phase that ran
+    it ("search", "reselect") and when, so a resumed search or a reselect adds to what the first set-up
+    measured rather than writing over it."""
     path = Path(run_dir) / SETUP_MEMORY
     record = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    atomic_write_text(path, json.dumps(record | {kind: tasks}, indent=1))
+    at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    record.setdefault(kind, []).extend({"phase": phase, "at": at, **task} for task in tasks)
+    atomic_write_text(path, json.dumps(record, indent=1))
 
 
 def _sources(space: SearchSpace, cfg: RunConfig) -> set[str]:
@@ -92,7 +100,8 @@ def _attention(space: SearchSpace, cfg: RunConfig, source: str) -> bool:
                if "attentions" in term.teacher_outputs and term.source(cfg.distill) == source)
 
 
-def _build_cache(cfg: dict[str, Any], layers: list[int], out_dir: str, source: str, attention: bool) -> dict:
+def _build_cache(cfg: dict[str, Any], layers: list[int], out_dir: str, source: str, attention: bool,
+                 store: str) -> dict:
     import torch
 
     from dsgkd.pipeline.teacher_cache import build_cache
@@ -100,7 +109,7 @@ def _build_cache(cfg: dict[str, Any], layers: list[int], out_dir: str, source: s
     distributed.quiet_transformers()
     device = torch.device("cuda") if torch.cuda.is_available() else None
     built = build_cache(RunConfig.model_validate(cfg), layers, out_dir, source=source, attention=attention,
-                        device=device)
+                        device=device, store=Path(store))
     return {"dir": str(built), "source": source, **_peak()}
 
 

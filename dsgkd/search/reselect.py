@@ -79,7 +79,8 @@ def run(space: SearchSpace, run_dir: Path, plans, *, use_cache: bool, concurrenc
     if use_cache:
         drop_damaged_caches(run_dir)  # a cache damaged since the search built it is built again here
         build_caches(space, plans, run_dir, [(p["pair"], cfg) for p, _, cfg in todo
-                                             if cfg.distill.kd_on and cache_dirs(cfg, run_dir) is None])
+                                             if cfg.distill.kd_on and cache_dirs(cfg, run_dir) is None],
+                     phase="reselect")
     pending: dict[Any, tuple[dict, int]] = {}
     queue = list(todo)
     while queue or pending:

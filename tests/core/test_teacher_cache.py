@@ -24,8 +24,9 @@ def teacher():
 
 def build(teacher, out, *, attn=ATTN, logits=False):
     tok, model = teacher
-    return write_cache(model, tok, {"train": TEXTS}, out, key="k", max_length=MAX_LEN, selector="latin", max_terms=4,
-                       layers=LAYERS, attn_layers=attn, logits=logits, batch_size=4)
+    notes = encode_notes(TEXTS, None, None, tok, selector="latin", max_terms=4, max_length=MAX_LEN)
+    return write_cache(model, tok, {"train": notes}, out, key="k", layers=LAYERS, attn_layers=attn, logits=logits,
+                       batch_size=4)
 
 
 def batches(teacher):

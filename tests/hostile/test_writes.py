@@ -179,12 +179,14 @@ def teacher():
 
 
 def build_cache(teacher, out):
+    from dsgkd.core.features import encode_notes
     from dsgkd.core.teacher.cache import write_cache
 
     tok, model = teacher
     texts = ["3일전부터 fever, vomiting x3, r/o AGE", "rash 전신, itching 호소", "seizure 1회 5분"] * 8
-    return write_cache(model, tok, {"train": texts}, out, key="k", max_length=24, selector="latin", max_terms=4,
-                       layers=[0, 1, 2], attn_layers=[1, 2], logits=False, batch_size=4)
+    notes = encode_notes(texts, None, None, tok, selector="latin", max_terms=4, max_length=24)
+    return write_cache(model, tok, {"train": notes}, out, key="k", layers=[0, 1, 2], attn_layers=[1, 2], logits=False,
+                       batch_size=4)
 
 
 def test_a_cache_with_a_zeroed_page_is_dropped_before_a_trial_reads_it_and_rebuilt(teacher, tmp_path, capsys):

@@ -37,3 +37,32 @@ def test_kd_off_trials_share_the_kd_on_store_and_other_rules_get_their_own(notes
     assert len(list(tmp_path.iterdir())) == 2 and off.teacher_tok is None
     prepare(resolve_run(config(notes_csv, **{"distill.selector": "all"})), teacher_weights=False, note_store=tmp_path)
     assert len(list(tmp_path.iterdir())) == 4  # another rule finds other terms: its own pool and validation stores
+
+
+def test_a_cache_build_reads_the_pool_from_the_store_and_writes_the_same_cache(notes_csv, tmp_path, monkeypatch):
+    """The set-up writes the store, then the teacher caches: a build given the store tokenises nothing, and its
+    cache holds exactly what a build that encodes the pool itself writes."""
+    from dsgkd.pipeline.teacher_cache import build_cache
+
+    cfg = config(notes_csv)
+    prepare(resolve_run(cfg), teacher_weights=False, note_store=tmp_path / "store")
+    own = build_cache(cfg, [0, 2], tmp_path / "own", source="pretrained", attention=True)
+    monkeypatch.setattr(note_store, "encode_notes", lambda *a, **k: (_ for _ in ()).throw(AssertionError("encoded")))
+    stored = build_cache(cfg, [0, 2], tmp_path / "stored", source="pretrained", attention=True,
+                         store=tmp_path / "store")
+    assert own.name == stored.name
+    files = sorted(p.name for p in own.iterdir() if p.suffix == ".npy")
+    assert "train.pooled.npy" in files and "train.grid.npy" in files
+    for name in files:
+        assert np.array_equal(np.load(own / name), np.load(stored / name)), name
+
+
+def test_the_store_key_tells_texts_with_newlines_apart(tmp_path):
+    """Two notes "a", "b" and one note "a\\nb" are different KD pools (a key joining texts by newline merged them)."""
+    from dsgkd.models.load import load_tokenizer
+
+    cfg = RunConfig().with_overrides({"train.max_length": 16})
+    sides = {"s": ("xlmr-tiny", load_tokenizer("xlmr-tiny"))}
+    note_store.encoded(["fever x3", "r/o AGE"], None, sides, cfg=cfg, store=tmp_path)
+    note_store.encoded(["fever x3\nr/o AGE"], None, sides, cfg=cfg, store=tmp_path)
+    assert len(list(tmp_path.iterdir())) == 2

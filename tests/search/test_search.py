@@ -154,6 +154,7 @@ def test_set_up_tasks_write_the_note_stores_every_trial_reads(ddp_search):
     setup = json.loads((run / "setup_memory.json").read_text())
     assert len(setup["note_stores"]) == 2 and len(setup["teacher_caches"]) == 1
     assert all(task["peak_rss_mb"] > 100 and task["notes"] > 0 for task in setup["note_stores"])
+    assert all(task["phase"] == "search" and task["at"] for tasks in setup.values() for task in tasks)
 
 
 def test_bad_space_exits_before_ray(tmp_path, notes):

@@ -37,7 +37,8 @@ import numpy as np
 import torch
 
 from dsgkd.core.align import selector_identity
-from dsgkd.core.features import collate, encode_notes, make_batches
+from dsgkd.core.encoded_notes import EncodedNotes
+from dsgkd.core.features import collate, make_batches
 from dsgkd.core.teacher.signal import TeacherOut, teacher_forward
 from dsgkd.errors import UserError
 from dsgkd.progress import Progress
@@ -132,12 +133,9 @@ def _size(path: Path) -> int:
     return path.stat().st_size if path.is_file() else -1
 
 
-def _write_split(model, tokenizer, texts: list[str], out: Path, split: str, *, max_length: int, selector: str,
-                 max_terms: int, layers: list[int], attn_layers: list[int], logits: bool, batch_size: int,
-                 device: torch.device) -> None:
+def _write_split(model, tokenizer, examples: EncodedNotes, out: Path, split: str, *, layers: list[int],
+                 attn_layers: list[int], logits: bool, batch_size: int, device: torch.device) -> None:
     """One split's signal, streamed batch by batch into on-disk memmaps sized from the notes' kept terms."""
-    examples = encode_notes(texts, None, None, tokenizer, selector=selector, max_terms=max_terms,
-                            max_length=max_length)
     kept = [np.flatnonzero(ex["t_ok"]) for ex in examples]
     term_offsets = np.concatenate([[0], np.cumsum([len(k) for k in kept])]).astype(np.int64)
     grid_offsets = np.concatenate([[0], np.cumsum([len(k) ** 2 for k in kept])]).astype(np.int64)
@@ -200,10 +198,11 @@ def _reserve(path: Path) -> None:
         os.close(fd)
 
 
-def write_cache(model, tokenizer, texts_by_split: dict[str, list[str]], out_dir: Path, *, key: str,
-                max_length: int, selector: str, max_terms: int, layers: list[int], attn_layers: list[int],
-                logits: bool, batch_size: int = 32, device: torch.device | None = None) -> Path:
-    """Compute and store the teacher signal for every note of every split; atomic, reused when it verifies."""
+def write_cache(model, tokenizer, notes_by_split: dict[str, EncodedNotes], out_dir: Path, *, key: str,
+                layers: list[int], attn_layers: list[int], logits: bool, batch_size: int = 32,
+                device: torch.device | None = None) -> Path:
+    """Compute and store the teacher signal for every note of every split (`notes_by_split`: the notes encoded
+    with the teacher's side, e.g. a search's note store); atomic, reused when it verifies."""
     final = Path(out_dir) / key
     if (final / "meta.json").is_file():
         if verify_cache(final):
@@ -213,14 +212,12 @@ def write_cache(model, tokenizer, texts_by_split: dict[str, list[str]], out_dir:
     device = device or torch.device("cpu")
     model = model.to(device).eval()
     with staged_dir(final, exists="keep") as tmp:
-        for split, texts in texts_by_split.items():
-            _write_split(model, tokenizer, texts, tmp, split, max_length=max_length, selector=selector,
-                         max_terms=max_terms, layers=layers, attn_layers=attn_layers, logits=logits,
+        for split, notes in notes_by_split.items():
+            _write_split(model, tokenizer, notes, tmp, split, layers=layers, attn_layers=attn_layers, logits=logits,
                          batch_size=batch_size, device=device)
         names = sorted(p.name for p in tmp.iterdir())
         meta = {"version": CACHE_VERSION, "layers": layers, "attn_layers": attn_layers, "logits": logits,
-                "splits": list(texts_by_split), "max_length": max_length, "selector": selector,
-                "n_notes": {s: len(t) for s, t in texts_by_split.items()},
+                "splits": list(notes_by_split), "n_notes": {s: len(n) for s, n in notes_by_split.items()},
                 "sizes": {n: _size(tmp / n) for n in names}, "sha256": {n: file_sha256(tmp / n) for n in names}}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
     return final
