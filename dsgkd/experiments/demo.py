@@ -53,7 +53,6 @@ def demo_sizes(notes: int) -> dict[str, int]:
 def run_demo(out: Path, *, notes: int, trials: int | None, epochs: int | None, seeds: list[int],
              space_path: Path = SPACE) -> Path:
     from dsgkd.data.benchmark import write_benchmark
-    from dsgkd.pipeline.train import run_seeds
     from dsgkd.report.analysis import analyze
     from dsgkd.report.export import export_best
     from dsgkd.search.space import load_space
@@ -76,7 +75,7 @@ def run_demo(out: Path, *, notes: int, trials: int | None, epochs: int | None, s
     best_path, best_cfg, best, _ = stages.run("export", export_best, out / "search")
     print(f"best trial {best.trial_id}: {best_cfg.teacher.ref} -> {best_cfg.student.ref}, {best.value:.4f} "
           f"at epoch {best.epoch}; wrote {best_path}")
-    summary = stages.run(f"re-run best config vs KD-off control, seeds {seeds}", run_seeds, best_cfg,
+    summary = stages.run(f"re-run best config vs KD-off control, seeds {seeds}", rerun_best, best_cfg,
                          out / "final", seeds)
     reference = stages.run("reference: character n-gram TF-IDF + logistic regression, same notes",
                            _reference, best_cfg)
@@ -85,6 +84,15 @@ def run_demo(out: Path, *, notes: int, trials: int | None, epochs: int | None, s
     atomic_write_text(report, render_report(out, best_cfg, best, summary, reference, stages))
     print(f"\ndemo finished in {stages.total:.0f} s; report: {report}")
     return report
+
+
+def rerun_best(best_cfg, out: Path, seeds: list[int]) -> dict:
+    """The exported best config (a `RunConfig`, as `dsgkd train --config` reads it) against its KD-off control
+    on each seed: what `dsgkd train --config best.yaml --seeds ...` runs."""
+    from dsgkd.pipeline.resolve import resolve_run
+    from dsgkd.pipeline.train import run_seeds
+
+    return run_seeds(resolve_run(best_cfg), out, seeds)
 
 
 def _reference(cfg) -> dict:
