@@ -119,7 +119,7 @@ def _unigram_loss(train: torch.Tensor, held_out: dict[str, torch.Tensor], vocab:
     return float(logp.logsumexp(0) - logp[labels].mean())
 
 
-def _pretrain(spec, tokenizer, texts: list[str], steps: int, recipe: dict):
+def _pretrain(spec, tokenizer, texts: list[str], steps: int, recipe: dict, name: str = "stand-in"):
     """Short MLM pretraining; returns the encoder (with a pooler, so classifiers load it without
     missing weights) and held-out losses."""
     from transformers import DataCollatorForLanguageModeling, get_linear_schedule_with_warmup
@@ -154,7 +154,7 @@ def _pretrain(spec, tokenizer, texts: list[str], steps: int, recipe: dict):
     with torch.no_grad():
         before = _masked_loss(mlm, head, held_out).item()
     mlm.train()
-    with Progress(steps, "stand-in MLM pretraining", "steps") as bar:
+    with Progress(steps, f"{name}: MLM pretraining", "steps") as bar:  # builds run side by side: say which
         for step in range(steps):
             rows, size = (long_train, long_batch) if step >= long_from else (train, recipe["batch_size"])
             batch = collate(list(rows[torch.randint(len(rows), (size,))]))
@@ -177,7 +177,8 @@ def _pretrain(spec, tokenizer, texts: list[str], steps: int, recipe: dict):
     return encoder, stats
 
 
-def build_stand_in(spec, steps: int, corpora: tuple[list[str], list[str]], out: Path, *, recipe: dict) -> dict:
+def build_stand_in(spec, steps: int, corpora: tuple[list[str], list[str]], out: Path, *, recipe: dict,
+                   name: str = "stand-in") -> dict:
     """Build into `out`; returns the build's record. One thread: the MLM run then depends on the seed and
     the tokenizer only, not on the core count, and it does not collapse when it shares the CPUs (two
     spinning intra-op threads on a busy 2-core box ran 3-8x slower than one)."""
@@ -189,7 +190,7 @@ def build_stand_in(spec, steps: int, corpora: tuple[list[str], list[str]], out: 
         with torch.random.fork_rng(devices=[]), torch.enable_grad():
             torch.manual_seed(spec.seed)
             tokenizer = FAMILIES[spec.family].fn(spec, corpora[0], recipe["model_max_length"])
-            encoder, stats = _pretrain(spec, tokenizer, corpora[1], steps, recipe)
+            encoder, stats = _pretrain(spec, tokenizer, corpora[1], steps, recipe, name)
     finally:
         torch.set_num_threads(threads)
     with quiet_progress():  # a 1 MB stand-in needs no "Writing model shards" bar in a table's or a search's log

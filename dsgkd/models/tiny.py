@@ -139,7 +139,7 @@ def _build(name: str, spec: TinySpec, steps: int, corpora, out: Path) -> None:
     """Build into `out`, ending with the marker file (dsgkd_tiny.json) that makes a directory a stand-in."""
     from dsgkd.models.build import build_stand_in  # torch and the MLM run, only on a cache miss
 
-    meta = build_stand_in(spec, steps, corpora, out, recipe=_recipe())
+    meta = build_stand_in(spec, steps, corpora, out, recipe=_recipe(), name=name)
     (out / "dsgkd_tiny.json").write_text(json.dumps({"name": name, **meta}, indent=2) + "\n", encoding="utf-8")
 
 

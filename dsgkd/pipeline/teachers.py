@@ -4,6 +4,7 @@ the teacher-signal cache: `dsgkd.pipeline.teacher_cache`); `prepare_run` is the 
 """
 from __future__ import annotations
 
+import fcntl
 import json
 from pathlib import Path
 
@@ -68,6 +69,17 @@ def finetuned_teacher_dir(cfg: RunConfig, splits: Splits) -> Path:
     final = cache_root() / "teachers" / f"{Path(cfg.teacher.ref).name}-{key}"
     if (final / "config.json").is_file():
         return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    # set-up tasks of several cache groups (and trials, on a node without a set-up) ask for the same teacher at
+    # once: the first fine-tunes it, the others wait and reuse it rather than fine-tune it again
+    with open(final.parent / f".{final.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (final / "config.json").is_file():
+            _finetune(cfg, splits, final)
+    return final
+
+
+def _finetune(cfg: RunConfig, splits: Splits, final: Path) -> None:
     tuned, shape, t = teacher_finetune_config(cfg), model_shape(cfg.teacher.ref), cfg.teacher
     best, draws = None, []
     for draw in range(t.finetune_restarts + 1):
@@ -84,7 +96,6 @@ def finetuned_teacher_dir(cfg: RunConfig, splits: Splits) -> Path:
         best.model.save_pretrained(stage)
         best.tokenizer.save_pretrained(stage)
         (stage / FINETUNE_RECORD).write_text(json.dumps({"floor": t.finetune_floor, "draws": draws}, indent=1))
-    return final
 
 
 def finetune_record(teacher_dir: Path) -> dict | None:

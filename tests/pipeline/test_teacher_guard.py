@@ -60,3 +60,23 @@ def test_a_healthy_draw_is_kept_alone_and_the_guard_is_part_of_the_identity(fake
     off = teachers.finetuned_teacher_dir(cfg.with_overrides({"teacher.finetune_floor": 0.0}), SPLITS)
     assert off != first and seen == [0, 0]  # a different guard is a different teacher
     assert teachers.restart_seed(0, 1) not in range(0, 2000)  # far from the reported and design seeds
+
+
+def test_callers_at_once_fine_tune_the_teacher_once(fake_fits, monkeypatch):
+    """Set-up tasks of two cache groups (two term selectors) asking for one teacher at the same time: one fits,
+    the other waits on the lock and reuses its directory."""
+    import threading
+    import time
+
+    cfg = RunConfig().with_overrides({"teacher.finetune": True, "train.seed": 5})
+    seen = fake_fits({5: 0.8})
+    fit = teachers.fit
+    monkeypatch.setattr(teachers, "fit", lambda run: time.sleep(0.3) or fit(run))  # both callers in flight
+    out = []
+    callers = [threading.Thread(target=lambda: out.append(teachers.finetuned_teacher_dir(cfg, SPLITS)))
+               for _ in range(2)]
+    for c in callers:
+        c.start()
+    for c in callers:
+        c.join()
+    assert seen == [5] and len(out) == 2 and out[0] == out[1]
