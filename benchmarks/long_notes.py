@@ -102,7 +102,8 @@ def main() -> None:
                for arm, rs in rows.items()}
     result = {"benchmark": "long_notes", "max_length": a.max_length, "history": a.history,
               "sizes": [a.train, a.val, a.test], "epochs": a.epochs,
-              "recipe": {"lr_encoder": a.lr_encoder, "lr_head": a.lr_head, "warmup_ratio": a.warmup}, "pair": [a.teacher, a.student],
+              "recipe": {"lr_encoder": a.lr_encoder, "lr_head": a.lr_head, "warmup_ratio": a.warmup},
+              "pair": [a.teacher, a.student],
               "seeds": seeds, "test_notes_with_every_term_past_the_cut": round(share, 3), "per_seed": rows,
               "summary": summary, "cost": costs}
     if {"truncate", "windows"} <= set(arms):
