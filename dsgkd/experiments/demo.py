@@ -146,7 +146,8 @@ def render_report(out: Path, cfg, best, summary: dict, reference: dict, stages: 
     lines = [
         "# dsgkd demo report", "",
         f"Best trial `{best.trial_id}` ({cfg.teacher.ref} → {cfg.student.ref}, layer map `{cfg.distill.layer_map}`, "
-        f"alpha {cfg.distill.alpha:.3g}, beta {cfg.distill.beta:.3g}, T {cfg.distill.temperature:.3g}): "
+        f"alpha {cfg.distill.alpha:.3g}, beta {cfg.distill.beta:.3g}, gamma {cfg.distill.gamma:.3g} "
+        f"at T {cfg.distill.temperature:.3g}): "
         f"validation {best.value:.4f} at epoch {best.epoch}. Config: [best.yaml](search/best.yaml).", "",
         "## Final: best config vs its KD-off control on test", "", summary_table(summary),
         reference_line(reference) + ".", "", verdict(summary, reference), "",
