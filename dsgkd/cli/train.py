@@ -100,6 +100,9 @@ def add_parser(sub) -> None:
     s = g.add_mutually_exclusive_group()
     s.add_argument("--seed", type=int)
     s.add_argument("--seeds", help="comma-separated seeds: runs DSG-KD and the KD-off control per seed")
+    p.add_argument("--parallel", type=int, default=1, metavar="N",
+                   help="with --seeds: train N of the runs at once, each in its own process on its share of the "
+                        "cores (default 1)")
     p.add_argument("--out", required=True, help="output directory (must be new or empty)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
     p.set_defaults(func=run)
@@ -129,8 +132,12 @@ def run(args) -> int:
     run = resolve_run(cfg)  # once; a bad ref, map or length fails here, before torch and transformers load
     from dsgkd.pipeline.train import run_seeds, run_train
 
+    if args.parallel < 1:
+        raise UserError(f"--parallel: {args.parallel}; give 1 or more")
+    if args.parallel > 1 and not args.seeds:
+        raise UserError("--parallel trains the runs of --seeds side by side: pass --seeds too")
     if args.seeds:
-        run_seeds(run, args.out, parse_seeds(args.seeds), overwrite=args.overwrite)
+        run_seeds(run, args.out, parse_seeds(args.seeds), overwrite=args.overwrite, workers=args.parallel)
     else:
         run_train(run, args.out, overwrite=args.overwrite)
     return 0

@@ -7,6 +7,7 @@ its wall time, and the report records them, so the demo's cost is measured every
 """
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -88,11 +89,12 @@ def run_demo(out: Path, *, notes: int, trials: int | None, epochs: int | None, s
 
 def rerun_best(best_cfg, out: Path, seeds: list[int]) -> dict:
     """The exported best config (a `RunConfig`, as `dsgkd train --config` reads it) against its KD-off control
-    on each seed: what `dsgkd train --config best.yaml --seeds ...` runs."""
+    on each seed, as many runs at once as there are cores: what `dsgkd train --config best.yaml --seeds ...
+    --parallel N` runs."""
     from dsgkd.pipeline.resolve import resolve_run
     from dsgkd.pipeline.train import run_seeds
 
-    return run_seeds(resolve_run(best_cfg), out, seeds)
+    return run_seeds(resolve_run(best_cfg), out, seeds, workers=min(os.cpu_count() or 1, 2 * len(seeds)))
 
 
 def _reference(cfg) -> dict:

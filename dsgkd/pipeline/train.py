@@ -32,6 +32,7 @@ from dsgkd.core.steps import pick_device, predict_logits
 from dsgkd.core.temperature import fit_temperature, nll, positive_prob
 from dsgkd.errors import UserError
 from dsgkd.pipeline.card import render_card
+from dsgkd.pipeline.parallel import train_side_by_side
 from dsgkd.pipeline.serve import label_names, write_meta
 from dsgkd.pipeline.resolve import ResolvedRun
 from dsgkd.pipeline.teachers import prepare_run
@@ -144,26 +145,32 @@ def run_train(run: ResolvedRun, out: str | Path, *, overwrite: bool = False, log
 
 
 def run_seeds(run: ResolvedRun, out: str | Path, seeds: list[int], *, overwrite: bool = False,
-              log=print) -> dict:
-    """DSG-KD and its KD-off control (every KD weight at zero, everything else equal) for each seed."""
+              log=print, workers: int = 1) -> dict:
+    """DSG-KD and its KD-off control (every KD weight at zero, everything else equal) for each seed; with
+    `workers` > 1 that many (seed, arm) runs at once, each in its own process (`dsgkd.pipeline.parallel`)."""
     cfg = run.cfg
     if not cfg.distill.kd_on:
         raise UserError("--seeds compares DSG-KD with its KD-off control: set alpha, beta or gamma > 0")
     pick_device(cfg.train.device)
     arms = {"dsgkd": run, "control": run.control()}
-    first = prepare_run(run.with_seed(seeds[0]))
-    runs: dict[str, list[dict]] = {arm: [] for arm in arms}
-    probs: dict[str, list[np.ndarray]] = {arm: [] for arm in arms}
+    jobs = [(seed, arm) for seed in seeds for arm in arms]
+    first = prepare_run(run.with_seed(seeds[0]))  # every input error surfaces here, before `out` exists
     with staged_output(Path(out), overwrite=overwrite) as stage:
         cfg.to_yaml(stage / "config.yaml")
-        for seed in seeds:
-            for arm, arm_run in arms.items():
+        if workers > 1:
+            done = train_side_by_side([(arms[arm].with_seed(seed), stage / f"seed_{seed}" / arm, f"seed {seed} · {arm}")
+                                       for seed, arm in jobs], workers)
+        else:
+            done = []
+            for seed, arm in jobs:
                 log(f"== seed {seed} · {arm}")
-                seeded = arm_run.with_seed(seed)
                 prepared = first if (arm == "dsgkd" and seed == seeds[0]) else None
-                m = train_one(seeded, stage / f"seed_{seed}" / arm, prepared=prepared, log=log)
-                runs[arm].append(m)
-                probs[arm].append(pd.read_csv(stage / f"seed_{seed}" / arm / "predictions.csv")["prob"].to_numpy())
+                done.append(train_one(arms[arm].with_seed(seed), stage / f"seed_{seed}" / arm, prepared=prepared,
+                                      log=log))
+        metrics = dict(zip(jobs, done))
+        runs = {arm: [metrics[(seed, arm)] for seed in seeds] for arm in arms}
+        probs = {arm: [pd.read_csv(stage / f"seed_{seed}" / arm / "predictions.csv")["prob"].to_numpy()
+                       for seed in seeds] for arm in arms}
         y = pd.read_csv(stage / f"seed_{seeds[0]}" / "dsgkd" / "predictions.csv")["label"].to_numpy()
         summary = summarise(runs, probs, y, seeds, cfg)
         (stage / "summary.json").write_text(json.dumps(summary, indent=1))

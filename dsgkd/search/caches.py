@@ -7,6 +7,11 @@ re-runs still lack. Every set-up task runs in a worker process that exits when t
 Ray reuses idle workers, and a trial started in the worker that had just built a cache would carry that
 build's heap (a 20,000-note build peaks at ~1.8 GB). Each task's peak memory is kept in RUN/setup_memory.json,
 apart from the trials'.
+
+The work is packed into as many tasks as the cluster has slots for it (`pack`), keeping one teacher's caches (or one
+pair's stores) together: a fresh worker pays ~4 s importing torch and transformers before it does anything, so on
+a 2-CPU machine sixteen one-item tasks cost more than the builds, and a teacher's fine-tuned caches in one task
+fine-tune it once there instead of making the other tasks wait on its lock with a slot held.
 """
 from __future__ import annotations
 
@@ -41,35 +46,69 @@ def build_caches(space: SearchSpace, plans, run_dir: Path, variants: list[tuple[
     for _, cfg in variants:
         read.setdefault(cache_group(cfg), set()).update(_sources(space, cfg))
     jobs = [(group, source, cfg, layers) for group, (cfg, layers) in groups.items() for source in sorted(read[group])]
+    # a teacher's fine-tuned caches first in its task: the fine-tune they share runs before anything waits on it
+    jobs.sort(key=lambda job: (job[2].teacher.ref, job[1] != "finetuned"))
     gpu = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
-    build = ray.remote(num_cpus=1, num_gpus=gpu, max_calls=1)(_build_cache)
-    built = ray.get([build.remote(cfg.model_dump(mode="json"), layers, str(caches_dir(run_dir)), source,
-                                  _attention(space, cfg, source), str(store_dir(run_dir)))
-                     for _, source, cfg, layers in jobs])
-    record_caches(run_dir, {index_key(group, source): b["dir"] for (group, source, _, _), b in zip(jobs, built)})
+    build = ray.remote(num_cpus=1, num_gpus=gpu, max_calls=1)(_build_caches)
+    tasks = pack(jobs, lambda job: job[2].teacher.ref, _slots("GPU" if gpu else "CPU"))
+    done = ray.get([build.remote([(cfg.model_dump(mode="json"), layers, source, _attention(space, cfg, source))
+                                  for _, source, cfg, layers in task], str(caches_dir(run_dir)), str(store_dir(run_dir)))
+                    for task in tasks])
+    built = _numbered(done)
+    record_caches(run_dir, {index_key(group, source): b["dir"]
+                            for (group, source, _, _), b in zip([job for task in tasks for job in task], built)})
     _record_setup(run_dir, "teacher_caches", built, phase)
 
 
 def build_note_stores(run_dir: Path, variants: list[tuple[str, RunConfig]]) -> None:
-    """The encoded-note stores of every distinct (data, models, term rule, length) among `variants`, one set-up
-    task each, under RUN/note_store."""
-    todo = {store_variant(cfg): cfg for _, cfg in variants}
+    """The encoded-note stores of every distinct (data, models, term rule, length) among `variants` under
+    RUN/note_store; a task writes those of one pair (its tokenizers loaded once, a missing stand-in built there)."""
+    todo = list({store_variant(cfg): cfg for _, cfg in variants}.values())
     write = ray.remote(num_cpus=1, max_calls=1)(_write_stores)
-    built = ray.get([write.remote(cfg.model_dump(mode="json"), str(store_dir(run_dir))) for cfg in todo.values()])
-    _record_setup(run_dir, "note_stores", built, "search")
+    tasks = pack(todo, lambda cfg: (cfg.student.ref, cfg.teacher.ref), _slots("CPU"))
+    done = ray.get([write.remote([cfg.model_dump(mode="json") for cfg in task], str(store_dir(run_dir)))
+                    for task in tasks])
+    _record_setup(run_dir, "note_stores", _numbered(done), "search")
 
 
-def _write_stores(cfg: dict[str, Any], store: str) -> dict:
+def pack(items: list, key, slots: int) -> list[list]:
+    """`items` in set-up tasks: one per distinct `key(item)` (in first-seen order, each keeping its items' order),
+    the largest halved while there are fewer tasks than `slots` so a wide cluster still builds side by side."""
+    tasks: dict = {}
+    for item in items:
+        tasks.setdefault(key(item), []).append(item)
+    out = list(tasks.values())
+    while len(out) < slots and any(len(task) > 1 for task in out):
+        i = max(range(len(out)), key=lambda j: len(out[j]))
+        half = (len(out[i]) + 1) // 2
+        out[i:i + 1] = [out[i][:half], out[i][half:]]
+    return out
+
+
+def _numbered(done: list[list[dict]]) -> list[dict]:
+    """Each task's records, flat, with the task's number: the peak they carry is their task's, shared."""
+    return [{"task": i, **record} for i, records in enumerate(done) for record in records]
+
+
+def _slots(resource: str) -> int:
+    return max(1, int(ray.cluster_resources().get(resource, 1)))
+
+
+def _write_stores(cfgs: list[dict[str, Any]], store: str) -> list[dict]:
     from dsgkd.data.emr import load_splits
     from dsgkd.models.load import load_tokenizer
     from dsgkd.pipeline.prepare import load_transfer
 
     distributed.quiet_transformers()
-    run = RunConfig.model_validate(cfg)
-    train, _, val = encode_run_notes(run, load_splits(run.data), load_transfer(run), load_tokenizer(run.student.ref),
-                                     load_tokenizer(run.teacher.ref), store=Path(store))
-    return {"variant": store_variant(run), "notes": len(train) + len(val), "mb": round((train.nbytes() + val.nbytes())
-                                                                                     / 2**20, 1), **_peak()}
+    records = []
+    for cfg in cfgs:
+        run = RunConfig.model_validate(cfg)
+        train, _, val = encode_run_notes(run, load_splits(run.data), load_transfer(run),
+                                         load_tokenizer(run.student.ref), load_tokenizer(run.teacher.ref),
+                                         store=Path(store))
+        records.append({"variant": store_variant(run), "notes": len(train) + len(val),
+                        "mb": round((train.nbytes() + val.nbytes()) / 2**20, 1)})
+    return [{**record, **_peak()} for record in records]
 
 
 def _peak() -> dict[str, float]:
@@ -100,17 +139,18 @@ def _attention(space: SearchSpace, cfg: RunConfig, source: str) -> bool:
                if "attentions" in term.teacher_outputs and term.source(cfg.distill) == source)
 
 
-def _build_cache(cfg: dict[str, Any], layers: list[int], out_dir: str, source: str, attention: bool,
-                 store: str) -> dict:
+def _build_caches(jobs: list[tuple[dict[str, Any], list[int], str, bool]], out_dir: str, store: str) -> list[dict]:
+    """(config, layers, source, attention) per cache, built one after another in this task."""
     import torch
 
     from dsgkd.pipeline.teacher_cache import build_cache
 
     distributed.quiet_transformers()
     device = torch.device("cuda") if torch.cuda.is_available() else None
-    built = build_cache(RunConfig.model_validate(cfg), layers, out_dir, source=source, attention=attention,
-                        device=device, store=Path(store))
-    return {"dir": str(built), "source": source, **_peak()}
+    built = [{"dir": str(build_cache(RunConfig.model_validate(cfg), layers, out_dir, source=source,
+                                     attention=attention, device=device, store=Path(store))), "source": source}
+             for cfg, layers, source, attention in jobs]
+    return [{**record, **_peak()} for record in built]
 
 
 def _may_be_positive(space: SearchSpace, key: str) -> bool:

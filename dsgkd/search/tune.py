@@ -189,21 +189,12 @@ def _check_data(cfg: RunConfig) -> None:
 
 
 def _set_up(space: SearchSpace, plans, run_dir: Path, use_cache: bool) -> None:
-    """Heavy set-up as Ray tasks before the Tuner starts: build every stand-in once, write the encoded notes once
-    per store, and the teacher signal once per cache group of the space's categorical variants
+    """Heavy set-up as Ray tasks before the Tuner starts: write the encoded notes once per store (building a
+    missing stand-in there), and the teacher signal once per cache group of the space's categorical variants
     (`dsgkd.search.caches`)."""
-    refs = sorted({ref for p in space.pairs for ref in (p.teacher, p.student)})
-    ray.get([ray.remote(num_cpus=1, max_calls=1)(_load_tokenizer).remote(ref) for ref in refs])
     build_note_stores(run_dir, categorical_variants(space))
     if use_cache:
         build_caches(space, plans, run_dir, categorical_variants(space))
-
-
-def _load_tokenizer(ref: str) -> None:
-    from dsgkd.models.load import load_tokenizer
-
-    distributed.quiet_transformers()
-    load_tokenizer(ref)
 
 
 def _trainable(space: SearchSpace, run_dir: Path, use_cache: bool):
