@@ -18,7 +18,7 @@ import transformers
 
 from dsgkd.config import RunConfig
 from dsgkd.core.engine import fit
-from dsgkd.experiments import table_caches
+from dsgkd.pipeline import run_caches
 from dsgkd.pipeline.resolve import resolve_run
 from dsgkd.pipeline.teachers import prepare_run
 
@@ -45,9 +45,9 @@ def main():
     live = timed_fit(cfg, None)
     with tempfile.TemporaryDirectory() as d:
         t0 = time.time()
-        table_caches.build([cfg], Path(d), workers=1)
+        run_caches.build([cfg], Path(d), workers=1)
         build_s = round(time.time() - t0, 1)
-        cached = timed_fit(cfg, table_caches.row_cache(cfg, Path(d)))
+        cached = timed_fit(cfg, run_caches.row_cache(cfg, Path(d)))
     print(json.dumps({"benchmark": "row_cache", "config": str(path), "epochs": a.epochs, "live": live,
                       "cached": cached, "cache_build_s": build_s,
                       "cached_over_live": round(cached["fit_s"] / live["fit_s"], 3),

@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 
 from dsgkd.config import RunConfig
-from dsgkd.experiments import table_caches
+from dsgkd.pipeline import run_caches
 from dsgkd.experiments.table_protocol import DEFAULT_WORLD
-from dsgkd.experiments.workers import worker_pool
+from dsgkd.pipeline.workers import worker_pool
 from dsgkd.pipeline.teacher_cache import caches_dir
 
 
@@ -76,7 +76,7 @@ def write_scored(out: Path, y: np.ndarray, p: np.ndarray, threshold: float, cfg:
 def run_jobs(jobs: list[tuple[str, RunConfig, Path]], workers: int, world: str | None,
              cache_root: Path | None = None) -> None:
     """Run the jobs not yet complete, `workers` at a time. With `cache_root`, the students' teachers are first
-    cached there (`table_caches`, planned over every job so a resumed table asks for the same caches) and read
+    cached there (`pipeline.run_caches`, planned over every job so a resumed table asks for the same caches) and read
     from it."""
     todo = [(kind, cfg, out) for kind, cfg, out in jobs if not (out / "metrics.json").is_file()]
     if not todo:
@@ -84,9 +84,9 @@ def run_jobs(jobs: list[tuple[str, RunConfig, Path]], workers: int, world: str |
     students = [cfg for kind, cfg, _ in jobs if kind == "student"]
     if cache_root is not None and any(cfg.distill.kd_on for kind, cfg, _ in todo if kind == "student"):
         print(f"  teacher caches for the rows: {caches_dir(cache_root)}", flush=True)
-        table_caches.build(students, cache_root, workers)
+        run_caches.build(students, cache_root, workers)
     todo = [(kind, cfg.dump_yaml(), str(out), world or DEFAULT_WORLD,
-             table_caches.row_cache(cfg, cache_root) if cache_root is not None and kind == "student" else None)
+             run_caches.row_cache(cfg, cache_root) if cache_root is not None and kind == "student" else None)
             for kind, cfg, out in todo]
     started = time.time()
     with worker_pool(workers) as pool:

@@ -2,18 +2,17 @@
 
 A tiny model's step is mostly per-operation overhead, so one process gains little from a second intra-op thread
 (a demo run used 1.2 of 2 cores); runs in separate processes, each with its share of the cores, fill them.
-Processes are spawned, not forked: a fork would inherit the parent's torch threads and locks. Each run's lines
-carry its tag, and its progress is printed as plain lines, so runs side by side stay readable on one terminal.
+Processes are spawned and die with their parent (`dsgkd.pipeline.workers`). Each run's lines carry its tag, and
+its progress is printed as plain lines, so runs side by side stay readable on one terminal.
 """
 from __future__ import annotations
 
-import concurrent.futures
-import multiprocessing
 import os
 import sys
 from pathlib import Path
 
 from dsgkd import progress
+from dsgkd.pipeline.workers import worker_pool
 
 
 class _Tagged:
@@ -35,33 +34,26 @@ class _Tagged:
         return False
 
 
-def _start_worker(threads: int) -> None:
-    import torch
+def train_tagged(train_one, run, out: Path, tag: str, cache: dict[str, str] | None) -> dict:
+    """`train_one` (`dsgkd.pipeline.train`'s, passed in: that module calls this one) with every line it prints
+    tagged; a run whose teachers are cached (`cache`: source → directory) loads no teacher weights."""
+    from dsgkd.pipeline.teachers import prepare_run
 
-    torch.set_num_threads(threads)
     if progress.mode() == "bar":  # one terminal, several runs: bars would overwrite each other
         os.environ[progress.ENV] = "lines"
-
-
-def _train(run, out: Path, tag: str) -> dict:
-    from dsgkd.pipeline.train import train_one
-
     stdout, stderr = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = _Tagged(stdout, tag), _Tagged(stderr, tag)
     try:
-        return train_one(run, out)
+        return train_one(run, out, prepared=prepare_run(run, teacher_weights=cache is None), teacher_cache=cache)
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
         sys.stdout, sys.stderr = stdout, stderr
 
 
-def train_side_by_side(jobs: list[tuple], workers: int) -> list[dict]:
-    """(ResolvedRun, out directory, tag) per run, `workers` at a time, each on cores // workers threads; their
-    metrics in the order of `jobs`. A run that fails raises here, after the runs already started have ended."""
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
-                                                initargs=(threads,)) as pool:
-        futures = [pool.submit(_train, run, out, tag) for run, out, tag in jobs]
+def train_side_by_side(train_one, jobs: list[tuple], workers: int) -> list[dict]:
+    """(ResolvedRun, out directory, tag, teacher caches or None) per run, trained by `train_one`, `workers` at a
+    time, each on cores // workers threads; their metrics in the order of `jobs`. A run that fails raises here."""
+    with worker_pool(workers, threads=max(1, (os.cpu_count() or 1) // workers)) as pool:
+        futures = [pool.submit(train_tagged, train_one, *job) for job in jobs]
         return [future.result() for future in futures]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -32,9 +33,11 @@ from dsgkd.core.steps import pick_device, predict_logits
 from dsgkd.core.temperature import fit_temperature, nll, positive_prob
 from dsgkd.errors import UserError
 from dsgkd.pipeline.card import render_card
+from dsgkd.pipeline import run_caches
 from dsgkd.pipeline.parallel import train_side_by_side
 from dsgkd.pipeline.serve import label_names, write_meta
 from dsgkd.pipeline.resolve import ResolvedRun
+from dsgkd.pipeline.teacher_cache import caches_dir
 from dsgkd.pipeline.teachers import prepare_run
 from dsgkd.storage import atomic_write_text, staged_dir
 
@@ -147,27 +150,33 @@ def run_train(run: ResolvedRun, out: str | Path, *, overwrite: bool = False, log
 def run_seeds(run: ResolvedRun, out: str | Path, seeds: list[int], *, overwrite: bool = False,
               log=print, workers: int = 1) -> dict:
     """DSG-KD and its KD-off control (every KD weight at zero, everything else equal) for each seed; with
-    `workers` > 1 that many (seed, arm) runs at once, each in its own process (`dsgkd.pipeline.parallel`)."""
+    `workers` > 1 that many (seed, arm) runs at once, each in its own process (`dsgkd.pipeline.parallel`).
+
+    The frozen teachers are forwarded once per cache group before the runs (`run_caches`: the pretrained teacher
+    once for every seed, a fine-tuned one once per seed), not at every step of every epoch of every run, and each
+    run reads them as a search's trial does, so a searched config is re-run on the signal it was chosen on."""
     cfg = run.cfg
     if not cfg.distill.kd_on:
         raise UserError("--seeds compares DSG-KD with its KD-off control: set alpha, beta or gamma > 0")
     pick_device(cfg.train.device)
     arms = {"dsgkd": run, "control": run.control()}
-    jobs = [(seed, arm) for seed in seeds for arm in arms]
-    first = prepare_run(run.with_seed(seeds[0]))  # every input error surfaces here, before `out` exists
+    jobs = [(seed, arm, arms[arm].with_seed(seed)) for seed in seeds for arm in arms]
+    prepare_run(run.with_seed(seeds[0]), teacher_weights=False)  # every input error here, before `out` exists
     with staged_output(Path(out), overwrite=overwrite) as stage:
         cfg.to_yaml(stage / "config.yaml")
+        run_caches.build([job.cfg for *_, job in jobs], stage, workers)
+        todo = [(job, stage / f"seed_{seed}" / arm, f"seed {seed} · {arm}", run_caches.row_cache(job.cfg, stage))
+                for seed, arm, job in jobs]
         if workers > 1:
-            done = train_side_by_side([(arms[arm].with_seed(seed), stage / f"seed_{seed}" / arm, f"seed {seed} · {arm}")
-                                       for seed, arm in jobs], workers)
+            done = train_side_by_side(train_one, todo, workers)
         else:
             done = []
-            for seed, arm in jobs:
-                log(f"== seed {seed} · {arm}")
-                prepared = first if (arm == "dsgkd" and seed == seeds[0]) else None
-                done.append(train_one(arms[arm].with_seed(seed), stage / f"seed_{seed}" / arm, prepared=prepared,
-                                      log=log))
-        metrics = dict(zip(jobs, done))
+            for job, job_out, tag, cache in todo:
+                log(f"== {tag}")
+                done.append(train_one(job, job_out, prepared=prepare_run(job, teacher_weights=cache is None),
+                                      teacher_cache=cache, log=log))
+        shutil.rmtree(caches_dir(stage), ignore_errors=True)  # a by-product: the runs are what --out holds
+        metrics = {(seed, arm): m for (seed, arm, _), m in zip(jobs, done)}
         runs = {arm: [metrics[(seed, arm)] for seed in seeds] for arm in arms}
         probs = {arm: [pd.read_csv(stage / f"seed_{seed}" / arm / "predictions.csv")["prob"].to_numpy()
                        for seed in seeds] for arm in arms}

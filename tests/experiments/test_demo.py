@@ -24,6 +24,7 @@ def test_rerun_takes_the_exported_config(notes_csv, tmp_path):
     summary = rerun_best(cfg, tmp_path / "final", [0])
     assert summary["seeds"] == [0] and set(summary["test"]) == {"dsgkd", "control"}
     assert (tmp_path / "final" / "seed_0" / "control" / "metrics.json").is_file()
+    assert not (tmp_path / "final" / "teacher_cache").exists()  # the runs' teacher caches are not part of --out
 
 
 @pytest.mark.slow

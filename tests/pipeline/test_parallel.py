@@ -4,6 +4,7 @@ import json
 import pytest
 
 from dsgkd.config import RunConfig
+from dsgkd.core.teacher.signal import FORWARD_LOG_ENV
 from dsgkd.pipeline.resolve import resolve_run
 from dsgkd.pipeline.train import run_seeds
 
@@ -32,6 +33,19 @@ def test_side_by_side_runs_match_the_serial_ones(notes_csv, tmp_path, capfd):
     assert {line.split("]")[0] for line in epoch_lines} == {"[seed 0 · dsgkd", "[seed 0 · control", "[seed 1 · dsgkd",
                                                            "[seed 1 · control"}
     assert json.loads((tmp_path / "parallel" / "seed_1" / "control" / "metrics.json").read_text())["seed"] == 1
+
+
+@pytest.mark.slow
+def test_seeds_forward_each_teacher_once_per_cache_group_not_per_step(notes_csv, tmp_path, monkeypatch):
+    """Two seeds of an arm pair whose KD reads the pretrained teacher: one cache for both, built before the runs
+    (live, each DSG-KD run would forward the pool once per epoch); training forwards no teacher."""
+    log = tmp_path / "forwards.log"
+    monkeypatch.setenv(FORWARD_LOG_ENV, str(log))
+    run = _run(notes_csv, **{"distill.gamma": 0.0})
+    run_seeds(run, tmp_path / "out", [0, 1])
+    pool = json.loads((tmp_path / "out" / "seed_1" / "dsgkd" / "metrics.json").read_text())["data"]["n_train"]
+    assert sum(int(line.split()[1]) for line in log.read_text().splitlines()) == pool  # no transfer notes here
+    assert not (tmp_path / "out" / "teacher_cache").exists()
 
 
 def test_a_failing_side_by_side_run_leaves_no_output(notes_csv, tmp_path):

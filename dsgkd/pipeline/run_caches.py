@@ -1,12 +1,13 @@
-"""The frozen teachers' signal for a table's trained rows, cached once per cache group before the rows run.
+"""The frozen teachers' signal for a set of runs (a table's rows, the seeds × arms of `dsgkd train --seeds`),
+cached once per cache group before the runs start.
 
 A search's trials read their teachers from RUN/teacher_cache (`dsgkd.search.caches`); a table's rows used to run
 them live, every teacher's forward at every step of every seed: a third of a KD row's training loop on 2 cores
 (docs/benchmarks.md). The pretrained teacher's signal is the same for every seed and a fine-tuned or random-init
-teacher's the same for every row of one seed (`dsgkd.pipeline.teacher_cache.cache_group`), so the rows' teachers
-are forwarded once per group here, by the table's own workers side by side, and each row then reads them exactly
-as a search's trial does: the searched config is run on the signal it was chosen on. The caches and their
-index live in the rows' folder (`PAIR/teacher_cache`), so a resumed table reuses them after re-hashing them.
+teacher's the same for every run of one seed (`dsgkd.pipeline.teacher_cache.cache_group`), so the teachers are
+forwarded once per group here, by worker processes side by side, and each run then reads them exactly as a
+search's trial does: the searched config is run on the signal it was chosen on. A table keeps the caches and their
+index in the rows' folder (`PAIR/teacher_cache`), so a resumed table reuses them after re-hashing them.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 from dsgkd.config import RunConfig
 from dsgkd.core.layer_maps import resolve_layer_map
 from dsgkd.core.terms import weighted_reads, weighted_sources
-from dsgkd.experiments.workers import worker_pool
+from dsgkd.pipeline.workers import worker_pool
 from dsgkd.models.shape import model_depth
 from dsgkd.pipeline.teacher_cache import cache_dirs, cache_group, caches_dir, index_key, record_caches
 
@@ -46,18 +47,21 @@ def plan(configs: list[RunConfig]) -> dict[tuple[str, str], tuple[RunConfig, lis
 
 
 def _build_one(cfg_yaml: str, layers: list[int], out_dir: str, source: str, attention: bool) -> str:
-    """One cache in a worker process, one thread (the table's workers share the machine's cores)."""
+    """One cache in a worker process, on the run's device (one thread on a CPU: the workers share its cores)."""
     import torch
     import transformers
     import yaml
 
+    from dsgkd.core.steps import pick_device
     from dsgkd.pipeline.teacher_cache import build_cache
 
     torch.set_num_threads(1)
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     cfg = RunConfig.from_dict(yaml.safe_load(cfg_yaml), source=out_dir)
-    return str(build_cache(cfg, layers, out_dir, source=source, attention=attention))
+    device = pick_device(cfg.train.device)
+    return str(build_cache(cfg, layers, out_dir, source=source, attention=attention,
+                           device=None if device.type == "cpu" else device))
 
 
 def build(configs: list[RunConfig], root: Path, workers: int) -> None:
@@ -75,10 +79,10 @@ def build(configs: list[RunConfig], root: Path, workers: int) -> None:
 
 
 def row_cache(cfg: RunConfig, root: Path) -> dict[str, str] | None:
-    """The caches (source → directory) a row reads, as plain strings for a worker; None for a KD-off row."""
+    """The caches (source → directory) a run reads, as plain strings for a worker; None for a KD-off run."""
     if not cfg.distill.kd_on:
         return None
     dirs = cache_dirs(cfg, root)
     if dirs is None:
-        raise RuntimeError(f"no teacher cache under {caches_dir(root)} for a row of the table: build() first")
+        raise RuntimeError(f"no teacher cache under {caches_dir(root)} for this run: build() first")
     return {source: str(d) for source, d in dirs.items()}

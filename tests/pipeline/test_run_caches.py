@@ -6,7 +6,7 @@ import json
 from dsgkd.config import RunConfig
 from dsgkd.core.teacher.signal import FORWARD_LOG_ENV
 from dsgkd.experiments import paper_table as pt
-from dsgkd.experiments import table_caches
+from dsgkd.pipeline import run_caches
 from dsgkd.pipeline.teacher_cache import cache_group
 
 TINY = {"train": 40, "val": 30, "test": 30, "transfer": 20}
@@ -30,13 +30,13 @@ def test_the_plan_unites_layers_and_attention_within_a_group_and_skips_kd_off():
                                     "distill.layer_map": "last_k:1"})
     b = a.with_overrides({"distill.beta": 0.2, "distill.layer_map": "first_last"})
     off = a.with_overrides({"distill.alpha": 0.0})
-    plan = table_caches.plan([a, b, off])
+    plan = run_caches.plan([a, b, off])
     assert list(plan) == [(cache_group(a), "pretrained")] and cache_group(a) == cache_group(b)
     _, layers, attention = plan[(cache_group(a), "pretrained")]
-    assert layers == sorted(table_caches.teacher_layers(a) | table_caches.teacher_layers(b)) and attention
+    assert layers == sorted(run_caches.teacher_layers(a) | run_caches.teacher_layers(b)) and attention
     assert len(layers) == 2  # kmbert-tiny's first and last states (last_k:1 reads the last)
     logits_only = a.with_overrides({"teacher.finetune": True, "distill.alpha": 0.0, "distill.gamma": 1.0})
-    assert table_caches.plan([logits_only])[(cache_group(logits_only), "finetuned")][1:] == ([4], False)
+    assert run_caches.plan([logits_only])[(cache_group(logits_only), "finetuned")][1:] == ([4], False)
 
 
 def test_rows_read_one_cache_per_group_and_no_teacher_while_training(tmp_path, monkeypatch):

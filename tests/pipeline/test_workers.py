@@ -10,7 +10,7 @@ import pytest
 
 PARENT = """
 import time
-from dsgkd.experiments.workers import worker_pool
+from dsgkd.pipeline.workers import worker_pool
 pool = worker_pool(1)
 pool.submit(time.sleep, 600)
 while not pool._processes:
