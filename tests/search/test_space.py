@@ -12,7 +12,7 @@ from dsgkd.search.samplers import SAMPLERS, make_sampler
 from dsgkd.search.space import DefineByRun, load_space, resolve_pairs, seeded_points, space_from_dict
 
 ROOT = Path(__file__).resolve().parents[2]
-DEPTHS = {"kmbert-tiny": 4, "biobert-tiny": 6, "xlmr-tiny": 4, "kobert-tiny": 2}
+DEPTHS = {"kmbert-tiny": 4, "biobert-tiny": 6, "xlmr-tiny": 4, "kobert-tiny": 2, "kmbert-demo": 4, "biobert-demo": 6}
 FOUR_PAIRS = [{"teacher": t, "student": s}
               for t in ("kmbert-tiny", "biobert-tiny") for s in ("xlmr-tiny", "kobert-tiny")]
 
