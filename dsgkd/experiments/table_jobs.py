@@ -89,7 +89,7 @@ def run_jobs(jobs: list[tuple[str, RunConfig, Path]], workers: int, world: str |
              run_caches.row_cache(cfg, cache_root) if cache_root is not None and kind == "student" else None)
             for kind, cfg, out in todo]
     started = time.time()
-    with worker_pool(workers) as pool:
+    with worker_pool(workers, threads=1) as pool:
         for k, done in enumerate(pool.map(_job, *zip(*todo)), 1):
             eta = (time.time() - started) / k * (len(todo) - k)
             print(f"  done {Path(done).relative_to(Path(done).parents[2])} ({k}/{len(todo)}, ETA {eta / 60:.0f} min)",

@@ -51,9 +51,18 @@ def train_tagged(train_one, run, out: Path, tag: str, cache: dict[str, str] | No
         sys.stdout, sys.stderr = stdout, stderr
 
 
-def train_side_by_side(train_one, jobs: list[tuple], workers: int) -> list[dict]:
-    """(ResolvedRun, out directory, tag, teacher caches or None) per run, trained by `train_one`, `workers` at a
-    time, each on cores // workers threads; their metrics in the order of `jobs`. A run that fails raises here."""
+def train_side_by_side(train_one, jobs: list[tuple], workers: int, cache_root: Path) -> list[dict]:
+    """(ResolvedRun, out directory, tag) per run, trained by `train_one`, `workers` at a time on cores // workers
+    threads each; their metrics in the order of `jobs`. The teachers the KD runs read are cached under
+    `cache_root` on the same processes first (`run_caches.submit`), and the runs that read no teacher (KD-off
+    controls) train while they are built. A run that fails raises here."""
+    from dsgkd.pipeline import run_caches
+
     with worker_pool(workers, threads=max(1, (os.cpu_count() or 1) // workers)) as pool:
-        futures = [pool.submit(train_tagged, train_one, *job) for job in jobs]
-        return [future.result() for future in futures]
+        caches_ready = run_caches.submit([run.cfg for run, *_ in jobs], cache_root, pool)
+        futures = {i: pool.submit(train_tagged, train_one, *job, None)
+                   for i, job in enumerate(jobs) if not job[0].cfg.distill.kd_on}
+        caches_ready()
+        futures |= {i: pool.submit(train_tagged, train_one, *job, run_caches.row_cache(job[0].cfg, cache_root))
+                    for i, job in enumerate(jobs) if job[0].cfg.distill.kd_on}
+        return [futures[i].result() for i in range(len(jobs))]

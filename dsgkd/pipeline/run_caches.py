@@ -11,6 +11,7 @@ index in the rows' folder (`PAIR/teacher_cache`), so a resumed table reuses them
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from dsgkd.config import RunConfig
@@ -47,15 +48,13 @@ def plan(configs: list[RunConfig]) -> dict[tuple[str, str], tuple[RunConfig, lis
 
 
 def _build_one(cfg_yaml: str, layers: list[int], out_dir: str, source: str, attention: bool) -> str:
-    """One cache in a worker process, on the run's device (one thread on a CPU: the workers share its cores)."""
-    import torch
+    """One cache in a worker process (its threads set by the pool), on the run's device."""
     import transformers
     import yaml
 
     from dsgkd.core.steps import pick_device
     from dsgkd.pipeline.teacher_cache import build_cache
 
-    torch.set_num_threads(1)
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     cfg = RunConfig.from_dict(yaml.safe_load(cfg_yaml), source=out_dir)
@@ -64,18 +63,28 @@ def _build_one(cfg_yaml: str, layers: list[int], out_dir: str, source: str, atte
                            device=None if device.type == "cpu" else device))
 
 
-def build(configs: list[RunConfig], root: Path, workers: int) -> None:
-    """Build (or verify and reuse) every cache the KD configs among `configs` read, under `root`/teacher_cache,
-    and record them in its index.json."""
+def submit(configs: list[RunConfig], root: Path, pool) -> Callable[[], None]:
+    """Start building (or verifying and reusing) every cache the KD configs among `configs` read, under
+    `root`/teacher_cache, on `pool` (the fine-tuned teachers' first: a fine-tune is the longest build); the call
+    returned waits for them and records them in its index.json."""
     groups = plan(configs)
-    if not groups:
-        return
-    keys = sorted(groups)
+    keys = sorted(groups, key=lambda key: (key[1] != "finetuned", key))
     out = str(caches_dir(root))
-    args = [(groups[k][0].dump_yaml(), groups[k][1], out, k[1], groups[k][2]) for k in keys]
-    with worker_pool(max(1, min(workers, len(keys)))) as pool:
-        dirs = list(pool.map(_build_one, *zip(*args)))
-    record_caches(root, {index_key(group, source): d for (group, source), d in zip(keys, dirs)})
+    futures = [pool.submit(_build_one, groups[k][0].dump_yaml(), groups[k][1], out, k[1], groups[k][2]) for k in keys]
+
+    def wait_and_record() -> None:
+        if futures:
+            record_caches(root, {index_key(group, source): f.result() for (group, source), f in zip(keys, futures)})
+
+    return wait_and_record
+
+
+def build(configs: list[RunConfig], root: Path, workers: int) -> None:
+    """`submit` on `workers` processes of one thread each, and wait for the caches."""
+    groups = plan(configs)
+    if groups:
+        with worker_pool(max(1, min(workers, len(groups))), threads=1) as pool:
+            submit(configs, root, pool)()
 
 
 def row_cache(cfg: RunConfig, root: Path) -> dict[str, str] | None:

@@ -154,7 +154,8 @@ def run_seeds(run: ResolvedRun, out: str | Path, seeds: list[int], *, overwrite:
 
     The frozen teachers are forwarded once per cache group before the runs (`run_caches`: the pretrained teacher
     once for every seed, a fine-tuned one once per seed), not at every step of every epoch of every run, and each
-    run reads them as a search's trial does, so a searched config is re-run on the signal it was chosen on."""
+    run reads them as a search's trial does, so a searched config is re-run on the signal it was chosen on. Side by
+    side, the KD-off controls train while the teachers are cached."""
     cfg = run.cfg
     if not cfg.distill.kd_on:
         raise UserError("--seeds compares DSG-KD with its KD-off control: set alpha, beta or gamma > 0")
@@ -164,15 +165,15 @@ def run_seeds(run: ResolvedRun, out: str | Path, seeds: list[int], *, overwrite:
     prepare_run(run.with_seed(seeds[0]), teacher_weights=False)  # every input error here, before `out` exists
     with staged_output(Path(out), overwrite=overwrite) as stage:
         cfg.to_yaml(stage / "config.yaml")
-        run_caches.build([job.cfg for *_, job in jobs], stage, workers)
-        todo = [(job, stage / f"seed_{seed}" / arm, f"seed {seed} · {arm}", run_caches.row_cache(job.cfg, stage))
-                for seed, arm, job in jobs]
+        todo = [(job, stage / f"seed_{seed}" / arm, f"seed {seed} · {arm}") for seed, arm, job in jobs]
         if workers > 1:
-            done = train_side_by_side(train_one, todo, workers)
+            done = train_side_by_side(train_one, todo, workers, stage)
         else:
+            run_caches.build([job.cfg for *_, job in jobs], stage, 1)
             done = []
-            for job, job_out, tag, cache in todo:
+            for job, job_out, tag in todo:
                 log(f"== {tag}")
+                cache = run_caches.row_cache(job.cfg, stage)
                 done.append(train_one(job, job_out, prepared=prepare_run(job, teacher_weights=cache is None),
                                       teacher_cache=cache, log=log))
         shutil.rmtree(caches_dir(stage), ignore_errors=True)  # a by-product: the runs are what --out holds
