@@ -76,10 +76,11 @@ TINY_SPECS: dict[str, TinySpec] = {
                             tokenizer_corpus=(1000, 8000), mlm_corpus=(0, 8000)),
 }
 # The demo's teachers: the same models with two-thirds of the MLM steps, so a cold `dsgkd demo` (every stand-in
-# built first) fits in five minutes on 2 cores; the tables keep 1,800. On the default world's terms they know less
-# (`DSGKD_TINY_STEPS=N python benchmarks/term_probe.py --models kmbert-tiny,biobert-tiny`, best layer, all / held-out
-# terms): 1,200 steps kmbert 0.71 / 0.78, biobert 0.75 / 0.79; 900 steps 0.63 / 0.73, 0.62 / 0.63; 600 steps
-# 0.58 / 0.66, 0.58 / 0.53; 1,800 steps 0.91-0.93 / 0.94-0.96, 0.84-0.88 / 0.89-0.93 (docs/benchmarks.md).
+# built first) fits in five minutes on 2 cores; the tables keep 1,800. They know the default world's terms less
+# well (`DSGKD_CACHE=<the demo's> python benchmarks/term_probe.py --models kmbert-demo,biobert-demo`, severity AUROC
+# per layer, all / held-out terms): kmbert-demo 0.70-0.73 / 0.77-0.82, biobert-demo 0.68-0.72 / 0.66-0.77, against
+# kmbert-tiny 0.91-0.93 / 0.94-0.96 and biobert-tiny 0.84-0.88 / 0.89-0.93 at 1,800 steps; at 900 steps (the
+# same probe with DSGKD_TINY_STEPS=900) 0.62-0.63, at 600 0.58: too little for a teacher worth distilling.
 TINY_SPECS |= {f"{name.removesuffix('-tiny')}-demo": dataclasses.replace(TINY_SPECS[name], mlm_steps=1200)
                for name in ("kmbert-tiny", "biobert-tiny")}
 
