@@ -107,6 +107,9 @@ def train_one(run: ResolvedRun, out: Path, *, prepared: Prepared | None = None, 
     started, cfg = time.time(), run.cfg
     result = fit(prepared or prepare_run(run), teacher_cache=teacher_cache,
                  on_epoch=lambda r: log(_epoch_line(r.epoch, r.metrics, cfg.train.select_metric)))
+    # scored as `dsgkd evaluate` and `predict` will score the saved student: attention KD trained it with eager
+    # attention, a reload runs SDPA, and the two differ by ~1e-8, enough to flip a near-tie in a weak model's ranks
+    result.model.set_attn_implementation("sdpa")
     calibration, y, p = calibrate(result, cfg)
     threshold = calibration["threshold"]
     splits = result.prepared.splits

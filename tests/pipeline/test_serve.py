@@ -95,7 +95,7 @@ def test_evaluate_on_the_test_split_reproduces_the_runs_test_metrics(run_dir, te
     got = json.loads(report.read_text())
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert got["threshold"] == metrics["threshold"] and got["n"] == metrics["data"]["n_test"]
-    for m in METRICS:  # train scored with eager attention (attention KD needs it), the reload uses SDPA
+    for m in METRICS:  # trained with eager attention (attention KD needs it), scored like the reload: SDPA
         for k in ("value", "ci_low", "ci_high"):
             assert got["metrics"][m][k] == pytest.approx(metrics["test"][m][k], abs=1e-6, nan_ok=True), (m, k)
 
