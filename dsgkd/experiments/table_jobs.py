@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 
 from dsgkd.config import RunConfig
-from dsgkd.pipeline import run_caches
 from dsgkd.experiments.table_protocol import DEFAULT_WORLD
-from dsgkd.pipeline.workers import worker_pool
+from dsgkd.pipeline import run_caches
 from dsgkd.pipeline.teacher_cache import caches_dir
+from dsgkd.pipeline.workers import worker_pool
 
 
 def _job(kind: str, cfg_yaml: str, out: str, world: str, cache: dict[str, str] | None) -> str:

@@ -17,9 +17,9 @@ from pathlib import Path
 from dsgkd.config import RunConfig
 from dsgkd.core.layer_maps import resolve_layer_map
 from dsgkd.core.terms import weighted_reads, weighted_sources
-from dsgkd.pipeline.workers import worker_pool
 from dsgkd.models.shape import model_depth
 from dsgkd.pipeline.teacher_cache import cache_dirs, cache_group, caches_dir, index_key, record_caches
+from dsgkd.pipeline.workers import worker_pool
 
 
 def teacher_layers(cfg: RunConfig) -> set[int]:
