@@ -165,7 +165,7 @@ def run_seeds(run: ResolvedRun, out: str | Path, seeds: list[int], *, overwrite:
     pick_device(cfg.train.device)
     arms = {"dsgkd": run, "control": run.control()}
     jobs = [(seed, arm, arms[arm].with_seed(seed)) for seed in seeds for arm in arms]
-    prepare_run(run.with_seed(seeds[0]), teacher_weights=False)  # every input error here, before `out` exists
+    first = prepare_run(jobs[0][2], teacher_weights=False)  # every input error here, before `out` exists
     with staged_output(Path(out), overwrite=overwrite) as stage:
         cfg.to_yaml(stage / "config.yaml")
         todo = [(job, stage / f"seed_{seed}" / arm, f"seed {seed} · {arm}") for seed, arm, job in jobs]
@@ -174,11 +174,11 @@ def run_seeds(run: ResolvedRun, out: str | Path, seeds: list[int], *, overwrite:
         else:
             run_caches.build([job.cfg for *_, job in jobs], stage, 1)
             done = []
-            for job, job_out, tag in todo:
+            for k, (job, job_out, tag) in enumerate(todo):
                 log(f"== {tag}")
-                cache = run_caches.row_cache(job.cfg, stage)
-                done.append(train_one(job, job_out, prepared=prepare_run(job, teacher_weights=cache is None),
-                                      teacher_cache=cache, log=log))
+                cache = run_caches.row_cache(job.cfg, stage)  # the first job (seed 0, DSG-KD) reads caches: `first`
+                prepared = first if k == 0 else prepare_run(job, teacher_weights=cache is None)
+                done.append(train_one(job, job_out, prepared=prepared, teacher_cache=cache, log=log))
         shutil.rmtree(caches_dir(stage), ignore_errors=True)  # a by-product: the runs are what --out holds
         metrics = {(seed, arm): m for (seed, arm, _), m in zip(jobs, done)}
         runs = {arm: [metrics[(seed, arm)] for seed in seeds] for arm in arms}
