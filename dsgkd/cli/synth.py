@@ -18,7 +18,7 @@ def add_parser(sub) -> None:
                                    "permuted severities; the notes are the default profile's).")
     p.add_argument("--world", default="default", help="world name (default: the README's world); `W:P` names a "
                                                       "profile too")
-    p.add_argument("--profile", help="default, positive or negative (default: the world name's, else default)")
+    p.add_argument("--profile", help="default, positive, negative or negative2 (default: the world name's, else default)")
     p.add_argument("--n", type=int, default=4000, help="number of labelled notes")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--history", type=int, default=0, metavar="N",

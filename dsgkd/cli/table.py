@@ -19,19 +19,23 @@ MIN_NOTES = 50
 
 def add_parser(sub) -> None:
     p = sub.add_parser("table", help="the paper's comparison on the embedded benchmark (docs/results.md)",
-                       description="Searched DSG-KD, its knowledge-free control (random-init teacher, own search), "
-                                   "the KD-off control (same steps and notes), the paper's settings, the teachers "
-                                   "alone and an n-gram reference for each stand-in pair, over several seeds; the "
-                                   "primary comparison (searched vs knowledge-free, test AUROC) by an exact "
-                                   "sign-flip test over the training seeds, Holm-corrected, with its detectable "
-                                   "difference declared before the run. Re-running with the same --out resumes.")
+                       description="Searched DSG-KD, its wrong-knowledge control (the teacher's twin pretrained "
+                                   "on permuted severities, own search), the two configs with their teachers swapped, "
+                                   "its knowledge-free control (random-init teacher, own search), the KD-off control "
+                                   "(same steps and notes), the paper's settings, the teachers alone and an n-gram "
+                                   "reference for each stand-in pair, over several seeds; the primary comparison "
+                                   "(the teacher vs its wrong-knowledge twin within both searched configs, test "
+                                   "AUROC) by an exact sign-flip test over the training seeds, Holm-corrected, with "
+                                   "its detectable difference declared before the run. Re-running with the same "
+                                   "--out resumes.")
     p.add_argument("--out", type=Path, default=Path("runs/paper_table"))
     p.add_argument("--world", help="the generator's world to draw the notes from (default: the default world)")
     p.add_argument("--profile",
                    help="control world, or several comma-separated (each table in OUT/<profile>, --results one "
                         "document for them all, e.g. --profile positive,negative,default): default; positive (term severity carries the label: knowledge must help; "
                         "its suggested transfer set is --transfer 10000); negative (the domain corpus states "
-                        "permuted severities: the teacher's knowledge is wrong, distilling it must not help)")
+                        "permuted severities: the teacher's knowledge is wrong, distilling it must not help; negative2: "
+                        "another permutation)")
     p.add_argument("--seeds", default="0,1,2,3,4,5,6,7,8,9",
                    help="training seeds (default 10: the fewest at which the primary comparison detects 0.02 "
                         "with 80%% power at the planned SD; fewer are run, with the power they have, stated)")

@@ -14,6 +14,13 @@ world spelling `W:P`), each built so that one of those answers is fixed in advan
   the world's seed), while the notes and their labels keep the true ones (a negative world's notes are the
   default profile's, byte for byte). A teacher pretrained on it is exactly as fluent and as pretrained as the
   default one, but what it knows is wrong: distilling it must not help.
+- `negative2`: the same with a second, independent permutation: the wrong-knowledge twin of a negative world's
+  teacher (`wrong_knowledge_profile`), so that `dsgkd table`'s wrong-knowledge arm compares two equally fluent,
+  equally wrong teachers there.
+
+`wrong_knowledge_profile` names, for each profile, the one whose teacher is the same stand-in pretrained on a
+corpus that states permuted severities: the positive profile's corpus is the default one's (a profile changes
+which terms are held out and how notes weigh them, never what the corpus says), so both map to `negative`.
 """
 from __future__ import annotations
 
@@ -34,6 +41,7 @@ class Profile:
     prose_scale: float = 1.0        # multiplies the Korean prose's share (signs, course, infant fever)
     vitals_scale: float = 1.0       # multiplies the abnormal vitals' share
     corpus_permuted: bool = False   # the domain corpus states another term's severity for each term
+    permutation_salt: int = 0x5E7E21  # which permutation (xor-ed into the world's seed)
     sizes: tuple[tuple[str, int], ...] = DEFAULT_SIZES  # suggested benchmark sizes (`dsgkd synth --benchmark`)
 
     @property
@@ -50,7 +58,9 @@ PROFILES: dict[str, Profile] = {
     "positive": Profile("positive", held_out_share=1 / 2, term_scale=1.5, prose_scale=0.6, vitals_scale=0.6,
                         sizes=(("train", 2000), ("val", 400), ("test", 1000), ("transfer", 10000))),
     "negative": Profile("negative", corpus_permuted=True),
+    "negative2": Profile("negative2", corpus_permuted=True, permutation_salt=0x5E7E22),
 }
+WRONG_KNOWLEDGE = {"default": "negative", "positive": "negative", "negative": "negative2", "negative2": "negative"}
 
 
 def get_profile(name: str) -> Profile:
@@ -59,3 +69,9 @@ def get_profile(name: str) -> Profile:
         return PROFILES[name]
     except KeyError:
         raise UserError(f"profile {name!r}: choose one of {', '.join(PROFILES)}") from None
+
+
+def wrong_knowledge_profile(name: str) -> str:
+    """The profile whose domain corpus states permuted severities where `name`'s states others (the true ones, or
+    another permutation): a teacher pretrained on it is the wrong-knowledge twin of one pretrained on `name`'s."""
+    return WRONG_KNOWLEDGE[get_profile(name).name]

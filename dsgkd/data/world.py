@@ -8,8 +8,8 @@ frames and corpus phrasings it uses, and its prevalence and noise. The default w
 vocabulary of the original benchmark and adds invented terms to reach a long tail; any other name gives a
 world of invented terms only, so two worlds share few term names.
 
-A world may carry a profile (`dsgkd.data.profiles`: `default`, `positive`, `negative`), spelt `W:P` wherever
-a world name goes (`--world w2:negative`, `kmbert-tiny@w2:negative`), so the profile is part of every key a
+A world may carry a profile (`dsgkd.data.profiles`: `default`, `positive`, `negative`, `negative2`), spelt `W:P`
+wherever a world name goes (`--world w2:negative`, `kmbert-tiny@w2:negative`), so the profile is part of every key a
 world name makes: cached thresholds, stand-in teachers (which hash their corpora besides), protocols. The
 profile changes only what it names; the terms' names, weights and frequencies are the base world's.
 
@@ -154,7 +154,7 @@ def _world(name: str, profile_name: str) -> World:
     stated = ()
     if profile.corpus_permuted:
         stated = [t.weight for t in terms]
-        random.Random(world_seed(name) ^ 0x5E7E21).shuffle(stated)
+        random.Random(world_seed(name) ^ profile.permutation_salt).shuffle(stated)
         stated = tuple(stated)
     return World(
         name=name if profile_name == "default" else f"{name}:{profile_name}", terms=tuple(terms),

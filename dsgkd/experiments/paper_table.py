@@ -4,18 +4,26 @@ For each teacher→student pair, rows scored on one test split, each over the sa
 
 - searched: the config `dsgkd search` + `dsgkd export` pick for the pair on validation AUROC;
 - knowledge_free: the same search, with the same budget, its teacher randomly initialised (same shape,
-  fine-tuned by the same recipe): what the KD machinery gives without any domain knowledge;
+  fine-tuned by the same recipe): what the KD machinery gives without any domain knowledge, or fluency;
+- wrong_knowledge: the same search, with the same budget, its teacher the wrong-knowledge twin (the same stand-in
+  pretrained the same way on a corpus stating permuted severities, `dsgkd.models.tiny.wrong_knowledge_twin`): as
+  fluent, its knowledge wrong;
+- searched_wrong_teacher / wrong_knowledge_true_teacher: each of those two searched configs with the other teacher,
+  so the teacher's effect is read within a config, where neither search's luck can enter it;
 - control: the searched config with every KD weight at zero, so it takes the same optimiser steps over the
   same batches (transfer notes included: they add no loss, only the steps they share with KD);
 - paper: DSG-KD with the paper's settings (alpha 0.6, beta 0.2, all layers, MSE, Latin terms, no logit KD,
   labelled notes only, the pretrained teacher);
-- teacher / random_teacher: the two teachers fine-tuned alone (the very checkpoints logit KD reads);
+- teacher / random_teacher / wrong_teacher: the three teachers fine-tuned alone (the checkpoints logit KD reads);
 - ngram: character n-gram TF-IDF + logistic regression (C chosen on validation), the bar the control must reach.
 
 The protocol is fixed before the first run (`table_protocol`), the training recipe is the space's base for
 every row and never searched, the searches rank by validation AUROC, each run keeps its best validation epoch,
 takes its threshold from validation and predicts the test split once. The primary comparison, declared before
-any run, is searched − knowledge_free in test AUROC; statistics are in `table_stats`, the markdown in
+any run, crosses the two configs with the two fluent teachers: (searched + wrong_knowledge_true_teacher) −
+(searched_wrong_teacher + wrong_knowledge), halved, in test AUROC, seed by seed. The random-init control failed as
+a negative control (docs/levers.md: a fluent teacher with permuted knowledge beat it by +0.028, p 0.004, for
+biobert-tiny → xlmr-tiny), and one search per arm put two searches' luck into the difference. Statistics are in `table_stats`, the markdown in
 `table_render`. Every run lands in its own directory and is skipped when complete, so a re-run resumes.
 """
 from __future__ import annotations
@@ -48,8 +56,7 @@ from dsgkd.search.space import SearchSpace, load_space
 from dsgkd.storage import atomic_write_text
 
 SPACE = SEARCH_SPACES / "paper_table.yaml"
-TEACHER_DIRS = {"teacher": "", "random_teacher": "-random"}  # row → suffix of its dir under OUT/teachers
-CURVE_ROWS = stats.COMPARISONS[stats.PRIMARY]  # the rows the learning curve re-runs at each size
+CURVE_ROWS = stats.primary_rows()  # the rows the learning curve re-runs at each size
 
 
 # ------------------------------------------------------------------------------------------- data
@@ -115,20 +122,27 @@ def ngram_row(cfg: RunConfig, out: Path) -> None:
                      val_auroc=ref["val_auroc"])
 
 
-def row_configs(base: RunConfig, searched: RunConfig, knowledge_free: RunConfig) -> dict[str, RunConfig]:
+def row_configs(base: RunConfig, searched: RunConfig, knowledge_free: RunConfig,
+                wrong_knowledge: RunConfig) -> dict[str, RunConfig]:
     """The trained rows. The control is the searched config with every KD weight at zero: same notes (transfer
     notes too), same recipe, so the same seed gives it the same batches and optimiser steps. The paper maps
     every layer index to index; where depths differ, every student layer to its proportional teacher layer
-    (`uniform`), the nearest thing to "all layers": what `auto` names."""
+    (`uniform`), the nearest thing to "all layers": what `auto` names. The two crossed rows swap the teacher of
+    the searched and the wrong-knowledge configs and change nothing else."""
     from dsgkd.core.layer_maps import named_layer_map
     from dsgkd.models.shape import model_depth
 
     if not knowledge_free.teacher.random_init:
         raise ValueError("the knowledge-free row needs a config searched with teacher.random_init: true")
+    true_ref, twin = searched.teacher.ref, wrong_knowledge.teacher.ref
+    if twin == true_ref or wrong_knowledge.teacher.random_init:
+        raise ValueError("the wrong-knowledge row needs a config searched with the teacher's pretrained twin")
     spec = named_layer_map("auto", model_depth(base.teacher.ref), model_depth(base.student.ref))
     paper = base.with_overrides({**PAPER, "distill.layer_map": spec})
     return {"control": searched.model_copy(update={"distill": searched.distill.control()}),
-            "knowledge_free": knowledge_free, "searched": searched, "paper": paper}
+            "knowledge_free": knowledge_free, "searched": searched, "paper": paper, "wrong_knowledge": wrong_knowledge,
+            "searched_wrong_teacher": searched.with_overrides({"teacher.ref": twin}),
+            "wrong_knowledge_true_teacher": wrong_knowledge.with_overrides({"teacher.ref": true_ref})}
 
 
 def shares_batches(a: RunConfig, b: RunConfig) -> bool:
@@ -156,15 +170,23 @@ def searched_config(space: SearchSpace, out: Path, trials: int | None) -> RunCon
     return RunConfig.from_yaml(out / "best.yaml").model_copy(update={"provenance": None})
 
 
-def pair_searches(space: SearchSpace, pair, pair_dir: Path, trials: int | None) -> tuple[RunConfig, RunConfig]:
-    """The searched row's search and the knowledge-free control's own: same space, budget and seed, the
-    teacher randomly initialised in the second."""
+def pair_searches(space: SearchSpace, pair, pair_dir: Path, trials: int | None
+                  ) -> tuple[RunConfig, RunConfig, RunConfig]:
+    """The searched row's search and each control's own: same space, budget and seed, the teacher randomly
+    initialised in the second, its wrong-knowledge twin in the third."""
+    from dsgkd.models.tiny import wrong_knowledge_twin
+
     pair_space = space.model_copy(update={"pairs": [pair], "layer_maps": layer_maps_for(space, pair)})
     random_space = pair_space.model_copy(update={"base": pair_space.base.with_overrides({"teacher.random_init": True})})
+    twin = wrong_knowledge_twin(pair.teacher)
+    wrong_space = pair_space.model_copy(update={"pairs": [pair.model_copy(update={"teacher": twin, "name": pair.key})],
+                                                "base": pair_space.base.with_overrides({"teacher.ref": twin})})
     print(f"==> search {pair.key} (pretrained teacher)", flush=True)
     searched = searched_config(pair_space, pair_dir / "search", trials)
     print(f"==> search {pair.key} (random-init teacher: the knowledge-free control)", flush=True)
-    return searched, searched_config(random_space, pair_dir / "search_knowledge_free", trials)
+    knowledge_free = searched_config(random_space, pair_dir / "search_knowledge_free", trials)
+    print(f"==> search {pair.key} (wrong-knowledge twin {twin}: the fluent control)", flush=True)
+    return searched, knowledge_free, searched_config(wrong_space, pair_dir / "search_wrong_knowledge", trials)
 
 
 def pair_dirname(key: str) -> str:
@@ -191,13 +213,31 @@ def read_pair(pair_dir: Path, seeds: list[int], rows, ngram_dir: Path | None = N
     return y, runs
 
 
+def teacher_dirs(out: Path, teacher: str) -> dict[str, Path]:
+    """Teacher row → where its fine-tunes live (per seed below): shared by every pair with that teacher."""
+    from dsgkd.models.tiny import wrong_knowledge_twin
+
+    return {"teacher": out / "teachers" / teacher, "random_teacher": out / "teachers" / f"{teacher}-random",
+            "wrong_teacher": out / "teachers" / wrong_knowledge_twin(teacher)}
+
+
+def teacher_jobs(base: RunConfig, out: Path, teacher: str, seeds: list[int]) -> list[tuple[str, RunConfig, Path]]:
+    """Each teacher row's fine-tunes, one per seed, at the teacher's chosen recipe (its twins share it)."""
+    from dsgkd.models.tiny import wrong_knowledge_twin
+
+    overrides = {"teacher": {}, "random_teacher": {"teacher.random_init": True},
+                 "wrong_teacher": {"teacher.ref": wrong_knowledge_twin(teacher)}}
+    return [("teacher", base.with_overrides({"teacher.finetune": True, "train.seed": seed, **overrides[row]}),
+             folder / f"seed_{seed}") for row, folder in teacher_dirs(out, teacher).items() for seed in seeds]
+
+
 def link_teachers(out: Path, pair, pair_dir: Path, seeds: list[int]) -> None:
     """The teacher rows are the shared fine-tuned teachers under OUT/teachers, linked into the pair."""
-    for (row, suffix), seed in itertools.product(TEACHER_DIRS.items(), seeds):
+    for (row, folder), seed in itertools.product(teacher_dirs(out, pair.teacher).items(), seeds):
         link = pair_dir / row / f"seed_{seed}"
         if not link.exists():
             link.parent.mkdir(parents=True, exist_ok=True)
-            link.symlink_to(out / "teachers" / f"{pair.teacher}{suffix}" / f"seed_{seed}", target_is_directory=True)
+            link.symlink_to(folder / f"seed_{seed}", target_is_directory=True)
 
 
 def curve_runs(out: Path, n: int, chosen, configs: dict, seeds: list[int], sizes: dict, world: str | None,
@@ -251,7 +291,7 @@ def run_table(out: Path, *, seeds: list[int], trials: int | None, workers: int, 
               world: str | None = None, curve: list[int] | None = None, command: str = "dsgkd table",
               teacher_cache: bool = True) -> dict:
     from dsgkd.data.world import get_world
-    from dsgkd.models.tiny import ensure_all
+    from dsgkd.models.tiny import ensure_all, wrong_knowledge_twin
 
     import transformers
 
@@ -275,7 +315,7 @@ def run_table(out: Path, *, seeds: list[int], trials: int | None, workers: int, 
     checks = preflight(data, world, len(seeds))
     space = with_mined_selector(table_space(space, data), mine_table_lexicon(data, world, out / "data"))
     base = space.base
-    ensure_all({r for p in chosen for r in (p.teacher, p.student)})
+    ensure_all({r for p in chosen for r in (p.teacher, wrong_knowledge_twin(p.teacher), p.student)})
     print("==> n-gram reference", flush=True)
     ngram_row(base, out / "ngram")
     clock.lap("data, stand-ins and n-gram")
@@ -284,27 +324,21 @@ def run_table(out: Path, *, seeds: list[int], trials: int | None, workers: int, 
     run_jobs([job for ref in models for job in recipe.grid_jobs(base, ref, out / "recipe")], workers, world)
     recipes = {ref: recipe.choose(ref, out / "recipe") for ref in models}
     clock.lap("recipe grid")
-    print("==> fine-tune teachers (pretrained and random-init, per seed)", flush=True)
-    jobs = []
-    for teacher in sorted({p.teacher for p in chosen}):
-        for seed in seeds:
-            cfg = recipe.with_recipes(base, teacher, None, recipes).with_overrides({"teacher.finetune": True,
-                                                                             "train.seed": seed})
-            jobs.append(("teacher", cfg, out / "teachers" / teacher / f"seed_{seed}"))
-            jobs.append(("teacher", cfg.with_overrides({"teacher.random_init": True}),
-                         out / "teachers" / f"{teacher}-random" / f"seed_{seed}"))
-    run_jobs(jobs, workers, world)
+    print("==> fine-tune teachers (pretrained, random-init and wrong-knowledge twin, per seed)", flush=True)
+    run_jobs([job for teacher in sorted({p.teacher for p in chosen})
+              for job in teacher_jobs(recipe.with_recipes(base, teacher, None, recipes), out, teacher, seeds)],
+             workers, world)
     clock.lap("teacher fine-tunes")
     held_out = held_out_mask(base)
     results, configs = dict(previous["pairs"]) if previous else {}, {}
     for pair in chosen:
         pair_dir = out / pair_dirname(pair.key)
         pair_base = recipe.with_recipes(base, pair.teacher, pair.student, recipes)
-        searched, knowledge_free = pair_searches(space.model_copy(update={"base": pair_base}), pair, pair_dir,
-                                                 trials)
+        searches = pair_searches(space.model_copy(update={"base": pair_base}), pair, pair_dir, trials)
         clock.lap(f"searches {pair.key}")
-        rows = row_configs(pair_base, searched, knowledge_free)
-        paired = {name: shares_batches(rows[a], rows[b]) for name, (a, b) in stats.COMPARISONS.items()}
+        rows = row_configs(pair_base, *searches)
+        paired = {name: all(shares_batches(rows[a[0]], rows[r]) for r in (*a, *b))
+                  for name, (a, b) in stats.COMPARISONS.items()}
         configs[pair.key] = {"rows": rows, "paired": paired[stats.PRIMARY]}
         print(f"==> rows {pair.key}", flush=True)
         run_jobs([("student", cfg.with_overrides({"train.seed": s}), pair_dir / row / f"seed_{s}")
@@ -313,8 +347,11 @@ def run_table(out: Path, *, seeds: list[int], trials: int | None, workers: int, 
         link_teachers(out, pair, pair_dir, seeds)
         y, runs = read_pair(pair_dir, seeds, (*stats.TRAINED_ROWS, *stats.TEACHER_ROWS), out / "ngram")
         results[pair.key] = {**stats.summarise_pair(y, runs, paired, held_out=held_out, n_boot=base.eval.n_bootstrap),
-                             "configs": {row: describe(rows[row]) for row in ("searched", "knowledge_free")},
-                             "pretrained_teacher_probe": teacher_probes(pair.teacher, world)}
+                             "configs": {row: describe(rows[row]) for row in ("searched", "knowledge_free",
+                                                                              "wrong_knowledge")},
+                             "pretrained_teacher_probe": {**teacher_probes(pair.teacher, world), "wrong_knowledge":
+                                                          teacher_probes(wrong_knowledge_twin(pair.teacher),
+                                                                         world)["pretrained"]}}
     stats.holm_across_pairs(results)
     curve_results = dict(previous.get("curve", {})) if previous else {}
     for n in curve or []:

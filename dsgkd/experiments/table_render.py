@@ -18,11 +18,43 @@ ROW_LABELS = {
     "knowledge_free": "knowledge_free (own search, random-init teacher)",
     "searched": "searched (DSG-KD, searched on validation)",
     "paper": "paper (the paper's settings)",
+    "wrong_knowledge": "wrong_knowledge (own search, the teacher's wrong-knowledge twin)",
+    "searched_wrong_teacher": "searched_wrong_teacher (searched config, wrong-knowledge twin)",
+    "wrong_knowledge_true_teacher": "wrong_knowledge_true_teacher (wrong_knowledge's config, the teacher)",
     "teacher": "teacher (fine-tuned alone)",
     "random_teacher": "random_teacher (random-init teacher fine-tuned alone)",
+    "wrong_teacher": "wrong_teacher (wrong-knowledge twin fine-tuned alone)",
     "ngram": "ngram (char 2-5-gram TF-IDF + LR; deterministic)",
 }
-SECONDARY_LABELS = {"searched_vs_control": "searched − control", "paper_vs_control": "paper − control"}
+LEGACY_PRIMARY = "searched_vs_knowledge_free"  # what tables declared before the wrong-knowledge arm
+PRIMARY_WORDS = {
+    stats.PRIMARY: ("the teacher − its wrong-knowledge twin, within each of two searched configs (searched DSG-KD's "
+                    "and the wrong-knowledge control's own), averaged"),
+    LEGACY_PRIMARY: "searched DSG-KD − knowledge-free control",
+}
+SIDE_NAMES = {stats.PRIMARY: ("teacher", "wrong twin"), LEGACY_PRIMARY: ("searched", "knowledge_free")}
+COMPARISON_LABELS = {"searched_vs_knowledge_free": "searched − knowledge_free", "searched_vs_control":
+                     "searched − control", "paper_vs_control": "paper − control"}
+
+
+def primary_of(saved: dict) -> str:
+    """The primary comparison the table declared before it ran (its protocol's), whatever this code declares."""
+    return saved["protocol"]["primary"]
+
+
+def sides(r: dict, primary: str) -> tuple[float, float]:
+    """The primary comparison's two sides (mean per-seed test AUROC): a crossed comparison records them, a
+    one-row-a-side one reads its rows."""
+    c = r["comparisons"][primary]
+    if "a_mean" in c:
+        return c["a_mean"], c["b_mean"]
+    a, b = stats.COMPARISONS.get(primary, (("searched",), ("knowledge_free",)))
+    return r["rows"][a[0]]["auroc_mean"], r["rows"][b[0]]["auroc_mean"]
+
+
+def rows_of(r: dict) -> list[str]:
+    """This table's rows, in the order this code knows them (an older table has fewer)."""
+    return [row for row in stats.ROWS if row in r["rows"]]
 
 
 def _ci(ci: list[float], signed: bool = False) -> str:
@@ -70,14 +102,13 @@ def protocol_lines(saved: dict) -> list[str]:
         f"teachers fine-tuned {tr['finetune_epochs']} epochs"
         + ("" if "recipes" in saved else f" at {tr['finetune_lr_encoder']:g} / {tr['finetune_lr_head']:g}") + ".",
         f"- **Searched on validation AUROC**: the KD levers of `{pr['space']}` (sha256 {pr['space_sha256'][:12]}), "
-        f"{pr['trials']} trials per search. The searched row and the knowledge-free control each get their own "
-        "search of that budget, the second with a randomly initialised teacher of the same shape.",
-        f"- **Primary comparison, declared before the run**: `{pr['primary']}`, searched DSG-KD − knowledge-free "
-        "control in mean per-seed test AUROC, exact two-sided sign-flip test over the training seeds (the seed is "
+        f"{pr['trials']} trials per search. " + _searches(pr['primary']),
+        f"- **Primary comparison, declared before the run**: `{pr['primary']}`, {PRIMARY_WORDS[pr['primary']]}, "
+        "in mean per-seed test AUROC, exact two-sided sign-flip test over the training seeds (the seed is "
         "the unit; the seeds × test-notes bootstrap interval is shown as a description, its p is not used: it "
         "rejected a true null 13.5% of the time at 5% with 5 seeds, `benchmarks/aa_calibration.py`), Holm-corrected "
         "over the pair's comparisons and over the table's pairs. Secondary: "
-        + ", ".join(f"`{k}`" for k in stats.COMPARISONS if k != stats.PRIMARY) + ".",
+        + ", ".join(f"`{k}`" for k in next(iter(saved["pairs"].values()))["comparisons"] if k != pr["primary"]) + ".",
         *_declared(saved),
         "- **Test split read once per run**: each run picks its epoch and threshold on validation and predicts "
         "the test notes once; nothing is chosen on test.",
@@ -85,6 +116,17 @@ def protocol_lines(saved: dict) -> list[str]:
         f"Produced by `{runs[-1]['command']}` in {minutes:.1f} min{spread} on {meta['machine']} "
         f"({runs[-1]['date']}).", "", *by_phase,
     ]
+
+
+def _searches(primary: str) -> str:
+    if primary == LEGACY_PRIMARY:
+        return ("The searched row and the knowledge-free control each get their own search of that budget, the second "
+                "with a randomly initialised teacher of the same shape.")
+    return ("The searched row and two controls each get their own search of that budget: knowledge_free with a "
+            "randomly initialised teacher of the same shape, wrong_knowledge with the teacher's wrong-knowledge twin "
+            "(the same stand-in pretrained the same way on a corpus stating permuted severities: as fluent, its "
+            "knowledge wrong). Two more rows swap the teachers of the searched and wrong_knowledge configs, so the "
+            "primary reads the teacher's effect within each config.")
 
 
 def _chosen_lrs(recipes: dict) -> str:
@@ -112,88 +154,101 @@ def _declared(saved: dict) -> list[str]:
     return lines
 
 
-def primary_lines(pairs: dict) -> list[str]:
-    lines = ["## Primary comparison: searched DSG-KD − knowledge-free control, test AUROC", "",
-             "| pair | searched | knowledge_free | diff [95% CI] | p | p Holm (pair) | p Holm (pairs) |",
-             "|---|---|---|---|---|---|---|"]
+def primary_lines(pairs: dict, primary: str) -> list[str]:
+    a, b = SIDE_NAMES[primary]
+    crossed = primary != LEGACY_PRIMARY
+    lines = [f"## Primary comparison: {PRIMARY_WORDS[primary]}, test AUROC", "",
+             f"| pair | {a} | {b} | diff [95% CI] | p | p Holm (pair) | p Holm (pairs) |"
+             + (" within the searched config | within the wrong-knowledge config |" if crossed else ""),
+             "|---|---|---|---|---|---|---|" + ("---|---|" if crossed else "")]
     for key, r in pairs.items():
-        c, rows = r["comparisons"][stats.PRIMARY], r["rows"]
-        lines.append(f"| {key} | {rows['searched']['auroc_mean']:.4f} | {rows['knowledge_free']['auroc_mean']:.4f} "
+        c = r["comparisons"][primary]
+        lines.append(f"| {key} | {sides(r, primary)[0]:.4f} | {sides(r, primary)[1]:.4f} "
                      f"| {c['diff']:+.4f} {_ci(c['ci'], True)} | {_p(c['p'])} | {_p(c['p_holm'])} "
-                     f"| {_p(c.get('p_holm_pairs', float('nan')))} |")
-    held = sum(stats.primary_holds(r) for r in pairs.values())
+                     f"| {_p(c.get('p_holm_pairs', float('nan')))} |"
+                     + (" " + " | ".join(f"{d:+.4f}" for d in c["by_config"].values()) + " |" if crossed else ""))
+    held = sum(stats.primary_holds(r, primary) for r in pairs.values())
     reached = sum(r["control_vs_ngram"]["reached"] for r in pairs.values())
-    lines += probe_lines(pairs)
-    return lines + ["", f"**Searched DSG-KD beats the knowledge-free control (diff > 0, p < 0.05 after both Holm "
-                        f"corrections) in {held} of {len(pairs)} pairs.** The KD-off control reaches the n-gram "
-                        f"reference − {stats.REFERENCE_MARGIN} in {reached} of {len(pairs)} pairs.", ""]
+    lines += probe_lines(pairs, primary)
+    what = ("The teacher beats its wrong-knowledge twin" if crossed else
+            "Searched DSG-KD beats the knowledge-free control")
+    return lines + ["", f"**{what} (diff > 0, p < 0.05 after both Holm corrections) in {held} of {len(pairs)} "
+                        f"pairs.** The KD-off control reaches the n-gram reference − {stats.REFERENCE_MARGIN} in "
+                        f"{reached} of {len(pairs)} pairs.", ""]
 
 
-def probe_lines(pairs: dict) -> list[str]:
+def probe_lines(pairs: dict, primary: str) -> list[str]:
     """What DSG-KD claims to move, measured directly: each row's held-out-term severity probe (last layer, mean over
-    seeds; 0.5 = no knowledge), the teachers as distilled, and in how many seeds the searched student's probe is
-    above the knowledge-free one's. Empty for a table run before the probe existed."""
+    seeds; 0.5 = no knowledge), the teachers as distilled, and in how many seeds the primary's A side's probe is
+    above its B side's. Empty for a table run before the probe existed."""
     if not all("held_out_probe_mean" in r["rows"]["searched"] for r in pairs.values()):
         return []
-    lines = ["", "| pair | held-out-term probe: " + " | ".join(stats.ROWS) +
-             " | teacher (pretrained, random-init) | searched > knowledge-free in |",
-             "|---|" + "---|" * len(stats.ROWS) + "---|---|"]
+    rows = rows_of(next(iter(pairs.values())))
+    a, b = SIDE_NAMES[primary]
+    lines = ["", "| pair | held-out-term probe: " + " | ".join(rows) +
+             " | teacher (pretrained, random-init" + (", wrong twin" if "wrong_teacher" in rows else "")
+             + f") | {a} > {b} in |", "|---|" + "---|" * len(rows) + "---|---|"]
     for key, r in pairs.items():
         cells = [f"{r['rows'][row]['held_out_probe_mean']:.3f}" if "held_out_probe_mean" in r["rows"][row] else "—"
-                 for row in stats.ROWS]
+                 for row in rows]
         t = r.get("pretrained_teacher_probe", {})
-        teacher = (f"{t['pretrained']['held_out']:.3f}, {t['random_init']['held_out']:.3f}" if t else "—")
-        share = r["comparisons"][stats.PRIMARY].get("probe_higher_share")
+        teacher = ", ".join(f"{t[k]['held_out']:.3f}" for k in ("pretrained", "random_init", "wrong_knowledge")
+                            if k in t) or "—"
+        share = r["comparisons"][primary].get("probe_higher_share")
         lines.append(f"| {key} | " + " | ".join(cells) + f" | {teacher} | "
                      + ("—" if share is None else f"{share:.0%} of seeds") + " |")
     return lines
 
 
-def held_out_lines(pairs: dict) -> list[str]:
+def held_out_lines(pairs: dict, primary: str) -> list[str]:
     lines = ["## Test notes with held-out terms (terms the labelled training notes never show)", ""]
     blocks = {k: r["held_out"] for k, r in pairs.items()}
     if all("note" in b for b in blocks.values()):
         return lines + [f"Left out: {next(iter(blocks.values()))['note']}.", ""]
-    lines += ["| pair | notes (positive) | " + " | ".join(stats.ROWS) + " | primary diff [95% CI] | p (uncorrected) |",
-              "|---|---|" + "---|" * len(stats.ROWS) + "---|---|"]
+    rows = rows_of(next(iter(pairs.values())))
+    lines += ["| pair | notes (positive) | " + " | ".join(rows) + " | primary diff [95% CI] | p (uncorrected) |",
+              "|---|---|" + "---|" * len(rows) + "---|---|"]
     for key, b in blocks.items():
         if "note" in b:
             lines.append(f"| {key} | {b['note']} |")
             continue
-        c = b["comparisons"][stats.PRIMARY]
+        c = b["comparisons"][primary]
         lines.append(f"| {key} | {b['n_notes']} ({b['n_positive']}) | "
-                     + " | ".join(f"{b['rows'][row]['auroc_mean']:.4f}" for row in stats.ROWS)
+                     + " | ".join(f"{b['rows'][row]['auroc_mean']:.4f}" for row in rows)
                      + f" | {c['diff']:+.4f} {_ci(c['ci'], True)} | {_p(c['p'])} |")
     return lines + ["", "Mean per-seed AUROC on that subset; the primary comparison there is one extra look, "
                         "reported uncorrected.", ""]
 
 
-def curve_lines(curve: dict) -> list[str]:
+def curve_lines(curve: dict, primary: str) -> list[str]:
+    a, b = SIDE_NAMES[primary]
     lines = ["## Learning curve: the primary comparison at other training sizes", "",
-             "| labelled notes | pair | searched | knowledge_free | diff [95% CI] | p (uncorrected) |",
+             f"| labelled notes | pair | {a} | {b} | diff [95% CI] | p (uncorrected) |",
              "|---|---|---|---|---|---|"]
     for n in sorted(curve, key=int):
         for key, point in curve[n].items():
-            c, rows = point[stats.PRIMARY], point["rows"]
-            lines.append(f"| {n} | {key} | {rows['searched']['auroc_mean']:.4f} ± {rows['searched']['auroc_std']:.4f} "
-                         f"| {rows['knowledge_free']['auroc_mean']:.4f} ± {rows['knowledge_free']['auroc_std']:.4f} "
+            c = point[primary]
+            mean_a, mean_b = sides({"comparisons": {primary: c}, "rows": point["rows"]}, primary)
+            lines.append(f"| {n} | {key} | {mean_a:.4f} | {mean_b:.4f} "
                          f"| {c['diff']:+.4f} {_ci(c['ci'], True)} | {_p(c['p'])} |")
     return lines + ["", "Same validation, test and transfer notes; the training notes drawn at each size from the "
                         "training seed; the configs are those searched at the table's size. Descriptive: p values "
                         "are not corrected.", ""]
 
 
-def pair_lines(key: str, r: dict) -> list[str]:
+def pair_lines(key: str, r: dict, primary: str) -> list[str]:
     lines = [f"## {key}", "", "| row | test AUROC, mean ± std over seeds | 95% CI (seeds × notes) | "
              + " | ".join(m.upper() if m != "brier" else "Brier" for m in REPORTED[1:]) + " |",
              "|---|---|---|" + "---|" * (len(REPORTED) - 1)]
-    for row in stats.ROWS:
+    for row in rows_of(r):
         m = r["rows"][row]
         lines.append(f"| {ROW_LABELS[row]} | {m['auroc_mean']:.4f} ± {m['auroc_std']:.4f} | {_ci(m['auroc_ci'])} | "
                      + " | ".join(f"{m[k]['mean']:.4f} ± {m[k]['std']:.4f}" for k in REPORTED[1:]) + " |")
     lines += ["", "| secondary comparison (test AUROC) | diff [95% CI] | p | p Holm (pair) | seeds paired |",
               "|---|---|---|---|---|"]
-    for name, label in SECONDARY_LABELS.items():
+    for name, label in COMPARISON_LABELS.items():
+        if name == primary or name not in r["comparisons"]:
+            continue
         c = r["comparisons"][name]
         lines.append(f"| {label} | {c['diff']:+.4f} {_ci(c['ci'], True)} | {_p(c['p'])} | {_p(c['p_holm'])} "
                      f"| {'yes' if c['paired_seeds'] else 'no'} |")
@@ -202,17 +257,19 @@ def pair_lines(key: str, r: dict) -> list[str]:
                   f"({'reaches' if ref['reached'] else 'misses'} the reference − {ref['margin']}).", "",
               f"Searched config: {r['configs']['searched']}.", "",
               f"Knowledge-free config (its own search): {r['configs']['knowledge_free']}.", ""]
+    if "wrong_knowledge" in r["configs"]:
+        lines += [f"Wrong-knowledge config (its own search): {r['configs']['wrong_knowledge']}.", ""]
     return lines
 
 
 def render(saved: dict) -> str:
-    pairs = saved["pairs"]
+    pairs, primary = saved["pairs"], primary_of(saved)
     lines = ["# DSG-KD on the embedded benchmark: the paper's table, offline", "",
-             *protocol_lines(saved), *primary_lines(pairs), *held_out_lines(pairs)]
+             *protocol_lines(saved), *primary_lines(pairs, primary), *held_out_lines(pairs, primary)]
     if saved.get("curve"):
-        lines += curve_lines(saved["curve"])
+        lines += curve_lines(saved["curve"], primary)
     for key, r in pairs.items():
-        lines += pair_lines(key, r)
+        lines += pair_lines(key, r, primary)
     return "\n".join(lines)
 
 
@@ -221,14 +278,16 @@ def render_worlds(saved_by_world: dict[str, dict]) -> str:
     the primary comparison of every world first, where a reader checks the instrument (positive: an effect must
     show; negative: none may), then each world's full table."""
     lines = ["# DSG-KD on the embedded benchmark: the paper's table on control worlds, offline", "",
-             "| world | pair | searched − knowledge_free, test AUROC [95% CI] | p (sign-flip, Holm) | on held-out-term "
-             "notes | searched probe > knowledge-free in | control − n-gram |", "|---|---|---|---|---|---|---|"]
+             "| world | pair | primary comparison | test AUROC diff [95% CI] | p (sign-flip, Holm) | on held-out-term "
+             "notes | probe higher in | control − n-gram |", "|---|---|---|---|---|---|---|---|"]
     for world, saved in saved_by_world.items():
+        primary = primary_of(saved)
         for key, r in saved["pairs"].items():
-            c, h = r["comparisons"][stats.PRIMARY], r["held_out"]
-            held = "—" if "note" in h else f"{h['comparisons'][stats.PRIMARY]['diff']:+.4f}"
+            c, h = r["comparisons"][primary], r["held_out"]
+            held = "—" if "note" in h else f"{h['comparisons'][primary]['diff']:+.4f}"
             share = c.get("probe_higher_share")
-            lines.append(f"| {world} | {key} | {c['diff']:+.4f} {_ci(c['ci'], True)} | "
+            lines.append(f"| {world} | {key} | {' − '.join(SIDE_NAMES[primary])} | {c['diff']:+.4f} "
+                         f"{_ci(c['ci'], True)} | "
                          f"{_p(max(c['p_holm'], c.get('p_holm_pairs', c['p_holm'])))} | {held} | "
                          f"{'—' if share is None else f'{share:.0%} of seeds'} | "
                          f"{r['control_vs_ngram']['diff']:+.4f} |")

@@ -28,12 +28,17 @@ from dsgkd.core.metrics import mean_std
 from dsgkd.core.stats import holm, seed_note_ci, seed_note_comparison
 from dsgkd.experiments.term_probe import PROBE_FILE
 
-PRIMARY = "searched_vs_knowledge_free"
-# the pair's Holm family, primary first; (A, B) for A − B
-COMPARISONS = {PRIMARY: ("searched", "knowledge_free"), "searched_vs_control": ("searched", "control"),
-               "paper_vs_control": ("paper", "control")}
-TRAINED_ROWS = ("control", "knowledge_free", "searched", "paper")
-TEACHER_ROWS = ("teacher", "random_teacher")
+PRIMARY = "true_vs_wrong_teacher"
+# The pair's Holm family, primary first: name → (A rows, B rows), A − B in mean per-seed test AUROC, a side of
+# several rows meaning, per seed, the mean over them. The primary crosses two searched configs with two equally
+# fluent teachers, the one that knows and its wrong-knowledge twin (`paper_table.row_configs`): the teacher's
+# effect is read within each config and averaged, so neither search's luck and no fluency enters it.
+COMPARISONS = {PRIMARY: (("searched", "wrong_knowledge_true_teacher"), ("searched_wrong_teacher", "wrong_knowledge")),
+               "searched_vs_knowledge_free": (("searched",), ("knowledge_free",)),
+               "searched_vs_control": (("searched",), ("control",)), "paper_vs_control": (("paper",), ("control",))}
+TRAINED_ROWS = ("control", "knowledge_free", "searched", "paper", "wrong_knowledge", "searched_wrong_teacher",
+                "wrong_knowledge_true_teacher")
+TEACHER_ROWS = ("teacher", "random_teacher", "wrong_teacher")
 ROWS = (*TRAINED_ROWS, *TEACHER_ROWS, "ngram")
 REFERENCE_MARGIN = 0.02  # the KD-off control should reach the n-gram reference minus this
 # The SD of one seed's searched − knowledge-free test AUROC difference the table is planned for: the 2026-12-04
@@ -107,6 +112,32 @@ def compare(y: np.ndarray, a: Runs, b: Runs, *, paired: bool, n_boot: int) -> di
     return out
 
 
+def compare_sides(y: np.ndarray, runs: dict[str, Runs], name: str, *, paired: bool, n_boot: int,
+                  comparisons: dict = COMPARISONS) -> dict:
+    """Comparison `name` of `comparisons` on these runs. One row a side is `compare`. Several (the crossed primary)
+    are seed-paired by construction (same notes, student and recipe): per seed, each side's mean AUROC over its rows,
+    the sign-flip test on the differences, the paired t interval as the interval (a mean of AUROCs has no single
+    score to bootstrap), and each config's own difference (`by_config`: A row i − B row i)."""
+    a_rows, b_rows = comparisons[name]
+    if len(a_rows) == 1 == len(b_rows):
+        return compare(y, runs[a_rows[0]], runs[b_rows[0]], paired=paired, n_boot=n_boot)
+    if not paired:
+        raise ValueError(f"{name}: a crossed comparison needs rows that share batches, seed by seed")
+    auroc = {row: per_seed_auroc(y, runs[row].probs) for row in (*a_rows, *b_rows)}
+    a, b = (np.mean([auroc[row] for row in rows], axis=0) for rows in (a_rows, b_rows))
+    s = primary_comparison(a, b, sd_planned=PLANNED_SD)
+    out = {"diff": s["diff"], "ci": [s["ci_low"], s["ci_high"]], "ci_kind": "paired t over seeds",
+           "paired_seeds": True, "test": "sign_flip", "p": s["p"], "min_p": s["min_p"], "can_reject": s["can_reject"],
+           "mdd_80": s["mdd_80"], "t_ci": [s["ci_low"], s["ci_high"]], "a_mean": float(a.mean()),
+           "b_mean": float(b.mean()), "sides": [list(a_rows), list(b_rows)],
+           "by_config": {ra: float(np.mean(auroc[ra] - auroc[rb])) for ra, rb in zip(a_rows, b_rows)}}
+    probes = [[runs[row].probe for row in rows] for rows in (a_rows, b_rows)]
+    if all(p is not None for side in probes for p in side):
+        pa, pb = (np.mean(side, axis=0) for side in probes)
+        out["probe_higher_share"] = float(np.mean(pa > pb))
+    return out
+
+
 def subset(runs: Runs, mask: np.ndarray) -> Runs:
     return Runs(runs.probs[:, mask], {}, runs.deterministic)
 
@@ -132,8 +163,7 @@ def summarise_pair(y: np.ndarray, runs: dict[str, Runs], paired: dict[str, bool]
     """rows, comparisons (with Holm over the pair's family), the control against the n-gram reference, and the
     held-out-term subset: every row's AUROC on it and the primary comparison (uncorrected: one extra look)."""
     rows = {row: row_stats(y, runs[row], n_boot) for row in ROWS}
-    comparisons = {name: compare(y, runs[a], runs[b], paired=paired[name], n_boot=n_boot)
-                   for name, (a, b) in COMPARISONS.items()}
+    comparisons = {name: compare_sides(y, runs, name, paired=paired[name], n_boot=n_boot) for name in COMPARISONS}
     adjusted = holm({name: c["p"] for name, c in comparisons.items()})
     for name, c in comparisons.items():
         c["p_holm"] = adjusted[name]
@@ -151,10 +181,9 @@ def held_out_block(y, runs: dict[str, Runs], paired: bool, mask, n_boot: int, ro
         return {"note": note}
     y_sub = y[mask]
     sub = {row: subset(runs[row], mask) for row in rows}
-    a, b = COMPARISONS[PRIMARY]
     return {"n_notes": int(mask.sum()), "n_positive": int(y_sub.sum()),
             "rows": {row: subset_ci(y_sub, sub[row], n_boot) for row in rows},
-            "comparisons": {PRIMARY: compare(y_sub, sub[a], sub[b], paired=paired, n_boot=n_boot)}}
+            "comparisons": {PRIMARY: compare_sides(y_sub, sub, PRIMARY, paired=paired, n_boot=n_boot)}}
 
 
 def holm_across_pairs(pairs: dict[str, dict]) -> None:
@@ -164,19 +193,23 @@ def holm_across_pairs(pairs: dict[str, dict]) -> None:
         r["comparisons"][PRIMARY]["p_holm_pairs"] = adjusted[key]
 
 
-def primary_holds(r: dict) -> bool:
-    """Searched DSG-KD above the knowledge-free control with p < 0.05 after both corrections."""
-    c = r["comparisons"][PRIMARY]
+def primary_holds(r: dict, primary: str = PRIMARY) -> bool:
+    """The primary comparison's A above its B with p < 0.05 after both corrections."""
+    c = r["comparisons"][primary]
     return bool(c["diff"] > 0 and max(c["p_holm"], c.get("p_holm_pairs", c["p_holm"])) < 0.05)
 
 
 def curve_point(y: np.ndarray, runs: dict[str, Runs], *, paired: bool, held_out: np.ndarray | None,
                 n_boot: int) -> dict:
     """The primary comparison at one training size (a descriptive curve: p uncorrected)."""
-    a, b = COMPARISONS[PRIMARY]
-    return {"rows": {row: row_stats(y, runs[row], n_boot) for row in (a, b)},
-            PRIMARY: compare(y, runs[a], runs[b], paired=paired, n_boot=n_boot),
-            "held_out": held_out_block(y, runs, paired, held_out, n_boot, (a, b))}
+    return {"rows": {row: row_stats(y, runs[row], n_boot) for row in primary_rows()},
+            PRIMARY: compare_sides(y, runs, PRIMARY, paired=paired, n_boot=n_boot),
+            "held_out": held_out_block(y, runs, paired, held_out, n_boot, primary_rows())}
+
+
+def primary_rows() -> tuple[str, ...]:
+    """The rows the primary comparison reads, A side first."""
+    return tuple(row for side in COMPARISONS[PRIMARY] for row in side)
 
 
 def planned_power(n_seeds: int, sd: float = PLANNED_SD) -> dict:

@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from dsgkd.errors import UserError
 from dsgkd.storage import staged_dir
 
 BUILD_VERSION = 4  # bump when the build recipe changes in a way the constants below do not show
@@ -98,6 +99,21 @@ def stand_in_ref(name: str, world: str) -> str:
     from dsgkd.data.world import DEFAULT
 
     return name if world == DEFAULT else f"{name}@{world}"
+
+
+def wrong_knowledge_twin(ref: str) -> str:
+    """The stand-in `ref` pretrained the same way on its world's corpus with the severities permuted
+    (`dsgkd.data.profiles.wrong_knowledge_profile`): as fluent, its term knowledge wrong. Stand-ins only: no hub
+    model has such a twin."""
+    from dsgkd.data.profiles import wrong_knowledge_profile
+    from dsgkd.data.world import get_world
+
+    parts = split_ref(ref)
+    if parts is None:
+        raise UserError(f"{ref!r}: only a stand-in teacher has a wrong-knowledge twin (e.g. kmbert-tiny@w2)")
+    name, world = parts
+    w = get_world(world)
+    return stand_in_ref(name, f"{w.base}:{wrong_knowledge_profile(w.profile.name)}")
 
 
 def cache_root() -> Path:

@@ -45,8 +45,8 @@ def test_default_profile_is_the_generator_before_profiles_byte_for_byte(world):
 
 
 def test_profiles_are_named_deterministic_and_keep_the_base_worlds_terms():
-    assert set(PROFILES) == {"default", "positive", "negative"}
-    for p in ("positive", "negative"):
+    assert set(PROFILES) == {"default", "positive", "negative", "negative2"}
+    for p in ("positive", "negative", "negative2"):
         w = get_world("w2", p)
         assert w is get_world(f"w2:{p}") and w.name == f"w2:{p}" and w.base == "w2" and w.profile.name == p
         base = get_world("w2")
@@ -56,7 +56,7 @@ def test_profiles_are_named_deterministic_and_keep_the_base_worlds_terms():
         pd.testing.assert_frame_equal(S.generate_notes(100, seed=3, world=w.name),
                                       S.generate_notes(100, seed=3, world=w.name))
         assert S.generate_domain_corpus(200, seed=1, world=w.name) == S.generate_domain_corpus(200, seed=1, world=w.name)
-    with pytest.raises(UserError, match="profile 'bogus': choose one of default, positive, negative"):
+    with pytest.raises(UserError, match="profile 'bogus': choose one of default, positive, negative, negative2"):
         get_world("w2", "bogus")
     with pytest.raises(UserError, match="give the profile once"):
         get_world("w2:positive", "negative")
@@ -118,6 +118,27 @@ def test_negative_corpus_states_permuted_severities_over_the_default_notes():
     assert roc_auc_score(true > 0, _stated_severity_share(base, S.generate_domain_corpus(8000, seed=0))) > 0.9
 
 
+def test_every_profile_has_a_wrong_knowledge_twin_whose_corpus_permutes_its_severities():
+    """The table's fluent control: a stand-in's twin learns a corpus that states other severities for the same
+    terms (another permutation where the world's own is permuted already); non-stand-ins have none."""
+    from dsgkd.models.tiny import wrong_knowledge_twin
+
+    assert wrong_knowledge_twin("kmbert-tiny") == "kmbert-tiny@default:negative"
+    assert wrong_knowledge_twin("kmbert-tiny@default:positive") == "kmbert-tiny@default:negative"
+    assert wrong_knowledge_twin("biobert-tiny@w2:negative") == "biobert-tiny@w2:negative2"
+    assert wrong_knowledge_twin("biobert-tiny@w2:negative2") == "biobert-tiny@w2:negative"
+    with pytest.raises(UserError, match="only a stand-in teacher"):
+        wrong_knowledge_twin("madatnlp/km-bert")
+    # the positive profile's corpus is the default one's: its twin (the negative corpus) differs only in severities
+    assert S.generate_domain_corpus(300, seed=0, world="default:positive") == S.generate_domain_corpus(300, seed=0)
+    one, two = np.array(get_world("w2:negative").stated), np.array(get_world("w2:negative2").stated)
+    true = np.array([t.weight for t in get_world("w2").terms])
+    assert sorted(two) == sorted(true) and (one != two).mean() > 0.9
+    assert 0.35 < ((one > 0) != (two > 0)).mean() < 0.65  # the two wrong corpora disagree as much as either with the truth
+    pd.testing.assert_frame_equal(S.generate_notes(100, seed=9, world="w2:negative2"), S.generate_notes(100, seed=9,
+                                                                                                       world="w2"))
+
+
 def test_synth_cli_takes_a_profile_and_names_the_choices_when_wrong(tmp_path, capsys):
     assert main(["synth", "--world", "w2", "--profile", "positive", "--benchmark", str(tmp_path / "b"),
                  "--sizes", "train=30,test=20"]) == 0
@@ -127,7 +148,7 @@ def test_synth_cli_takes_a_profile_and_names_the_choices_when_wrong(tmp_path, ca
     assert "world w2:negative" in capsys.readouterr().out
     assert main(["synth", "--profile", "bogus", "--out", str(tmp_path / "x.csv")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["dsgkd synth: error: profile 'bogus': choose one of default, positive, negative"]
+    assert err == ["dsgkd synth: error: profile 'bogus': choose one of default, positive, negative, negative2"]
 
 
 @pytest.fixture(scope="module")

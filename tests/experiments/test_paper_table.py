@@ -31,14 +31,15 @@ def _configs(teacher="kmbert-tiny", student="xlmr-tiny", **data):
     searched = base.with_overrides({"distill.alpha": 0.3, "distill.gamma": 1.5, "distill.beta": 0.0,
                                     "distill.hidden_loss": "relational", "distill.layer_map": "last_k:2"})
     knowledge_free = searched.with_overrides({"teacher.random_init": True, "distill.hidden_loss": "mse"})
-    return base, searched, knowledge_free
+    wrong = searched.with_overrides({"teacher.ref": f"{teacher}@default:negative", "distill.gamma": 0.0})
+    return base, searched, knowledge_free, wrong
 
 
 @pytest.mark.parametrize("teacher, student, paper_map", [("kmbert-tiny", "xlmr-tiny", "all"),
                                                          ("biobert-tiny", "kobert-tiny", "uniform")])
 def test_rows_differ_only_where_they_should(teacher, student, paper_map):
-    base, searched, knowledge_free = _configs(teacher, student)
-    rows = pt.row_configs(base, searched, knowledge_free)
+    base, searched, knowledge_free, wrong = _configs(teacher, student)
+    rows = pt.row_configs(base, searched, knowledge_free, wrong)
     paper = rows["paper"].distill
     assert (paper.alpha, paper.beta, paper.gamma, paper.layer_map, paper.hidden_loss, paper.selector) == \
         (0.6, 0.2, 0.0, paper_map, "mse", "latin")
@@ -50,7 +51,15 @@ def test_rows_differ_only_where_they_should(teacher, student, paper_map):
     assert pt.shares_batches(rows["searched"], rows["control"]) and pt.shares_batches(searched, knowledge_free)
     assert not pt.shares_batches(rows["paper"], rows["control"])
     with pytest.raises(ValueError, match="random_init"):
-        pt.row_configs(base, searched, searched)  # a knowledge-free row must come from the random-teacher search
+        pt.row_configs(base, searched, searched, wrong)  # a knowledge-free row must come from the random-teacher search
+    with pytest.raises(ValueError, match="twin"):
+        pt.row_configs(base, searched, knowledge_free, searched)
+    # the crossed rows swap the teacher and nothing else, so all four share the seed's batches
+    assert rows["searched_wrong_teacher"] == searched.with_overrides({"teacher.ref": wrong.teacher.ref})
+    assert rows["wrong_knowledge_true_teacher"] == wrong.with_overrides({"teacher.ref": teacher})
+    crossed = [rows[r] for side in stats.COMPARISONS[stats.PRIMARY] for r in side]
+    assert all(pt.shares_batches(crossed[0], cfg) for cfg in crossed)
+    assert {cfg.distill.gamma for cfg in crossed} == {0.0, 1.5}
 
 
 def test_the_control_takes_the_searched_rows_steps_over_the_same_batches(tmp_path, monkeypatch):
@@ -61,11 +70,11 @@ def test_the_control_takes_the_searched_rows_steps_over_the_same_batches(tmp_pat
     from dsgkd.pipeline.resolve import resolve_run
 
     data = pt.make_data(tmp_path, TINY)
-    base, searched, knowledge_free = _configs(**{f"data.{k}": data[s] for k, s in (
+    base, searched, knowledge_free, wrong = _configs(**{f"data.{k}": data[s] for k, s in (
         ("path", "train"), ("val_path", "val"), ("test_path", "test"), ("transfer_path", "transfer"))},
         **{"data.text_col": "ER_DHX", "data.label_col": "LABEL", "train.epochs": 2, "train.batch_size": 16})
     searched = searched.with_overrides({"teacher.finetune": False, "distill.gamma": 0.0})
-    rows = pt.row_configs(base, searched, knowledge_free)
+    rows = pt.row_configs(base, searched, knowledge_free, wrong)
     steps = {}
 
     def fake_step(stepper, group, where=(0, 0)):
@@ -84,8 +93,9 @@ def test_the_control_takes_the_searched_rows_steps_over_the_same_batches(tmp_pat
 
 
 # ---------------------------------------------------------------------------------------- fake runs
-QUALITY = {"control": 0.3, "knowledge_free": 0.3, "searched": 1.0, "paper": 0.3, "teacher": 0.5,
-           "random_teacher": 0.2, "ngram": 0.4}
+QUALITY = {"control": 0.3, "knowledge_free": 0.3, "searched": 1.0, "paper": 0.3, "wrong_knowledge": 0.3,
+           "searched_wrong_teacher": 0.3, "wrong_knowledge_true_teacher": 1.0, "teacher": 0.5, "random_teacher": 0.2,
+           "wrong_teacher": 0.4, "ngram": 0.4}
 
 
 def _write_run(d, y, quality, rng):
@@ -112,7 +122,8 @@ PAIRED = {name: name != "paper_vs_control" for name in stats.COMPARISONS}
 def test_summary_schema_and_holm_over_the_pairs_comparisons(tmp_path):
     y, runs = _fake_pair(tmp_path, QUALITY, seeds=tuple(range(8)))
     s = stats.summarise_pair(y, runs, PAIRED, held_out=None, n_boot=300)
-    assert set(s["rows"]) == {"control", "knowledge_free", "searched", "paper", "teacher", "random_teacher", "ngram"}
+    assert set(s["rows"]) == {"control", "knowledge_free", "searched", "paper", "wrong_knowledge", "searched_wrong_teacher",
+                              "wrong_knowledge_true_teacher", "teacher", "random_teacher", "wrong_teacher", "ngram"}
     for row, m in s["rows"].items():
         assert {"auroc_mean", "auroc_std", "auroc_per_seed"} <= set(m)
         assert len(m["auroc_per_seed"]) == (1 if row == "ngram" else 8)
@@ -125,21 +136,32 @@ def test_summary_schema_and_holm_over_the_pairs_comparisons(tmp_path):
     p = {name: c["p"] for name, c in s["comparisons"].items()}
     assert {name: c["p_holm"] for name, c in s["comparisons"].items()} == holm(p)
     primary = s["comparisons"][stats.PRIMARY]
-    # the exact sign-flip test over the 8 seeds: every seed of searched above knowledge-free gives p = 2 / 2^8
+    # the exact sign-flip test over the 8 seeds: every seed of the teacher's rows above its twin's gives p = 2 / 2^8
     assert primary["test"] == "sign_flip" and primary["p"] == pytest.approx(2 / 2 ** 8) and primary["can_reject"]
-    assert primary["p_holm"] == pytest.approx(min(1.0, 3 * primary["p"]))
+    assert primary["p_holm"] == pytest.approx(min(1.0, 4 * primary["p"]))
+    # per seed, the mean of the two within-config differences, each config's own difference beside it
+    auroc = {row: stats.per_seed_auroc(y, runs[row].probs) for row in stats.primary_rows()}
+    by_config = {"searched": auroc["searched"] - auroc["searched_wrong_teacher"],
+                 "wrong_knowledge_true_teacher": auroc["wrong_knowledge_true_teacher"] - auroc["wrong_knowledge"]}
+    assert primary["by_config"] == pytest.approx({k: v.mean() for k, v in by_config.items()})
+    assert primary["diff"] == pytest.approx(np.mean(list(by_config.values())))
+    assert primary["a_mean"] - primary["b_mean"] == pytest.approx(primary["diff"])
     assert primary["mdd_80"] == pytest.approx(stats.planned_power(8)["mdd_80"])
     assert s["control_vs_ngram"]["test"] == "seeds_x_notes_bootstrap"  # no seeds to flip against the n-gram
     assert s["comparisons"]["paper_vs_control"]["p"] > 0.05 and not s["comparisons"]["paper_vs_control"]["paired_seeds"]
     assert s["held_out"] == {"note": "the test file has no HELD_OUT_TERM column: no held-out-term subset to report"}
 
 
-def test_a_knowledge_free_tie_is_not_a_win_even_after_correction(tmp_path):
-    y, runs = _fake_pair(tmp_path / "tie", {**QUALITY, "knowledge_free": 1.0}, seeds=tuple(range(8)))
+def test_a_fluent_teacher_with_wrong_knowledge_that_does_as_well_is_not_a_win(tmp_path):
+    """The negative world's failure under the old primary: a fluent teacher beats the random-init control whatever
+    it knows. Its wrong-knowledge twin doing as well in both configs is no win for the teacher's knowledge."""
+    tie = {**QUALITY, "searched_wrong_teacher": 1.0, "wrong_knowledge": 1.0}
+    y, runs = _fake_pair(tmp_path / "tie", tie, seeds=tuple(range(8)))
     pairs = {"a>b": stats.summarise_pair(y, runs, PAIRED, held_out=None, n_boot=300)}
     stats.holm_across_pairs(pairs)
-    assert pairs["a>b"]["comparisons"]["searched_vs_control"]["p"] < 0.01
-    assert not stats.primary_holds(pairs["a>b"])
+    c = pairs["a>b"]["comparisons"]
+    assert c["searched_vs_control"]["p"] < 0.01 and c["searched_vs_knowledge_free"]["p"] < 0.01
+    assert not stats.primary_holds(pairs["a>b"]) and abs(c[stats.PRIMARY]["diff"]) < 0.03
     # three seeds can never win: the sign-flip test's smallest p is 2 / 2^3, whatever the seeds show
     y, runs = _fake_pair(tmp_path / "three", QUALITY)
     few = {"a>b": stats.summarise_pair(y, runs, PAIRED, held_out=None, n_boot=300)}
@@ -255,7 +277,7 @@ def test_run_table_writes_the_schema_the_curve_and_the_primary_first(tmp_path, f
     assert (teacher.teacher.finetune_lr_encoder, teacher.teacher.finetune_lr_head) == (3e-4, 3e-3)
     # both searches offer the lexicon mined from the table's notes and a domain corpus (no term list read)
     lexicon = tmp_path / "t" / "data" / "lexicon.txt"
-    for arm in ("search", "search_knowledge_free"):
+    for arm in ("search", "search_knowledge_free", "search_wrong_knowledge"):
         choices = SEARCHED[tmp_path / "t" / "kmbert-tiny__kobert-tiny" / arm].params["distill.selector"].choices
         assert f"lexicon:{lexicon}" in choices and "latin" in choices
     assert lexicon.read_text().startswith("# mined by dsgkd table") and len(lexicon.read_text().splitlines()) > 20
@@ -263,10 +285,19 @@ def test_run_table_writes_the_schema_the_curve_and_the_primary_first(tmp_path, f
     # the held-out-term probe of every row, per seed, beside AUROC; the teachers as distilled
     assert r["rows"]["searched"]["held_out_probe_per_seed"] == pytest.approx(
         [0.5 + QUALITY["searched"] / 10, 0.51 + QUALITY["searched"] / 10])
-    assert r["comparisons"][stats.PRIMARY]["probe_higher_share"] == (
-        1.0 if QUALITY["searched"] > QUALITY["knowledge_free"] else 0.0)
+    assert r["comparisons"][stats.PRIMARY]["probe_higher_share"] == 1.0
+    assert r["comparisons"]["searched_vs_knowledge_free"]["probe_higher_share"] == 1.0
     assert r["pretrained_teacher_probe"]["pretrained"]["held_out"] == 0.91
-    assert "| held-out-term probe: control | knowledge_free |" in text and "| 0.910, 0.490 |" in text
+    assert "| held-out-term probe: control | knowledge_free |" in text and "| 0.910, 0.490, 0.910 |" in text
+    # the wrong-knowledge arm: its own search with the teacher's twin, which is fine-tuned like the others
+    wrong_search = SEARCHED[tmp_path / "t" / "kmbert-tiny__kobert-tiny" / "search_wrong_knowledge"]
+    assert wrong_search.pairs[0].teacher == wrong_search.base.teacher.ref == "kmbert-tiny@default:negative"
+    assert wrong_search.pairs[0].key == "kmbert-tiny>kobert-tiny"
+    twin = JOBS[tmp_path / "t" / "teachers" / "kmbert-tiny@default:negative" / "seed_1"]
+    assert twin.teacher.finetune and twin.teacher.finetune_lr_encoder == teacher.teacher.finetune_lr_encoder
+    assert JOBS[tmp_path / "t" / "kmbert-tiny__kobert-tiny" / "searched_wrong_teacher" / "seed_0"].teacher.ref == \
+        "kmbert-tiny@default:negative"
+    assert "| teacher | wrong twin |" in text and "within the searched config" in text
     again = fake_table(tmp_path / "t", pairs=["kmbert-tiny>xlmr-tiny"])  # same protocol: merged, curve kept
     assert set(again["pairs"]) == {"kmbert-tiny>kobert-tiny", "kmbert-tiny>xlmr-tiny"} and "200" in again["curve"]
     assert len(again["meta"]["invocations"]) == 2
@@ -352,7 +383,7 @@ def test_cli_parses_pairs_in_both_spellings_and_checks_the_curve():
 def test_render_reports_a_missing_held_out_column_and_the_reference_check(tmp_path):
     y, runs = _fake_pair(tmp_path, QUALITY, seeds=tuple(range(8)))
     pairs = {"a>b": {**stats.summarise_pair(y, runs, PAIRED, held_out=None, n_boot=200),
-                     "configs": {"searched": "alpha 1", "knowledge_free": "alpha 2"}}}
+                     "configs": {"searched": "alpha 1", "knowledge_free": "alpha 2", "wrong_knowledge": "alpha 3"}}}
     stats.holm_across_pairs(pairs)
     protocol = pt.table_protocol(pt.SPACE, world=None, sizes=TINY, seeds=[0, 1, 2], trials=3)
     meta = {"invocations": [{"command": "dsgkd table", "seconds": 60, "date": "d"}], "machine": "m",
