@@ -1,8 +1,9 @@
 """The table's statistics, from the runs on disk: rows, comparisons, Holm, the held-out-term subset, the curve.
 
 The unit is the training seed. A row's figure is the mean over seeds of each run's test AUROC; a comparison is
-A − B in that mean with the seeds × test-notes bootstrap of `dsgkd.core.stats` (both arms scored on the same
-resampled notes). Seeds are paired (one seed index drawn for both arms) only where the two rows train on the
+A − B in that mean, tested by the exact sign-flip test over the seeds, with the seeds × test-notes bootstrap of
+`dsgkd.core.stats` as its interval (both arms scored on the same resampled notes). The primary crosses four rows
+(`compare_sides`): the teacher minus its wrong-knowledge twin within each of two searched configs, averaged. Seeds are paired (one seed index drawn for both arms) only where the two rows train on the
 same notes with the same recipe: then the same seed means the same head initialisation and the same batches in
 the same order, and the pairing removes that shared noise. Elsewhere (the paper row trains on the labelled notes
 only) the arms' seeds are resampled independently. Holm's step-down runs over the pair's comparisons (the
