@@ -349,9 +349,7 @@ def run_table(out: Path, *, seeds: list[int], trials: int | None, workers: int, 
         results[pair.key] = {**stats.summarise_pair(y, runs, paired, held_out=held_out, n_boot=base.eval.n_bootstrap),
                              "configs": {row: describe(rows[row]) for row in ("searched", "knowledge_free",
                                                                               "wrong_knowledge")},
-                             "pretrained_teacher_probe": {**teacher_probes(pair.teacher, world), "wrong_knowledge":
-                                                          teacher_probes(wrong_knowledge_twin(pair.teacher),
-                                                                         world)["pretrained"]}}
+                             "pretrained_teacher_probe": teacher_probes(pair.teacher, world)}
     stats.holm_across_pairs(results)
     curve_results = dict(previous.get("curve", {})) if previous else {}
     for n in curve or []:

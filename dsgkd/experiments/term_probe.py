@@ -86,10 +86,12 @@ def write_probe(run_dir, model_ref: str, world_name: str) -> None:
 
 
 def teacher_probes(teacher_ref: str, world_name: str | None) -> dict[str, dict[str, float]]:
-    """The pretrained teacher as hidden-state and attention KD read it, and its random-init twin (what the
-    knowledge-free row distils)."""
+    """The pretrained teacher as hidden-state and attention KD read it, its random-init twin (what the
+    knowledge-free row distils) and its wrong-knowledge twin (what the wrong-knowledge row distils)."""
     from dsgkd.data.world import DEFAULT
+    from dsgkd.models.tiny import wrong_knowledge_twin
 
     world = world_name or DEFAULT
-    return {"pretrained": held_out_probe(teacher_ref, world), "random_init": held_out_probe(teacher_ref, world,
-                                                                                            random_init=True)}
+    return {"pretrained": held_out_probe(teacher_ref, world),
+            "random_init": held_out_probe(teacher_ref, world, random_init=True),
+            "wrong_knowledge": held_out_probe(wrong_knowledge_twin(teacher_ref), world)}

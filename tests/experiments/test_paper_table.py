@@ -233,7 +233,8 @@ def fake_table(monkeypatch):
 
     monkeypatch.setattr(pt, "run_jobs", _fake_jobs)
     monkeypatch.setattr(pt, "teacher_probes", lambda ref, world: {"pretrained": {"held_out": 0.91, "seen": 0.95},
-                                                                  "random_init": {"held_out": 0.49, "seen": 0.5}})
+                                                                  "random_init": {"held_out": 0.49, "seen": 0.5},
+                                                                  "wrong_knowledge": {"held_out": 0.52, "seen": 0.9}})
     monkeypatch.setattr(pt, "searched_config", fake_search)
     monkeypatch.setattr(dsgkd.models.tiny, "ensure_all", lambda names: None)
 
@@ -288,7 +289,7 @@ def test_run_table_writes_the_schema_the_curve_and_the_primary_first(tmp_path, f
     assert r["comparisons"][stats.PRIMARY]["probe_higher_share"] == 1.0
     assert r["comparisons"]["searched_vs_knowledge_free"]["probe_higher_share"] == 1.0
     assert r["pretrained_teacher_probe"]["pretrained"]["held_out"] == 0.91
-    assert "| held-out-term probe: control | knowledge_free |" in text and "| 0.910, 0.490, 0.910 |" in text
+    assert "| held-out-term probe: control | knowledge_free |" in text and "| 0.910, 0.490, 0.520 |" in text
     # the wrong-knowledge arm: its own search with the teacher's twin, which is fine-tuned like the others
     wrong_search = SEARCHED[tmp_path / "t" / "kmbert-tiny__kobert-tiny" / "search_wrong_knowledge"]
     assert wrong_search.pairs[0].teacher == wrong_search.base.teacher.ref == "kmbert-tiny@default:negative"
