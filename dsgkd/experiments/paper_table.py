@@ -20,10 +20,11 @@ For each teacher→student pair, rows scored on one test split, each over the sa
 The protocol is fixed before the first run (`table_protocol`), the training recipe is the space's base for
 every row and never searched, the searches rank by validation AUROC, each run keeps its best validation epoch,
 takes its threshold from validation and predicts the test split once. The primary comparison, declared before
-any run, crosses the two configs with the two fluent teachers: (searched + wrong_knowledge_true_teacher) −
-(searched_wrong_teacher + wrong_knowledge), halved, in test AUROC, seed by seed. The random-init control failed as
-a negative control (docs/levers.md: a fluent teacher with permuted knowledge beat it by +0.028, p 0.004, for
-biobert-tiny → xlmr-tiny), and one search per arm put two searches' luck into the difference. Statistics are in `table_stats`, the markdown in
+any run, crosses the two configs with the two fluent teachers: the teacher's effect on test AUROC within each
+config (searched − searched_wrong_teacher, wrong_knowledge_true_teacher − wrong_knowledge), claimed only where both
+show it. The random-init control failed as a negative control (docs/levers.md: a fluent teacher with permuted
+knowledge beat it by +0.028, p 0.004, for biobert-tiny → xlmr-tiny), and one search per arm put two searches' luck
+into the difference (`benchmarks/search_luck.py`). Statistics are in `table_stats`, the markdown in
 `table_render`. Every run lands in its own directory and is skipped when complete, so a re-run resumes.
 """
 from __future__ import annotations

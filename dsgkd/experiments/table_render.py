@@ -104,7 +104,7 @@ def protocol_lines(saved: dict) -> list[str]:
         f"- **Searched on validation AUROC**: the KD levers of `{pr['space']}` (sha256 {pr['space_sha256'][:12]}), "
         f"{pr['trials']} trials per search. " + _searches(pr['primary']),
         f"- **Primary comparison, declared before the run**: `{pr['primary']}`, {PRIMARY_WORDS[pr['primary']]}, "
-        "in mean per-seed test AUROC, exact two-sided sign-flip test over the training seeds (the seed is "
+        "in mean per-seed test AUROC, " + _primary_test(pr["primary"]) + " (the seed is "
         "the unit; the seeds × test-notes bootstrap interval is shown as a description, its p is not used: it "
         "rejected a true null 13.5% of the time at 5% with 5 seeds, `benchmarks/aa_calibration.py`), Holm-corrected "
         "over the pair's comparisons and over the table's pairs. Secondary: "
@@ -116,6 +116,13 @@ def protocol_lines(saved: dict) -> list[str]:
         f"Produced by `{runs[-1]['command']}` in {minutes:.1f} min{spread} on {meta['machine']} "
         f"({runs[-1]['date']}).", "", *by_phase,
     ]
+
+
+def _primary_test(primary: str) -> str:
+    if primary == LEGACY_PRIMARY:
+        return "exact two-sided sign-flip test over the training seeds"
+    return ("a direction claimed only where both configs show it, each by an exact two-sided sign-flip test over the "
+            "training seeds, p the larger of the two (searches' luck: `benchmarks/search_luck.py`)")
 
 
 def _searches(primary: str) -> str:
@@ -166,7 +173,9 @@ def primary_lines(pairs: dict, primary: str) -> list[str]:
         lines.append(f"| {key} | {sides(r, primary)[0]:.4f} | {sides(r, primary)[1]:.4f} "
                      f"| {c['diff']:+.4f} {_ci(c['ci'], True)} | {_p(c['p'])} | {_p(c['p_holm'])} "
                      f"| {_p(c.get('p_holm_pairs', float('nan')))} |"
-                     + (" " + " | ".join(f"{d:+.4f}" for d in c["by_config"].values()) + " |" if crossed else ""))
+                     + (" " + " | ".join(f"{d:+.4f} (p {_p(q)})" for d, q in zip(c["by_config"].values(),
+                                                                                c["p_within"])) + " |"
+                        if crossed else ""))
     held = sum(stats.primary_holds(r, primary) for r in pairs.values())
     reached = sum(r["control_vs_ngram"]["reached"] for r in pairs.values())
     lines += probe_lines(pairs, primary)

@@ -137,7 +137,8 @@ def test_summary_schema_and_holm_over_the_pairs_comparisons(tmp_path):
     assert {name: c["p_holm"] for name, c in s["comparisons"].items()} == holm(p)
     primary = s["comparisons"][stats.PRIMARY]
     # the exact sign-flip test over the 8 seeds: every seed of the teacher's rows above its twin's gives p = 2 / 2^8
-    assert primary["test"] == "sign_flip" and primary["p"] == pytest.approx(2 / 2 ** 8) and primary["can_reject"]
+    assert primary["test"] == "sign_flip_within_every_config" and primary["can_reject"]
+    assert primary["p"] == pytest.approx(2 / 2 ** 8) and primary["p_within"] == pytest.approx([2 / 2 ** 8] * 2)
     assert primary["p_holm"] == pytest.approx(min(1.0, 4 * primary["p"]))
     # per seed, the mean of the two within-config differences, each config's own difference beside it
     auroc = {row: stats.per_seed_auroc(y, runs[row].probs) for row in stats.primary_rows()}
