@@ -194,6 +194,9 @@ class TrainConfig(_Section):
                             "one that does not (V100, T4), fp32 elsewhere")
     grad_accum: int = Field(1, ge=1, description="batches per optimiser step: the effective batch is batch_size × "
                                                  "grad_accum × workers")
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description="the task loss's label smoothing (torch's "
+                                   "cross_entropy): the non-KD way to soften hard labels, so a KD-off control can be "
+                                   "given what logit KD from any teacher gives (a tuning choice, not distillation)")
     class_weight: Literal["none", "balanced"] | float = Field(
         "none", description="the task loss's class weights: none; balanced (n / (2 n_class) from the labelled "
                             "training notes); or a number, the positive class's weight against 1")

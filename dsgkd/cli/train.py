@@ -31,6 +31,7 @@ TRAIN_FLAGS = {
     "long_notes": "train.long_notes", "lr_encoder": "train.lr_encoder",
     "lr_head": "train.lr_head", "patience": "train.patience", "seed": "train.seed", "device": "train.device",
     "precision": "train.precision", "grad_accum": "train.grad_accum", "class_weight": "train.class_weight",
+    "label_smoothing": "train.label_smoothing",
     "threshold": "eval.threshold", "n_bootstrap": "eval.n_bootstrap",
 }
 
@@ -94,6 +95,7 @@ def add_parser(sub) -> None:
                                                   "× workers)")
     g.add_argument("--class-weight", help="the task loss's class weights: none (default), balanced, or the "
                                           "positive class's weight, e.g. 4")
+    g.add_argument("--label-smoothing", type=float, help="the task loss's label smoothing, 0 (default) to <1")
     g.add_argument("--threshold", choices=list(THRESHOLD_RULES),
                    help="rule for the decision threshold on validation: " + THRESHOLD_RULES.help_text())
     g.add_argument("--n-bootstrap", type=int)

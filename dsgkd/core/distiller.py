@@ -19,9 +19,9 @@ from dsgkd.models.load import encoder_width
 
 class Distiller(nn.Module):
     def __init__(self, student: nn.Module, settings: DistillConfig, layer_pairs: list[tuple[int, int]],
-                 teacher_width: int | None, class_weights: torch.Tensor | None = None):
+                 teacher_width: int | None, class_weights: torch.Tensor | None = None, label_smoothing: float = 0.0):
         super().__init__()
-        self.student, self.d = student, settings
+        self.student, self.d, self.label_smoothing = student, settings, label_smoothing
         self.register_buffer("class_weights", class_weights, persistent=False)  # `train.class_weight`; None: plain CE
         self.terms = enabled(settings, layer_pairs)
         self.sources = [term.source(settings) for term, _, _ in self.terms]  # which teacher each term reads
@@ -39,7 +39,8 @@ class Distiller(nn.Module):
                            output_attentions=needs_output(terms, "student", "attentions"))
         logits, labels = out.logits, batch["labels"]
         labelled = labels >= 0
-        ce = (F.cross_entropy(logits[labelled].float(), labels[labelled], weight=self.class_weights)
+        ce = (F.cross_entropy(logits[labelled].float(), labels[labelled], weight=self.class_weights,
+                              label_smoothing=self.label_smoothing)
               if labelled.any() else logits.sum() * 0)
         parts, loss = {"ce": ce}, ce
         for (term, weight, pairs), source in zip(terms, self.sources):

@@ -211,7 +211,8 @@ def fit(prepared: Prepared, *, on_epoch: Callable[[EpochReport], None] | None = 
     torch.manual_seed(t.seed)  # the projection's init must not depend on what preparing consumed
     labels = example_labels(p.train_examples)
     weights = class_weights(t.class_weight, labels[labels >= 0].tolist())
-    model = Distiller(p.student, cfg.distill, p.layer_pairs, teacher_w, class_weights=weights).to(device)
+    model = Distiller(p.student, cfg.distill, p.layer_pairs, teacher_w, class_weights=weights,
+                      label_smoothing=t.label_smoothing).to(device)
     signal = make_teacher_signal(p, teacher_cache, device)
     precision = resolve_precision(t.precision, device)
     lengths = note_lengths(p.train_examples)

@@ -1,4 +1,5 @@
-"""The optimiser step: gradient accumulation equals one large batch, the precision switch, class weights."""
+"""The optimiser step: gradient accumulation equals one large batch, the precision switch, class weights, label
+smoothing."""
 import copy
 
 import numpy as np
@@ -10,7 +11,7 @@ from dsgkd.config import RunConfig
 from dsgkd.core.distiller import Distiller
 from dsgkd.core.features import collate
 from dsgkd.core.steps import Stepper, autocast, class_weights, resolve_precision
-from dsgkd.models.load import encoder_width
+from dsgkd.errors import UserError
 from dsgkd.pipeline.prepare import prepare
 from dsgkd.pipeline.resolve import resolve_run
 
@@ -105,11 +106,29 @@ def test_class_weights_balance_the_task_loss(labelled):
     assert "class_weights" not in model.state_dict()  # a setting, not a weight: checkpoints stay as they were
 
 
+def test_label_smoothing_reaches_the_task_loss(labelled):
+    """`train.label_smoothing` is torch's, on the labelled notes only, and combines with class weights."""
+    p, cfg, whole, _ = labelled
+    cfg = cfg.with_overrides({"train.label_smoothing": 0.2})
+    weights = class_weights("balanced", whole[0]["labels"].tolist())
+    model = Distiller(p.student, cfg.distill, p.layer_pairs, None, class_weights=weights,
+                      label_smoothing=cfg.train.label_smoothing).eval()
+    with torch.no_grad():
+        _, parts, logits = model(whole[0], None)
+    y = whole[0]["labels"]
+    logp = F.log_softmax(logits.float(), -1)
+    target = torch.full_like(logp, 0.2 / 2).scatter_(1, y[:, None], 1 - 0.2 + 0.2 / 2)
+    w = weights[y]  # torch weights each note by its true class's weight, the smoothed part by the class it reads
+    expected = -(target * logp * weights[None, :]).sum(1).sum() / w.sum()
+    assert float(parts["ce"]) == pytest.approx(float(expected), rel=1e-5)
+    plain = float(F.cross_entropy(logits, y, weight=weights))  # untrained logits sit near 0: close, yet apart
+    assert abs(float(parts["ce"]) - plain) > 20 * 1e-5 * plain  # 20x the tolerance the match above holds
+    with pytest.raises(UserError, match="label_smoothing"):
+        RunConfig.from_dict({"train": {"label_smoothing": 1.0}})
+
+
 @pytest.mark.parametrize("spelling", [True, False, "true", 0, -2.0, float("inf")])
 def test_class_weight_refuses_what_is_not_a_weight(spelling):
-    from dsgkd.config import RunConfig
-    from dsgkd.errors import UserError
-
     with pytest.raises(UserError, match="train.class_weight"):
         RunConfig.from_dict({"train": {"class_weight": spelling}})
     assert RunConfig.from_dict({"train": {"class_weight": 2}}).train.class_weight == 2.0
