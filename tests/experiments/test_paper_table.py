@@ -122,8 +122,9 @@ PAIRED = {name: name != "paper_vs_control" for name in stats.COMPARISONS}
 def test_summary_schema_and_holm_over_the_pairs_comparisons(tmp_path):
     y, runs = _fake_pair(tmp_path, QUALITY, seeds=tuple(range(8)))
     s = stats.summarise_pair(y, runs, PAIRED, held_out=None, n_boot=300)
-    assert set(s["rows"]) == {"control", "knowledge_free", "searched", "paper", "wrong_knowledge", "searched_wrong_teacher",
-                              "wrong_knowledge_true_teacher", "teacher", "random_teacher", "wrong_teacher", "ngram"}
+    assert set(s["rows"]) == {"control", "knowledge_free", "searched", "paper", "wrong_knowledge",
+                              "searched_wrong_teacher", "wrong_knowledge_true_teacher", "teacher", "random_teacher",
+                              "wrong_teacher", "ngram"}
     for row, m in s["rows"].items():
         assert {"auroc_mean", "auroc_std", "auroc_per_seed"} <= set(m)
         assert len(m["auroc_per_seed"]) == (1 if row == "ngram" else 8)
