@@ -29,7 +29,10 @@ def teacher_identity(cfg: RunConfig, source: str) -> str:
     seeds share its cache). `source`: "pretrained" (the teacher as loaded) or "finetuned"."""
     r = resolve(cfg.teacher.ref)
     tuned = source == "finetuned"
-    recipe = [teacher_finetune_config(cfg).train.model_dump(mode="json"), cfg.teacher.finetune_floor,
+    # a fine-tune never smooths its labels (`teacher_finetune_config`): a constant is no part of who it is, and
+    # leaving it out keeps the fine-tunes cached before the field existed
+    train = teacher_finetune_config(cfg).train.model_dump(mode="json", exclude={"label_smoothing"})
+    recipe = [train, cfg.teacher.finetune_floor,
               cfg.teacher.finetune_restarts] if tuned else None
     seeded = cfg.teacher.random_init or tuned
     return json.dumps([r.source, cfg.teacher.random_init, tuned, recipe, cfg.train.seed if seeded else None])
@@ -49,7 +52,8 @@ def teacher_finetune_config(cfg: RunConfig) -> RunConfig:
         "student": cfg.student.model_copy(update={"ref": t.ref, "random_init": t.random_init}),
         "teacher": t.model_copy(update={"finetune": False, "random_init": False}),
         "train": cfg.train.model_copy(update={"epochs": t.finetune_epochs, "lr_encoder": t.finetune_lr_encoder,
-                                             "lr_head": t.finetune_lr_head, "patience": max(cfg.train.patience, 3)}),
+                                             "lr_head": t.finetune_lr_head, "patience": max(cfg.train.patience, 3),
+                                             "label_smoothing": 0.0}),
         "distill": cfg.distill.control(), "data": cfg.data.model_copy(update={"transfer_path": None})})
 
 
