@@ -84,8 +84,7 @@ def test_callers_at_once_fine_tune_the_teacher_once(fake_fits, monkeypatch):
 
 def test_the_students_label_smoothing_is_no_part_of_the_teachers_fine_tune():
     """A smoothed student reads the same fine-tuned teacher as an unsmoothed one (the teacher is fine-tuned on
-    hard labels), and its identity is the one written before the field existed (a fixed string: keys of
-    fine-tunes already cached stay valid)."""
+    hard labels), and the field is absent from its identity, so fine-tunes cached before it existed keep their keys."""
     cfg = RunConfig().with_overrides({"teacher.ref": "kmbert-tiny", "teacher.finetune": True, "train.seed": 3})
     smoothed = cfg.with_overrides({"train.label_smoothing": 0.2})
     assert teachers.teacher_finetune_config(smoothed).train.label_smoothing == 0.0
