@@ -29,7 +29,7 @@ ROW_LABELS = {
 LEGACY_PRIMARY = "searched_vs_knowledge_free"  # what tables declared before the wrong-knowledge arm
 PRIMARY_WORDS = {
     stats.PRIMARY: ("the teacher − its wrong-knowledge twin, within each of two searched configs (searched DSG-KD's "
-                    "and the wrong-knowledge control's own), averaged"),
+                    "and the wrong-knowledge control's own), claimed where both show it (diff: their mean)"),
     LEGACY_PRIMARY: "searched DSG-KD − knowledge-free control",
 }
 SIDE_NAMES = {stats.PRIMARY: ("teacher", "wrong twin"), LEGACY_PRIMARY: ("searched", "knowledge_free")}
