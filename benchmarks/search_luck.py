@@ -6,8 +6,9 @@ The false-positive rate at a nominal 5% of the table's primary test (the exact s
 seeds) when no teacher helps and each arm's config is the best of `--candidates` trials scored once on validation
 (`dsgkd.core.search_luck`), for three designs: `separate` (searched − an own-search control, the tables reported
 before the wrong-knowledge arm), `crossed_mean` (both searched configs with both teachers, the mean within-config
-difference tested) and `crossed_both` (the same rows, a claim only where both configs show it: the table's
-primary, `true_vs_wrong_teacher`), over a grid of config-quality SDs and config × teacher interaction SDs, and
+difference tested), `crossed_both` (the same rows, a claim only where both configs show it: the table's
+primary, `true_vs_wrong_teacher`) and `separate_per_seed` (a fresh pair of searches for every seed: calibrated
+whatever the luck, at the seeds times the search cost; not built in the table), over a grid of config-quality SDs and config × teacher interaction SDs, and
 each design's power at --effect. Run noise 0.0134 per row and seed (a
 paired per-seed SD of 0.019, the tables' planned SD), validation noise 0.03 per trial (one seed on 400 notes).
 For scale, each table search's 8 trials spread with an SD of 0.03-0.12 in validation AUROC (collapsed trials

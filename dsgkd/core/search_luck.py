@@ -14,7 +14,10 @@ the two primaries the table has declared:
   opposite directions (the teacher's search favours configs that suit the teacher, the control's the other);
 - `crossed_both` (`true_vs_wrong_teacher`, `crossed_claim`): the same rows, a direction claimed only where both
   configs show it, each by its own sign-flip test. The selected interactions pull the two within-config
-  differences apart, so demanding both cuts the false claims they cause.
+  differences apart, so demanding both cuts the false claims they cause;
+- `separate_per_seed`: separate searches again, but a fresh pair of them for every training seed, so a search's
+  luck is drawn per seed like the rest of the seed's noise and the sign-flip test holds its size whatever it is,
+  at a search cost times the seeds (not built in `dsgkd table`: the reference the others are read against).
 
 The model, per candidate config k of a search: quality c_k ~ N(0, sd_config), and for each teacher t an
 interaction i_kt ~ N(0, sd_interaction); a search of `n_candidates` trials on teacher t scores each candidate
@@ -28,7 +31,7 @@ import numpy as np
 
 from dsgkd.core.calibration import binomial_rate, sign_flip_test
 
-DESIGNS = ("separate", "crossed_mean", "crossed_both")
+DESIGNS = ("separate", "crossed_mean", "crossed_both", "separate_per_seed")
 
 
 def _search(rng: np.random.Generator, n: int, n_candidates: int, sd_config: float, sd_interaction: float,
@@ -45,8 +48,9 @@ def simulate(*, n_sims: int, n_seeds: int, n_candidates: int = 8, sd_config: flo
              sd_interaction: float = 0.0, sd_run: float = 0.0134, sd_val: float = 0.03, effect: float = 0.0,
              seed: int = 0) -> dict[str, np.ndarray]:
     """(n_sims, n_seeds) per-seed differences of simulated tables: `separate` (the teacher's search's config
-    with the teacher − the control's own search's config with the other teacher) and, within each searched config,
-    the teacher − the other (`within_searched`, `within_control`). `effect` adds a true teacher effect (power)."""
+    with the teacher − the control's own search's config with the other teacher), the same with a fresh pair of
+    searches for every seed (`separate_per_seed`) and, within each searched config, the teacher − the other
+    (`within_searched`, `within_control`). `effect` adds a true teacher effect (power)."""
     rng = np.random.default_rng(seed)
     kw = {"n_candidates": n_candidates, "sd_config": sd_config, "sd_interaction": sd_interaction, "sd_val": sd_val}
     c_a, i_a = _search(rng, n_sims, teacher=0, **kw)  # searched with the teacher
@@ -56,8 +60,13 @@ def simulate(*, n_sims: int, n_seeds: int, n_candidates: int = 8, sd_config: flo
         return (c + i)[:, None] + sd_run * rng.standard_normal((n_sims, n_seeds))
 
     true_a, true_b = run(c_a, i_a[:, 0] + effect), run(c_b, i_b[:, 0] + effect)
-    return {"separate": true_a - run(c_b, i_b[:, 1]), "within_searched": true_a - run(c_a, i_a[:, 1]),
-            "within_control": true_b - run(c_b, i_b[:, 1])}
+    out = {"separate": true_a - run(c_b, i_b[:, 1]), "within_searched": true_a - run(c_a, i_a[:, 1]),
+           "within_control": true_b - run(c_b, i_b[:, 1])}
+    fresh = np.random.default_rng([seed, 1])  # its own stream: the other designs' tables do not depend on it
+    (c_a, i_a), (c_b, i_b) = (_search(fresh, n_sims * n_seeds, teacher=t, **kw) for t in (0, 1))
+    per_seed = ((c_a + i_a[:, 0] + effect) - (c_b + i_b[:, 1])).reshape(n_sims, n_seeds)
+    out["separate_per_seed"] = per_seed + sd_run * np.sqrt(2) * fresh.standard_normal((n_sims, n_seeds))
+    return out
 
 
 def crossed_claim(d_searched: np.ndarray, d_control: np.ndarray, alpha: float = 0.05) -> dict:
@@ -78,8 +87,8 @@ def false_positive_rate(design: str, *, n_sims: int = 2000, alpha: float = 0.05,
     if design not in DESIGNS:
         raise ValueError(f"design {design!r}: one of {DESIGNS}")
     d = simulate(n_sims=n_sims, **kw)
-    if design == "separate":
-        reported = d["separate"]
+    if design in ("separate", "separate_per_seed"):
+        reported = d[design]
         hits = sum(sign_flip_test(row)["p"] < alpha for row in reported)
     else:
         reported = 0.5 * (d["within_searched"] + d["within_control"])

@@ -11,7 +11,7 @@ KW = {"n_sims": 1000, "n_seeds": 10, "seed": 3}
 
 
 def test_without_search_luck_every_design_holds_its_size():
-    for design in ("separate", "crossed_mean", "crossed_both"):
+    for design in ("separate", "crossed_mean", "crossed_both", "separate_per_seed"):
         assert false_positive_rate(design, **KW)["ci_low"] <= 0.05
 
 
@@ -31,6 +31,10 @@ def test_a_selected_interaction_fools_the_crossed_mean_but_not_the_claim_in_both
     assert false_positive_rate("crossed_both", effect=0.03, **luck)["rate"] > 0.8  # and it still sees +0.03
     with pytest.raises(ValueError, match="design"):
         false_positive_rate("pooled", n_sims=1, n_seeds=2)
+
+
+def test_a_search_pair_per_seed_holds_the_size_whatever_the_luck():
+    assert false_positive_rate("separate_per_seed", sd_config=0.04, sd_interaction=0.02, **KW)["ci_low"] <= 0.05
 
 
 def test_the_claim_needs_both_configs_in_the_same_direction():
