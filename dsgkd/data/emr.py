@@ -43,7 +43,12 @@ class Splits:
     val: datasets.Dataset
     test: datasets.Dataset
     dropped_empty: int
-    fingerprint: str
+    fingerprint: str  # all three splits: what a trained model's record names as its data
+    fit_fingerprint: str = ""  # train and validation only: what a fit reads, so what caches of fits key on
+
+    def __post_init__(self):
+        if not self.fit_fingerprint:
+            self.fit_fingerprint = fingerprint(self.train, self.val)
 
 
 # ---------------------------------------------------------------------------------------- reading

@@ -10,7 +10,6 @@ content). A search plans its groups here
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from collections.abc import Iterable, Mapping
@@ -137,7 +136,9 @@ def build_cache(cfg: RunConfig, layers: list[int], out_dir: str | Path, *, sourc
     tok, model = load_teacher(cfg, attention=attention, teacher_dir=teacher_dir)
     attn_layers = attention_states(layers) if attention else []
     d = cfg.distill
-    fp = hashlib.sha256("\n".join([splits.fingerprint, *transfer, *_pieces_identity(cfg)]).encode()).hexdigest()
+    # the pool is the labelled training notes and the transfer notes, so the test split is no part of the key; a
+    # JSON list, not joined text, so notes that contain newlines cannot make two pools one key
+    fp = content_key([splits.fit_fingerprint, transfer, _pieces_identity(cfg)], length=64)
     key = cache_key(teacher_identity(cfg, source), fp, max_length=cfg.train.max_length, selector=d.selector,
                     max_terms=d.max_terms, layers=sorted(layers), attn_layers=attn_layers,
                     logits=tuned)

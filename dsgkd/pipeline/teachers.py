@@ -69,7 +69,8 @@ def finetuned_teacher_dir(cfg: RunConfig, splits: Splits) -> Path:
     A collapsed fine-tune (best validation AUROC below `teacher.finetune_floor`) would hand logit KD the labels'
     prior instead of a teacher, so it is redone from other seeded draws (`restart_seed`), at most
     `teacher.finetune_restarts` times, and the best on validation kept; FINETUNE_RECORD lists every draw."""
-    key = content_key([teacher_identity(cfg, "finetuned"), splits.fingerprint])
+    # train and validation only: a new test split (a table's next design) reuses the fine-tune, which never reads it
+    key = content_key([teacher_identity(cfg, "finetuned"), splits.fit_fingerprint])
     final = cache_root() / "teachers" / f"{Path(cfg.teacher.ref).name}-{key}"
     if (final / "config.json").is_file():
         return final

@@ -231,6 +231,22 @@ def test_stratified_split_proportions_and_seed(tmp_path):
     assert again.fingerprint == sp.fingerprint and again.test["text"] == sp.test["text"]
     other = load_splits(_cfg(p, split_seed=1))
     assert other.fingerprint != sp.fingerprint and len(sp.fingerprint) == 16
+    assert other.fit_fingerprint != sp.fit_fingerprint
+
+
+def test_a_new_test_split_keeps_the_fit_fingerprint_a_new_training_note_does_not(tmp_path):
+    """Fine-tuned teachers and teacher caches key on what a fit reads (train and validation): a table that draws a
+    new test split reuses them, one changed training note does not."""
+    notes = _notes(300, pos=0.4).sample(frac=1.0, random_state=0)  # both classes in every slice
+    train, val = _csv(tmp_path, notes.iloc[:200], "tr.csv"), _csv(tmp_path, notes.iloc[200:250], "va.csv")
+    other = notes.iloc[250:].assign(ER_DHX=lambda d: d.ER_DHX + " 재방문")
+    tests = [_csv(tmp_path, notes.iloc[250:], "te0.csv"), _csv(tmp_path, other, "te1.csv")]
+    a, b = (load_splits(_cfg(train, val_path=str(val), test_path=str(t))) for t in tests)
+    assert a.fingerprint != b.fingerprint and a.fit_fingerprint == b.fit_fingerprint
+    changed = notes.iloc[:200].copy()
+    changed.iloc[0, changed.columns.get_loc("ER_DHX")] += " 재방문"
+    c = load_splits(_cfg(_csv(tmp_path, changed, "tr2.csv"), val_path=str(val), test_path=str(tests[0])))
+    assert c.fit_fingerprint != a.fit_fingerprint
 
 
 def test_group_split_no_overlap(tmp_path):

@@ -37,7 +37,7 @@ def fake_fits(tmp_path, monkeypatch):
     return set_aurocs
 
 
-SPLITS = SimpleNamespace(fingerprint="notes")
+SPLITS = SimpleNamespace(fingerprint="notes", fit_fingerprint="fit notes")
 
 
 def test_a_collapsed_fine_tune_is_redrawn_and_the_best_draw_kept(fake_fits):
