@@ -44,11 +44,7 @@ class Splits:
     test: datasets.Dataset
     dropped_empty: int
     fingerprint: str  # all three splits: what a trained model's record names as its data
-    fit_fingerprint: str = ""  # train and validation only: what a fit reads, so what caches of fits key on
-
-    def __post_init__(self):
-        if not self.fit_fingerprint:
-            self.fit_fingerprint = fingerprint(self.train, self.val)
+    fit_fingerprint: str  # train and validation only: what a fit reads, so what caches of fits key on
 
 
 # ---------------------------------------------------------------------------------------- reading
@@ -316,7 +312,7 @@ def load_splits(cfg: DataConfig) -> Splits:
                             f"add notes of the other class or give --{name} explicitly")
     if cfg.group_col:
         _warn_group_overlap(train, val, test, cfg)
-    return Splits(train, val, test, dropped, fingerprint(train, val, test))
+    return Splits(train, val, test, dropped, fingerprint(train, val, test), fingerprint(train, val))
 
 
 def _holdout(ds: datasets.Dataset, size: int, seed: int, what: str, source: str
