@@ -80,7 +80,7 @@ def ngram_auroc(train_texts, y_train, val_texts, y_val) -> float:
 
     train = datasets.Dataset.from_dict({"text": list(train_texts), "label": [int(y) for y in y_train]})
     val = datasets.Dataset.from_dict({"text": list(val_texts), "label": [int(y) for y in y_val]})
-    return ngram_reference(Splits(train, val, val, 0, "prose-probe"), n_boot=1)["val_auroc"]
+    return ngram_reference(Splits(train, val, val, 0, "prose-probe", "prose-probe"), n_boot=1)["val_auroc"]
 
 
 def main() -> None:
