@@ -45,7 +45,7 @@ ROWS = (*TRAINED_ROWS, *TEACHER_ROWS, "ngram")
 REFERENCE_MARGIN = 0.02  # the KD-off control should reach the n-gram reference minus this
 # The SD of one seed's searched − knowledge-free test AUROC difference the table is planned for: the 2026-12-04
 # table's per-seed SDs of the two rows (0.011 and 0.016, docs/results.md) as independent arms, sqrt(0.011² +
-# 0.016²) ≈ 0.019. At that SD the sign-flip test detects 0.02 with 80% power from 10 seeds (`planned_power`).
+# 0.016²) ≈ 0.019. At that SD the both-configs primary detects 0.02 with 80% power from 12 seeds (`planned_power`).
 PLANNED_SD = 0.019
 MDD_GOAL = 0.02
 PRIMARY_POWER = 0.8
