@@ -21,6 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 import transformers
@@ -67,8 +68,8 @@ def adapt(table: Path, ref: str, cfg: RunConfig, steps: int, lr: float, out: Pat
         losses.append(loss.item())
     mlm.base_model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    return {"adapt_notes": len(ids), "mlm_loss_first_100": round(sum(losses[:100]) / 100, 3),
-            "mlm_loss_last_100": round(sum(losses[-100:]) / 100, 3)}
+    return {"adapt_notes": len(ids), "mlm_loss_first_100": round(float(np.mean(losses[:100])), 3),
+            "mlm_loss_last_100": round(float(np.mean(losses[-100:])), 3)}
 
 
 def mean_pool_xlmr_head() -> None:
@@ -114,18 +115,18 @@ def main():
     extra = {"width": a.width, "adapt_steps": a.adapt_steps, "mean_pool": a.mean_pool}
     if a.mean_pool:
         mean_pool_xlmr_head()
-    if a.adapt_steps:
-        out = Path(tempfile.mkdtemp(prefix="dsgkd-adapted-"))
-        extra.update(adapt(a.table, base.student.ref, base, a.adapt_steps, a.adapt_lr, out), adapt_lr=a.adapt_lr)
-        base = base.with_overrides({"student.ref": str(out)})
-    for spec in a.variants:
-        t0 = time.time()
-        result = fit(prepare_run(resolve_run(variant(base, spec))))
-        curve = [round(h["val_auroc"], 3) for h in result.history]
-        print(json.dumps({"benchmark": "control_recipe", "base": str(base_path), **extra, "variant": spec,
-                          "best_val_auroc": max(curve), "val_auroc_per_epoch": curve,
-                          "seconds": round(time.time() - t0)}), flush=True)
-
+    with tempfile.TemporaryDirectory(prefix="dsgkd-adapted-") as adapted:
+        if a.adapt_steps:
+            extra.update(adapt(a.table, base.student.ref, base, a.adapt_steps, a.adapt_lr, Path(adapted)),
+                         adapt_lr=a.adapt_lr)
+            base = base.with_overrides({"student.ref": adapted})
+        for spec in a.variants:
+            t0 = time.time()
+            result = fit(prepare_run(resolve_run(variant(base, spec))))
+            curve = [round(h["val_auroc"], 3) for h in result.history]
+            print(json.dumps({"benchmark": "control_recipe", "base": str(base_path), **extra, "variant": spec,
+                              "best_val_auroc": max(curve), "val_auroc_per_epoch": curve,
+                              "seconds": round(time.time() - t0)}), flush=True)
 
 if __name__ == "__main__":
     main()
