@@ -6,12 +6,12 @@ overrides (`train.epochs=12`, `train.batch_size=16`, `student.random_init=true`)
 recipe-grid config for the student (`OUT/recipe/<student>/lr.../seed_.../config.yaml`). `--width W` rebuilds the
 student's stand-in W wide (and 2W in its feed-forward layer) before anything runs: a stronger general student.
 `--adapt-steps N` first continues the student's MLM for N steps on the table's unlabelled notes (training and transfer
-files: what a hospital has; batch 16, 128 tokens, `--adapt-lr`), task-adaptive pretraining, and trains the variants
+files: what a hospital has; batch 16, the run's max_length, `--adapt-lr`), task-adaptive pretraining, and trains the variants
 from that encoder. `--mean-pool` makes an XLM-R student's classification head read the masked mean of the last layer
 instead of its <s> state (a patch of this process's transformers, for the probe only).
 
     python benchmarks/control_recipe.py --table runs/tables/positive 1e-3,3e-3,1000 3e-3,1e-2,1000 \\
-        1e-3,3e-3,1000,train.epochs=12 1e-3,3e-3,1000,student.random_init=true [--width 128] \
+        1e-3,3e-3,1000,train.epochs=12 1e-3,3e-3,1000,student.random_init=true [--width 128] \\
         [--adapt-steps 600 --adapt-lr 5e-4] [--mean-pool]
 """
 import argparse
@@ -44,15 +44,16 @@ def variant(base: RunConfig, spec: str) -> RunConfig:
     return base.with_overrides(over)
 
 
-def adapt(table: Path, ref: str, cfg: RunConfig, steps: int, lr: float, out: Path) -> dict:
-    """Task-adaptive MLM of the student stand-in on the table's unlabelled notes; saves the encoder to `out`."""
+def adapt(table: Path, cfg: RunConfig, steps: int, lr: float, out: Path) -> dict:
+    """Task-adaptive MLM of the student stand-in on the table's unlabelled notes, cut where the student's training
+    cuts them; saves the encoder to `out`."""
     from transformers import AutoModelForMaskedLM, AutoTokenizer, DataCollatorForLanguageModeling
 
     torch.manual_seed(0)
-    src = ensure_tiny(ref)
+    src = ensure_tiny(cfg.student.ref)
     tokenizer, mlm = AutoTokenizer.from_pretrained(src), AutoModelForMaskedLM.from_pretrained(src)
     texts = [t for f in ("train.csv", "transfer.csv") for t in pd.read_csv(table / "data" / f)[cfg.data.text_col]]
-    ids = [tokenizer(t, truncation=True, max_length=128)["input_ids"] for t in texts]
+    ids = [tokenizer(t, truncation=True, max_length=cfg.train.max_length)["input_ids"] for t in texts]
     collate = DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.15)
     opt = torch.optim.AdamW(mlm.parameters(), lr=lr, weight_decay=0.01)
     sched = transformers.get_linear_schedule_with_warmup(opt, steps // 10, steps)
@@ -117,7 +118,7 @@ def main():
         mean_pool_xlmr_head()
     with tempfile.TemporaryDirectory(prefix="dsgkd-adapted-") as adapted:
         if a.adapt_steps:
-            extra.update(adapt(a.table, base.student.ref, base, a.adapt_steps, a.adapt_lr, Path(adapted)),
+            extra.update(adapt(a.table, base, a.adapt_steps, a.adapt_lr, Path(adapted)),
                          adapt_lr=a.adapt_lr)
             base = base.with_overrides({"student.ref": adapted})
         for spec in a.variants:
@@ -127,6 +128,7 @@ def main():
             print(json.dumps({"benchmark": "control_recipe", "base": str(base_path), **extra, "variant": spec,
                               "best_val_auroc": max(curve), "val_auroc_per_epoch": curve,
                               "seconds": round(time.time() - t0)}), flush=True)
+
 
 if __name__ == "__main__":
     main()
