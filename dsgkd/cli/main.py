@@ -15,11 +15,13 @@ import os
 import sys
 import warnings
 
-from dsgkd.cli import analyze, demo, evaluate, export, export_onnx, lexicon, predict, search, synth, table, train
+from dsgkd.cli import (analyze, demo, evaluate, export, export_onnx, lexicon, predict, search, synth, table,
+                       table_record, train)
 from dsgkd.errors import NonFiniteLossError, UserError
 from dsgkd.storage import private_umask
 
-COMMANDS = (synth, lexicon, train, evaluate, predict, export_onnx, search, analyze, export, demo, table)
+COMMANDS = (synth, lexicon, train, evaluate, predict, export_onnx, search, analyze, export, demo, table,
+            table_record)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -432,3 +432,32 @@ def test_several_control_worlds_render_as_one_document(tmp_path, fake_table, cap
     assert "| default:negative | kmbert-tiny>kobert-tiny |" in summary
     assert text.index("## World `default:positive`") < text.index("## World `default:negative`")
     assert "### Primary comparison" in text and "\n# " not in text.split("\n", 1)[1]
+
+
+def test_a_table_cut_off_resumes_from_its_record_on_a_machine_without_its_out(tmp_path, fake_table, monkeypatch):
+    """The record of a table cut off in its searches, restored into an empty OUT: the resumed table reruns none of
+    the grid or fine-tunes, runs what was left, and counts the cut-off invocation's time."""
+    from dsgkd.experiments.table_record import copy_record
+
+    searches, ran = pt.pair_searches, []
+
+    def counted_jobs(jobs, workers, world, cache_root=None):
+        ran.extend(out for _, _, out in jobs if not (out / "metrics.json").is_file())
+        _fake_jobs(jobs, workers, world, cache_root)
+
+    def session_ends(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pt, "run_jobs", counted_jobs)
+    monkeypatch.setattr(pt, "pair_searches", session_ends)
+    with pytest.raises(KeyboardInterrupt):
+        fake_table(tmp_path / "gone")
+    before = len(ran)
+    copy_record(tmp_path / "gone", tmp_path / "record")
+    copy_record(tmp_path / "record", tmp_path / "new")
+    monkeypatch.setattr(pt, "pair_searches", searches)
+    first, second = fake_table(tmp_path / "new")["meta"]["invocations"]
+    assert before > 0 and {p.parent.name for p in ran[before:]} == set(stats.TRAINED_ROWS)  # rows only
+    assert first["interrupted"] and "teacher fine-tunes" in first["phases"]
+    notes = [pd.read_csv(tmp_path / out / "data" / "test.csv") for out in ("gone", "new")]
+    assert notes[0].equals(notes[1])  # regenerated from its seed, not carried
