@@ -48,6 +48,7 @@ from dsgkd.experiments.table_protocol import (DEFAULT_PAIRS, DEFAULT_WORLD, chec
                                               saved_protocol)
 from dsgkd.experiments.table_clock import TableClock
 from dsgkd.experiments.table_jobs import run_jobs, write_scored
+from dsgkd.experiments.table_record import check_stand_ins
 from dsgkd.experiments.table_render import write_report
 from dsgkd.experiments.table_selector import mine_table_lexicon, with_mined_selector
 from dsgkd.experiments.term_probe import teacher_probes
@@ -316,7 +317,8 @@ def run_table(out: Path, *, seeds: list[int], trials: int | None, workers: int, 
     checks = preflight(data, world, len(seeds))
     space = with_mined_selector(table_space(space, data), mine_table_lexicon(data, world, out / "data"))
     base = space.base
-    ensure_all({r for p in chosen for r in (p.teacher, wrong_knowledge_twin(p.teacher), p.student)})
+    check_stand_ins(out, ensure_all({r for p in chosen
+                                     for r in (p.teacher, wrong_knowledge_twin(p.teacher), p.student)}))
     print("==> n-gram reference", flush=True)
     ngram_row(base, out / "ngram")
     clock.lap("data, stand-ins and n-gram")

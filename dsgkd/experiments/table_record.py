@@ -5,14 +5,22 @@ A table on 2 cores outlives a session, and a machine can be gone before its tabl
 CI machine): everything under OUT is then lost, and `dsgkd table` resumes only where its OUT still is. The record
 is what a resumed table skips on and what `--render-only` reads: the protocol, results.json and results.md, the
 clock's invocation.json, every finished run's metrics.json, predictions.csv and probe.json (recipe grid, teacher
-fine-tunes, rows, n-gram) and each search's exported best.yaml. Copied back into an OUT, the same `dsgkd table`
-command resumes there: the notes and stand-ins are regenerated from their seeds (a grid re-run reproduces to the
-digit, docs/levers.md), finished runs and searches are skipped, and what a remaining row still needs (a seed's
-fine-tuned teacher, the teacher caches) is rebuilt. A search cut off before its best.yaml starts again.
+fine-tunes, rows, n-gram), each search's exported best.yaml, and the stand-ins the table trained with.
+
+The stand-ins travel because they cannot be rebuilt: the WordPiece and Unigram trainers are not deterministic (two
+builds of biobert-tiny on one corpus give different vocabularies), so a stand-in rebuilt on another machine is
+another teacher, and rows distilled from it would sit beside searches and rows made with the first. A table
+writes OUT/stand_ins.json (each stand-in's cache folder and content hash) on its first run and refuses a later
+run whose cache holds other builds; a record carries the folders (about 3 MB each) and installs them into an
+empty cache. Copied back into an OUT, the same `dsgkd table` command resumes there: the notes are regenerated from
+their seeds, finished runs and searches are skipped, and what a remaining row still needs (a seed's fine-tuned
+teacher, the teacher caches) is rebuilt from the recorded stand-ins. A search cut off before its best.yaml starts
+again.
 """
 from __future__ import annotations
 
 import filecmp
+import hashlib
 import json
 import os
 import shutil
@@ -22,12 +30,38 @@ from dsgkd.errors import UserError
 from dsgkd.experiments.table_protocol import PROTOCOL_FILE, differences
 from dsgkd.experiments.term_probe import PROBE_FILE
 from dsgkd.experiments.table_clock import FILE as CLOCK_FILE
+from dsgkd.storage import atomic_write_text
 
-RECORD_FILES = frozenset({PROTOCOL_FILE, "results.json", "results.md", CLOCK_FILE, "metrics.json",
+STAND_INS = "stand_ins.json"
+STAND_IN_FOLDER = "stand_ins"  # the record's copies of the stand-ins' cache folders
+RECORD_FILES = frozenset({PROTOCOL_FILE, STAND_INS, "results.json", "results.md", CLOCK_FILE, "metrics.json",
                           "predictions.csv", PROBE_FILE, "best.yaml"})
 # A search's Ray trials hold metrics.json files of their own; the rows' caches and models hold none of the
 # record's names, but walking them would read gigabytes of directory entries for nothing.
-SKIPPED_DIRS = frozenset({"tune", "teacher_cache", "student", "data"})
+SKIPPED_DIRS = frozenset({"tune", "teacher_cache", "student", "data", STAND_IN_FOLDER})
+
+
+def build_hash(folder: Path) -> str:
+    """One stand-in build: its files' names and bytes."""
+    digest = hashlib.sha256()
+    for f in sorted(p for p in Path(folder).iterdir() if p.is_file()):
+        digest.update(f.name.encode() + b"\0" + f.read_bytes())
+    return digest.hexdigest()
+
+
+def check_stand_ins(out: Path, dirs: dict[str, Path]) -> None:
+    """Record the stand-ins (ref → cache folder) a table trains with on its first run; refuse a later run whose
+    cache holds another build of one of them."""
+    path = Path(out) / STAND_INS
+    now = {ref: {"folder": Path(d).name, "sha256": build_hash(d)} for ref, d in sorted(dirs.items())}
+    saved = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    for ref, entry in now.items():
+        if ref in saved and saved[ref] != entry:
+            raise UserError(f"{Path(dirs[ref])}: another build of {ref} than the one {out} was started with "
+                            "(stand-ins are not rebuilt identically); restore the table's record with `dsgkd "
+                            "table-record RECORD OUT` into an empty DSGKD_CACHE, or use a new --out")
+    if any(ref not in saved for ref in now):
+        atomic_write_text(path, json.dumps({**saved, **now}, indent=1))
 
 
 def record_files(table: Path) -> list[Path]:
@@ -43,8 +77,9 @@ def record_files(table: Path) -> list[Path]:
 
 def copy_record(src: Path, dest: Path) -> list[Path]:
     """Copy `src`'s record (a table's OUT, or a record saved from one) into `dest` (a record, or an OUT to resume
-    in), writing only files that differ. Refuses, before copying anything, when `src` holds no table or `dest`
-    holds a table run under another protocol. Returns the files written."""
+    in), writing only files that differ, and install its stand-ins into the cache where it has none. Refuses,
+    before writing anything, when `src` holds no table, `dest` holds a table run under another protocol, or a
+    stand-in is missing or another build. Returns the files written."""
     src, dest = Path(src), Path(dest)
     files = record_files(src) if src.is_dir() else []
     protocols = [f for f in files if f.name == PROTOCOL_FILE]
@@ -60,14 +95,60 @@ def copy_record(src: Path, dest: Path) -> list[Path]:
             if diff:
                 raise UserError(f"{theirs}: a table run under another protocol (differs in {', '.join(diff)}); "
                                 "copy the record into a new folder")
+    models = [m for rel in files if rel.name == STAND_INS for m in _stand_ins(src, rel)]
     written = []
     for rel in files:
         target = dest / rel
-        if target.is_file() and filecmp.cmp(src / rel, target, shallow=False):
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{target.name}.partial")
-        shutil.copyfile(src / rel, partial)
-        partial.replace(target)  # a copy cut off midway never leaves a metrics.json that a resume would trust
-        written.append(rel)
+        if not (target.is_file() and filecmp.cmp(src / rel, target, shallow=False)):
+            _copy_file(src / rel, target)
+            written.append(rel)
+    for rel, source in models:
+        if not (dest / rel).is_dir():
+            _copy_folder(source, dest / rel)
+            written.append(rel)
+        if not (cache_models() / source.name).is_dir():
+            _copy_folder(source, cache_models() / source.name)
     return written
+
+
+def cache_models() -> Path:
+    from dsgkd.models.tiny import cache_root
+
+    return cache_root() / "models"
+
+
+def _stand_ins(src: Path, listing: Path) -> list[tuple[Path, Path]]:
+    """(where the record keeps it, relative; where it is now) for each stand-in `listing` names: the record's
+    copy, else the cache's build, which must be the one the table started with (so must any build the
+    destination's cache already holds)."""
+    found = []
+    for ref, entry in json.loads((src / listing).read_text(encoding="utf-8")).items():
+        rel = listing.parent / STAND_IN_FOLDER / entry["folder"]
+        cached = cache_models() / entry["folder"]
+        source = src / rel if (src / rel).is_dir() else cached
+        if not source.is_dir():
+            raise UserError(f"{src / listing}: {ref} ({entry['folder']}) is neither in the record nor in the cache "
+                            f"{cache_models()}; the table's stand-ins are lost with the machine that built them")
+        for folder in {source, cached}:
+            if folder.is_dir() and build_hash(folder) != entry["sha256"]:
+                raise UserError(f"{folder}: another build of {ref} than the table's ({src / listing}); set "
+                                "DSGKD_CACHE to an empty folder for this table")
+        found.append((rel, source))
+    return found
+
+
+def _copy_file(source: Path, target: Path) -> None:
+    """A copy cut off midway never leaves a metrics.json that a resume would trust."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.partial")
+    shutil.copyfile(source, partial)
+    partial.replace(target)
+
+
+def _copy_folder(source: Path, target: Path) -> None:
+    from dsgkd.storage import staged_dir
+
+    with staged_dir(target, exists="keep") as stage:
+        for f in source.iterdir():
+            if f.is_file():
+                shutil.copyfile(f, stage / f.name)

@@ -3,6 +3,7 @@ the row says they do, the KD-off control takes the searched row's optimiser step
 statistics follow the predictions they are given (Holm over the pair's comparisons, primary first), the
 held-out-term hook, and the frozen protocol that refuses to mix designs in one OUT."""
 import json
+import os
 
 import numpy as np
 import pandas as pd
@@ -223,8 +224,21 @@ def _fake_jobs(jobs, workers, world, cache_root=None):
                                                     "seen": 0.9}))
 
 
+def fake_stand_ins(names):
+    """Stand-in folders in DSGKD_CACHE, one small file each, built once per cache (like the real ones)."""
+    from dsgkd.models.tiny import cache_root
+
+    dirs = {}
+    for name in names:
+        dirs[name] = cache_root() / "models" / name.replace("@", "-").replace(":", "-")
+        if not dirs[name].is_dir():
+            dirs[name].mkdir(parents=True)
+            (dirs[name] / "model.safetensors").write_bytes(os.urandom(16))  # no two builds alike
+    return dirs
+
+
 @pytest.fixture
-def fake_table(monkeypatch):
+def fake_table(monkeypatch, tmp_path):
     import dsgkd.models.tiny
 
     def fake_search(space, out, trials):
@@ -238,7 +252,8 @@ def fake_table(monkeypatch):
                                                                   "random_init": {"held_out": 0.49, "seen": 0.5},
                                                                   "wrong_knowledge": {"held_out": 0.52, "seen": 0.9}})
     monkeypatch.setattr(pt, "searched_config", fake_search)
-    monkeypatch.setattr(dsgkd.models.tiny, "ensure_all", lambda names: None)
+    monkeypatch.setattr(dsgkd.models.tiny, "ensure_all", fake_stand_ins)
+    monkeypatch.setenv("DSGKD_CACHE", str(tmp_path / "cache"))
 
     def run(out, **kw):
         args = {"seeds": [0, 1], "trials": 2, "workers": 1, "sizes": dict(TINY), "pairs": ["kmbert-tiny>kobert-tiny"],
@@ -454,7 +469,16 @@ def test_a_table_cut_off_resumes_from_its_record_on_a_machine_without_its_out(tm
         fake_table(tmp_path / "gone")
     before = len(ran)
     copy_record(tmp_path / "gone", tmp_path / "record")
+    built = {p.parent.name: p.read_bytes() for p in (tmp_path / "record" / "stand_ins").glob("*/model.safetensors")}
+    assert len(built) == 3  # the teacher, its wrong-knowledge twin, the student
+    monkeypatch.setenv("DSGKD_CACHE", str(tmp_path / "other_machine"))  # whose own builds would differ
+    fake_stand_ins(["kmbert-tiny"])
+    with pytest.raises(UserError, match="another build of kmbert-tiny"):
+        fake_table(tmp_path / "gone")
+    monkeypatch.setenv("DSGKD_CACHE", str(tmp_path / "empty_cache"))
     copy_record(tmp_path / "record", tmp_path / "new")
+    installed = tmp_path / "empty_cache" / "models"
+    assert {p.parent.name: p.read_bytes() for p in installed.glob("*/model.safetensors")} == built
     monkeypatch.setattr(pt, "pair_searches", searches)
     first, second = fake_table(tmp_path / "new")["meta"]["invocations"]
     assert before > 0 and {p.parent.name for p in ran[before:]} == set(stats.TRAINED_ROWS)  # rows only
