@@ -327,6 +327,14 @@ def run_table(out: Path, *, seeds: list[int], trials: int | None, workers: int, 
     run_jobs([job for ref in models for job in recipe.grid_jobs(base, ref, out / "recipe")], workers, world)
     recipes = {ref: recipe.choose(ref, out / "recipe") for ref in models}
     clock.lap("recipe grid")
+    # the searches before the fine-tunes: a search cut off by a session's end starts again (table_record), a
+    # fine-tune phase loses only the runs in flight
+    searched = {}
+    for pair in chosen:
+        pair_base = recipe.with_recipes(base, pair.teacher, pair.student, recipes)
+        searched[pair.key] = pair_searches(space.model_copy(update={"base": pair_base}), pair,
+                                           out / pair_dirname(pair.key), trials)
+        clock.lap(f"searches {pair.key}")
     print("==> fine-tune teachers (pretrained, random-init and wrong-knowledge twin, per seed)", flush=True)
     run_jobs([job for teacher in sorted({p.teacher for p in chosen})
               for job in teacher_jobs(recipe.with_recipes(base, teacher, None, recipes), out, teacher, seeds)],
@@ -337,9 +345,7 @@ def run_table(out: Path, *, seeds: list[int], trials: int | None, workers: int, 
     for pair in chosen:
         pair_dir = out / pair_dirname(pair.key)
         pair_base = recipe.with_recipes(base, pair.teacher, pair.student, recipes)
-        searches = pair_searches(space.model_copy(update={"base": pair_base}), pair, pair_dir, trials)
-        clock.lap(f"searches {pair.key}")
-        rows = row_configs(pair_base, *searches)
+        rows = row_configs(pair_base, *searched[pair.key])
         paired = {name: all(shares_batches(rows[a[0]], rows[r]) for r in (*a, *b))
                   for name, (a, b) in stats.COMPARISONS.items()}
         configs[pair.key] = {"rows": rows, "paired": paired[stats.PRIMARY]}

@@ -335,7 +335,7 @@ def test_an_invocation_cut_off_still_counts_and_the_time_is_kept_by_phase(tmp_pa
     with pytest.raises(KeyboardInterrupt):
         fake_table(out)
     cut_off = json.loads((out / "invocation.json").read_text())["current"]
-    assert list(cut_off["phases"]) == ["data, stand-ins and n-gram", "recipe grid", "teacher fine-tunes"]
+    assert list(cut_off["phases"]) == ["data, stand-ins and n-gram", "recipe grid"]
     monkeypatch.setattr(pt, "pair_searches", searches)
     first, second = fake_table(out)["meta"]["invocations"]
     assert first["interrupted"] and first["phases"] == cut_off["phases"] and "interrupted" not in second
@@ -450,21 +450,24 @@ def test_several_control_worlds_render_as_one_document(tmp_path, fake_table, cap
 
 
 def test_a_table_cut_off_resumes_from_its_record_on_a_machine_without_its_out(tmp_path, fake_table, monkeypatch):
-    """The record of a table cut off in its searches, restored into an empty OUT: the resumed table reruns none of
-    the grid or fine-tunes, runs what was left, and counts the cut-off invocation's time."""
+    """The record of a table cut off midway through its teacher fine-tunes, restored on a machine whose cache holds
+    none of its stand-ins: the resumed table reruns no finished run, runs the rest, and counts the cut-off
+    invocation's time; a cache holding other builds of its stand-ins is refused."""
     from dsgkd.experiments.table_record import copy_record
 
-    searches, ran = pt.pair_searches, []
+    ran, cut = [], {"at": 3}
 
     def counted_jobs(jobs, workers, world, cache_root=None):
-        ran.extend(out for _, _, out in jobs if not (out / "metrics.json").is_file())
+        todo = [job for job in jobs if not (job[2] / "metrics.json").is_file()]
+        if todo and todo[0][0] == "teacher" and cut["at"]:
+            todo, cut["at"] = todo[:cut["at"]], 0
+            _fake_jobs(todo, workers, world, cache_root)
+            ran.extend(out for _, _, out in todo)
+            raise KeyboardInterrupt
+        ran.extend(out for _, _, out in todo)
         _fake_jobs(jobs, workers, world, cache_root)
 
-    def session_ends(*args, **kwargs):
-        raise KeyboardInterrupt
-
     monkeypatch.setattr(pt, "run_jobs", counted_jobs)
-    monkeypatch.setattr(pt, "pair_searches", session_ends)
     with pytest.raises(KeyboardInterrupt):
         fake_table(tmp_path / "gone")
     before = len(ran)
@@ -479,9 +482,12 @@ def test_a_table_cut_off_resumes_from_its_record_on_a_machine_without_its_out(tm
     copy_record(tmp_path / "record", tmp_path / "new")
     installed = tmp_path / "empty_cache" / "models"
     assert {p.parent.name: p.read_bytes() for p in installed.glob("*/model.safetensors")} == built
-    monkeypatch.setattr(pt, "pair_searches", searches)
     first, second = fake_table(tmp_path / "new")["meta"]["invocations"]
-    assert before > 0 and {p.parent.name for p in ran[before:]} == set(stats.TRAINED_ROWS)  # rows only
-    assert first["interrupted"] and "teacher fine-tunes" in first["phases"]
+    resumed = [p.relative_to(tmp_path / "new") for p in ran[before:]]
+    assert not {p.relative_to(tmp_path / "gone") for p in ran[:before]} & set(resumed)  # nothing run twice
+    teachers = [p for p in resumed if p.parts[0] == "teachers"]
+    assert len(teachers) == 3 * 2 - 3 and {p.parent.name for p in resumed if p not in teachers} == \
+        set(stats.TRAINED_ROWS)
+    assert first["interrupted"] and "searches kmbert-tiny>kobert-tiny" in first["phases"]
     notes = [pd.read_csv(tmp_path / out / "data" / "test.csv") for out in ("gone", "new")]
     assert notes[0].equals(notes[1])  # regenerated from its seed, not carried
