@@ -327,32 +327,37 @@ def run_table(out: Path, *, seeds: list[int], trials: int | None, workers: int, 
     run_jobs([job for ref in models for job in recipe.grid_jobs(base, ref, out / "recipe")], workers, world)
     recipes = {ref: recipe.choose(ref, out / "recipe") for ref in models}
     clock.lap("recipe grid")
-    # the searches before the fine-tunes: a search cut off by a session's end starts again (table_record), a
-    # fine-tune phase loses only the runs in flight
+    # the searches first, then the teachers fine-tuned alone and the rows seed by seed: a table that outlives its
+    # machine resumes from its record (table_record), which keeps finished runs and searches but neither the Ray
+    # trials of a search in flight nor any fine-tuned teacher, so a cut-off search starts again and only the seed
+    # in flight re-fine-tunes the teachers its logit KD reads
     searched = {}
     for pair in chosen:
         pair_base = recipe.with_recipes(base, pair.teacher, pair.student, recipes)
         searched[pair.key] = pair_searches(space.model_copy(update={"base": pair_base}), pair,
                                            out / pair_dirname(pair.key), trials)
         clock.lap(f"searches {pair.key}")
-    print("==> fine-tune teachers (pretrained, random-init and wrong-knowledge twin, per seed)", flush=True)
-    run_jobs([job for teacher in sorted({p.teacher for p in chosen})
-              for job in teacher_jobs(recipe.with_recipes(base, teacher, None, recipes), out, teacher, seeds)],
-             workers, world)
-    clock.lap("teacher fine-tunes")
     held_out = held_out_mask(base)
     results, configs = dict(previous["pairs"]) if previous else {}, {}
     for pair in chosen:
-        pair_dir = out / pair_dirname(pair.key)
-        pair_base = recipe.with_recipes(base, pair.teacher, pair.student, recipes)
-        rows = row_configs(pair_base, *searched[pair.key])
+        rows = row_configs(recipe.with_recipes(base, pair.teacher, pair.student, recipes), *searched[pair.key])
         paired = {name: all(shares_batches(rows[a[0]], rows[r]) for r in (*a, *b))
                   for name, (a, b) in stats.COMPARISONS.items()}
-        configs[pair.key] = {"rows": rows, "paired": paired[stats.PRIMARY]}
-        print(f"==> rows {pair.key}", flush=True)
-        run_jobs([("student", cfg.with_overrides({"train.seed": s}), pair_dir / row / f"seed_{s}")
-                  for row, cfg in rows.items() for s in seeds], workers, world, pair_dir if teacher_cache else None)
-        clock.lap(f"rows {pair.key}")
+        configs[pair.key] = {"rows": rows, "paired": paired[stats.PRIMARY], "comparisons_paired": paired}
+    for seed in seeds:
+        print(f"==> seed {seed}: the teachers fine-tuned alone (pretrained, random-init, wrong-knowledge twin) "
+              "and the rows", flush=True)
+        for pair in chosen:
+            pair_dir = out / pair_dirname(pair.key)
+            teachers = teacher_jobs(recipe.with_recipes(base, pair.teacher, None, recipes), out, pair.teacher,
+                                    [seed])
+            rows = [("student", cfg.with_overrides({"train.seed": seed}), pair_dir / row / f"seed_{seed}")
+                    for row, cfg in configs[pair.key]["rows"].items()]
+            run_jobs(teachers + rows, workers, world, pair_dir if teacher_cache else None)
+    clock.lap("teachers and rows, seed by seed")
+    for pair in chosen:
+        pair_dir, rows, paired = (out / pair_dirname(pair.key), configs[pair.key]["rows"],
+                                  configs[pair.key]["comparisons_paired"])
         link_teachers(out, pair, pair_dir, seeds)
         y, runs = read_pair(pair_dir, seeds, (*stats.TRAINED_ROWS, *stats.TEACHER_ROWS), out / "ngram")
         results[pair.key] = {**stats.summarise_pair(y, runs, paired, held_out=held_out, n_boot=base.eval.n_bootstrap),

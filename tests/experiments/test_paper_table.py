@@ -339,7 +339,7 @@ def test_an_invocation_cut_off_still_counts_and_the_time_is_kept_by_phase(tmp_pa
     monkeypatch.setattr(pt, "pair_searches", searches)
     first, second = fake_table(out)["meta"]["invocations"]
     assert first["interrupted"] and first["phases"] == cut_off["phases"] and "interrupted" not in second
-    assert {"searches kmbert-tiny>kobert-tiny", "rows kmbert-tiny>kobert-tiny"} <= set(second["phases"])
+    assert {"searches kmbert-tiny>kobert-tiny", "teachers and rows, seed by seed"} <= set(second["phases"])
     assert not (out / "invocation.json").exists()
     text = (out / "results.md").read_text()
     assert "rows' teachers cached (cut off)" in text and "Time by phase" in text and "recipe grid" in text
@@ -450,12 +450,12 @@ def test_several_control_worlds_render_as_one_document(tmp_path, fake_table, cap
 
 
 def test_a_table_cut_off_resumes_from_its_record_on_a_machine_without_its_out(tmp_path, fake_table, monkeypatch):
-    """The record of a table cut off midway through its teacher fine-tunes, restored on a machine whose cache holds
+    """The record of a table cut off midway through its first seed, restored on a machine whose cache holds
     none of its stand-ins: the resumed table reruns no finished run, runs the rest, and counts the cut-off
     invocation's time; a cache holding other builds of its stand-ins is refused."""
     from dsgkd.experiments.table_record import copy_record
 
-    ran, cut = [], {"at": 3}
+    ran, cut = [], {"at": 5}  # seed 0's three teachers and two of its rows
 
     def counted_jobs(jobs, workers, world, cache_root=None):
         todo = [job for job in jobs if not (job[2] / "metrics.json").is_file()]
@@ -486,7 +486,8 @@ def test_a_table_cut_off_resumes_from_its_record_on_a_machine_without_its_out(tm
     resumed = [p.relative_to(tmp_path / "new") for p in ran[before:]]
     assert not {p.relative_to(tmp_path / "gone") for p in ran[:before]} & set(resumed)  # nothing run twice
     teachers = [p for p in resumed if p.parts[0] == "teachers"]
-    assert len(teachers) == 3 * 2 - 3 and {p.parent.name for p in resumed if p not in teachers} == \
+    assert [p.parts[-1] for p in teachers] == ["seed_1"] * 3  # seed 0's were not run again
+    assert len(resumed) == 3 + 7 * 2 - 2 and {p.parent.name for p in resumed if p not in teachers} == \
         set(stats.TRAINED_ROWS)
     assert first["interrupted"] and "searches kmbert-tiny>kobert-tiny" in first["phases"]
     notes = [pd.read_csv(tmp_path / out / "data" / "test.csv") for out in ("gone", "new")]
