@@ -30,7 +30,7 @@ from dsgkd.errors import UserError
 from dsgkd.experiments.table_protocol import PROTOCOL_FILE, differences
 from dsgkd.experiments.term_probe import PROBE_FILE
 from dsgkd.experiments.table_clock import FILE as CLOCK_FILE
-from dsgkd.storage import atomic_write_text
+from dsgkd.storage import atomic_file, atomic_write_text, staged_dir
 
 STAND_INS = "stand_ins.json"
 STAND_IN_FOLDER = "stand_ins"  # the record's copies of the stand-ins' cache folders
@@ -139,15 +139,11 @@ def _stand_ins(src: Path, listing: Path) -> list[tuple[Path, Path]]:
 
 def _copy_file(source: Path, target: Path) -> None:
     """A copy cut off midway never leaves a metrics.json that a resume would trust."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.partial")
-    shutil.copyfile(source, partial)
-    partial.replace(target)
+    with atomic_file(target) as tmp:
+        shutil.copyfile(source, tmp)
 
 
 def _copy_folder(source: Path, target: Path) -> None:
-    from dsgkd.storage import staged_dir
-
     with staged_dir(target, exists="keep") as stage:
         for f in source.iterdir():
             if f.is_file():
