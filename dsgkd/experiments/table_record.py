@@ -7,12 +7,12 @@ is what a resumed table skips on and what `--render-only` reads: the protocol, r
 clock's invocation.json, every finished run's metrics.json, predictions.csv and probe.json (recipe grid, teacher
 fine-tunes, rows, n-gram), each search's exported best.yaml, and the stand-ins the table trained with.
 
-The stand-ins travel because they cannot be rebuilt: the WordPiece and Unigram trainers are not deterministic (two
-builds of biobert-tiny on one corpus give different vocabularies), so a stand-in rebuilt on another machine is
-another teacher, and rows distilled from it would sit beside searches and rows made with the first. A table
-writes OUT/stand_ins.json (each stand-in's cache folder and content hash) on its first run and refuses a later
-run whose cache holds other builds; a record carries the folders (about 3 MB each) and installs them into an
-empty cache. Copied back into an OUT, the same `dsgkd table` command resumes there: the notes are regenerated from
+The stand-ins travel because a table must read the very models it started with: up to BUILD_VERSION 4 the
+tokenizer trainers made every build different (two builds of biobert-tiny on one corpus gave different
+vocabularies), and a code change that bumps BUILD_VERSION builds other models under other folders. A table writes
+OUT/stand_ins.json (each stand-in's cache folder and content hash) on its first run and refuses a later run whose
+cache holds other builds; a record carries the folders (about 3 MB each) and installs them into an empty cache.
+Copied back into an OUT, the same `dsgkd table` command resumes there: the notes are regenerated from
 their seeds, finished runs and searches are skipped, and what a remaining row still needs (a seed's fine-tuned
 teacher, the teacher caches) is rebuilt from the recorded stand-ins. A search cut off before its best.yaml starts
 again.
@@ -33,6 +33,7 @@ from dsgkd.experiments.table_clock import FILE as CLOCK_FILE
 from dsgkd.storage import atomic_file, atomic_write_text, staged_dir
 
 STAND_INS = "stand_ins.json"
+MARKER = "dsgkd_tiny.json"  # a stand-in's build record (`dsgkd.models.tiny`): its timings differ between builds
 STAND_IN_FOLDER = "stand_ins"  # the record's copies of the stand-ins' cache folders
 RECORD_FILES = frozenset({PROTOCOL_FILE, STAND_INS, "results.json", "results.md", CLOCK_FILE, "metrics.json",
                           "predictions.csv", PROBE_FILE, "best.yaml"})
@@ -42,9 +43,9 @@ SKIPPED_DIRS = frozenset({"tune", "teacher_cache", "student", "data", STAND_IN_F
 
 
 def build_hash(folder: Path) -> str:
-    """One stand-in build: its files' names and bytes."""
+    """One stand-in build: its files' names and bytes, but for the marker's build timings."""
     digest = hashlib.sha256()
-    for f in sorted(p for p in Path(folder).iterdir() if p.is_file()):
+    for f in sorted(p for p in Path(folder).iterdir() if p.is_file() and p.name != MARKER):
         digest.update(f.name.encode() + b"\0" + f.read_bytes())
     return digest.hexdigest()
 
@@ -58,8 +59,9 @@ def check_stand_ins(out: Path, dirs: dict[str, Path]) -> None:
     for ref, entry in now.items():
         if ref in saved and saved[ref] != entry:
             raise UserError(f"{Path(dirs[ref])}: another build of {ref} than the one {out} was started with "
-                            "(stand-ins are not rebuilt identically); restore the table's record with `dsgkd "
-                            "table-record RECORD OUT` into an empty DSGKD_CACHE, or use a new --out")
+                            f"({saved[ref]['folder']}); resume with the code it started with ({PROTOCOL_FILE}: "
+                            "code) and its record's stand-ins (`dsgkd table-record RECORD OUT` into an empty "
+                            "DSGKD_CACHE), or use a new --out")
     if any(ref not in saved for ref in now):
         atomic_write_text(path, json.dumps({**saved, **now}, indent=1))
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from dsgkd.models.vocab import continuing_pieces, unigram_scores, word_counts
 from dsgkd.progress import Progress
 from dsgkd.registry import Registry
 
@@ -57,7 +58,8 @@ def _xlmr_models(spec, tokenizer):
 
 @FAMILIES.register("bert", models=_bert_models, head="cls")
 def bert_tokenizer(spec, texts: list[str], model_max_length: int):
-    """Cased or uncased WordPiece (BERT, KM-BERT, BioBERT, KoBERT-style)."""
+    """Cased or uncased WordPiece (BERT, KM-BERT, BioBERT, KoBERT-style), the same on every machine
+    (`dsgkd.models.vocab`)."""
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
     from transformers import BertTokenizerFast
 
@@ -65,8 +67,8 @@ def bert_tokenizer(spec, texts: list[str], model_max_length: int):
     tok.normalizer = normalizers.BertNormalizer(lowercase=not spec.cased, strip_accents=not spec.cased)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tok.train_from_iterator(texts, trainers.WordPieceTrainer(
-        vocab_size=spec.vocab_size, special_tokens=_BERT_SPECIALS, initial_alphabet=_ALPHABET,
-        show_progress=False))
+        vocab_size=spec.vocab_size, special_tokens=_BERT_SPECIALS + continuing_pieces(texts, tok.normalizer),
+        initial_alphabet=_ALPHABET, show_progress=False))
     vocab = tok.get_vocab()
     for piece in _ALPHABET + ["##" + c for c in _ALPHABET]:  # the trainer adds "##c" only for chars it saw
         vocab.setdefault(piece, len(vocab))
@@ -76,7 +78,8 @@ def bert_tokenizer(spec, texts: list[str], model_max_length: int):
 
 @FAMILIES.register("xlm-roberta", models=_xlmr_models, head="lm_head")
 def xlmr_tokenizer(spec, texts: list[str], model_max_length: int):
-    """SentencePiece-style Unigram with a metaspace (XLM-R)."""
+    """SentencePiece-style Unigram with a metaspace (XLM-R), scored the same on every machine
+    (`dsgkd.models.vocab`)."""
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import XLMRobertaTokenizerFast
 
@@ -86,7 +89,9 @@ def xlmr_tokenizer(spec, texts: list[str], model_max_length: int):
     tok.train_from_iterator(texts, trainers.UnigramTrainer(
         vocab_size=spec.vocab_size, special_tokens=_XLMR_SPECIALS, unk_token="<unk>", initial_alphabet=_ALPHABET,
         show_progress=False))
-    vocab = [tuple(p) for p in json.loads(tok.to_str())["model"]["vocab"]]
+    pieces = [p for p, _ in json.loads(tok.to_str())["model"]["vocab"] if p not in _XLMR_SPECIALS]
+    scores = unigram_scores(pieces, word_counts(texts, tok.pre_tokenizer))
+    vocab = [(p, 0.0) for p in _XLMR_SPECIALS] + sorted(scores.items(), key=lambda item: (-item[1], item[0]))
     return XLMRobertaTokenizerFast(vocab=vocab, model_max_length=model_max_length)
 
 

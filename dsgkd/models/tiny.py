@@ -7,8 +7,10 @@ domain corpus, students on general Korean prose only, so they read the notes but
 clinical terms mean.
 
 A stand-in is cached with its tokenizer in one directory, keyed by everything that shapes it (spec,
-world, corpus content, step count, BUILD_VERSION): the WordPiece trainer is not deterministic, so a
-tokenizer rebuilt beside a cached model could silently mismatch its embeddings.
+world, corpus content, step count, BUILD_VERSION), so a tokenizer can never be paired with another build's
+embeddings. A build is deterministic (its vocabulary by `dsgkd.models.vocab`, the MLM on one thread from its
+seed): the same key gives the same files on any machine of one kind; before BUILD_VERSION 5 the tokenizer
+trainers made every build different.
 
 A stand-in learns from one synthetic world's corpora (`dsgkd.data.world`): `kmbert-tiny` from the default
 world's, `kmbert-tiny@w2` from world w2's, so a benchmark on a new world gets teachers that know that world.
@@ -33,7 +35,9 @@ from pathlib import Path
 from dsgkd.errors import UserError
 from dsgkd.storage import staged_dir
 
-BUILD_VERSION = 4  # bump when the build recipe changes in a way the constants below do not show
+# bump when the build recipe changes in a way the constants below do not show; 5: vocabularies the same on every
+# machine (models.vocab), so a stand-in rebuilt elsewhere is the same model
+BUILD_VERSION = 5
 SEQ_LEN = 32
 BATCH_SIZE = 32
 LONG_SEQ_LEN = 128  # the last LONG_FRACTION of the MLM steps, at the same tokens per step
