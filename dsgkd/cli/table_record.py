@@ -25,5 +25,5 @@ def run(args) -> int:
     from dsgkd.experiments.table_record import copy_record
 
     written = copy_record(args.src, args.dest)
-    print(f"{len(written)} files written to {args.dest} (the rest were already there)")
+    print(f"{len(written)} files written to {args.dest} or removed there (the rest were already there)")
     return 0

@@ -79,9 +79,10 @@ def record_files(table: Path) -> list[Path]:
 
 def copy_record(src: Path, dest: Path) -> list[Path]:
     """Copy `src`'s record (a table's OUT, or a record saved from one) into `dest` (a record, or an OUT to resume
-    in), writing only files that differ, and install its stand-ins into the cache where it has none. Refuses,
+    in), writing only files that differ, and install its stand-ins into the cache where it has none; an
+    invocation.json `src` no longer has goes (a next run would count that invocation twice). Refuses,
     before writing anything, when `src` holds no table, `dest` holds a table run under another protocol, or a
-    stand-in is missing or another build. Returns the files written."""
+    stand-in is missing or another build. Returns the files written or removed."""
     src, dest = Path(src), Path(dest)
     files = record_files(src) if src.is_dir() else []
     protocols = [f for f in files if f.name == PROTOCOL_FILE]
@@ -104,6 +105,11 @@ def copy_record(src: Path, dest: Path) -> list[Path]:
         if not (target.is_file() and filecmp.cmp(src / rel, target, shallow=False)):
             _copy_file(src / rel, target)
             written.append(rel)
+    for rel in protocols:  # a table that has finished since: its clock lives on in results.json only
+        clock = dest / rel.parent / CLOCK_FILE
+        if not (src / rel.parent / CLOCK_FILE).is_file() and clock.is_file():
+            clock.unlink()
+            written.append(rel.parent / CLOCK_FILE)
     for rel, source in models:
         if not (dest / rel).is_dir():
             _copy_folder(source, dest / rel)

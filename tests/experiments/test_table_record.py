@@ -52,6 +52,10 @@ def test_save_then_restore_round_trips_and_rewrites_only_what_changed(tmp_path):
     copy_record(tmp_path / "record", fresh)
     assert (fresh / "pair/control/seed_0/metrics.json").read_text() == '{"auroc": 1}'
     assert not (fresh / "pair/search/tune").exists() and not (fresh / "data").exists()
+    (table / "invocation.json").unlink()  # the table finished: its invocations are in results.json now
+    (table / "results.json").write_text("{}")
+    assert set(map(str, copy_record(table, tmp_path / "record"))) == {"results.json", "invocation.json"}
+    assert not (tmp_path / "record" / "invocation.json").exists()
 
 
 def test_refuses_another_protocols_table_before_copying_anything(tmp_path):
@@ -74,4 +78,4 @@ def test_the_command_refuses_a_folder_that_is_no_table_in_one_line(tmp_path, cap
     assert main(["table-record", str(table), str(table / "rec")]) == 2
     assert "inside it" in capsys.readouterr().err
     assert main(["table-record", str(table), str(tmp_path / "rec")]) == 0
-    assert "11 files written" in capsys.readouterr().out
+    assert "11 files written to" in capsys.readouterr().out
