@@ -33,7 +33,6 @@ from dsgkd.experiments.table_clock import FILE as CLOCK_FILE
 from dsgkd.storage import atomic_file, atomic_write_text, staged_dir
 
 STAND_INS = "stand_ins.json"
-MARKER = "dsgkd_tiny.json"  # a stand-in's build record (`dsgkd.models.tiny`): its timings differ between builds
 STAND_IN_FOLDER = "stand_ins"  # the record's copies of the stand-ins' cache folders
 RECORD_FILES = frozenset({PROTOCOL_FILE, STAND_INS, "results.json", "results.md", CLOCK_FILE, "metrics.json",
                           "predictions.csv", PROBE_FILE, "best.yaml"})
@@ -43,9 +42,10 @@ SKIPPED_DIRS = frozenset({"tune", "teacher_cache", "student", "data", STAND_IN_F
 
 
 def build_hash(folder: Path) -> str:
-    """One stand-in build: its files' names and bytes, but for the marker's build timings."""
+    """One stand-in build: its files' names and bytes, its build record's timings included, so a rebuild (even
+    into the same weights) is never taken for the build a table started with."""
     digest = hashlib.sha256()
-    for f in sorted(p for p in Path(folder).iterdir() if p.is_file() and p.name != MARKER):
+    for f in sorted(p for p in Path(folder).iterdir() if p.is_file()):
         digest.update(f.name.encode() + b"\0" + f.read_bytes())
     return digest.hexdigest()
 

@@ -9,7 +9,7 @@ clinical terms mean.
 A stand-in is cached with its tokenizer in one directory, keyed by everything that shapes it (spec,
 world, corpus content, step count, BUILD_VERSION), so a tokenizer can never be paired with another build's
 embeddings. A build is deterministic (its vocabulary by `dsgkd.models.vocab`, the MLM on one thread from its
-seed): the same key gives the same files on any machine of one kind; before BUILD_VERSION 5 the tokenizer
+seed): the same key gives the same weights and vocabulary on any machine of one kind; before BUILD_VERSION 5 the tokenizer
 trainers made every build different.
 
 A stand-in learns from one synthetic world's corpora (`dsgkd.data.world`): `kmbert-tiny` from the default
