@@ -68,7 +68,9 @@ def test_no_file_of_the_repository_is_left_behind():
     tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True)
     files = tracked.stdout.split() if tracked.returncode == 0 else [
         p.relative_to(ROOT).as_posix() for p in (ROOT / "dsgkd").rglob("*.py")]
-    assert files and not [f for f in files if spec.match_file(f)]
+    # records/ (tables' predictions and stand-ins, for re-rendering and resuming here) stays here on purpose
+    assert files and not [f for f in files if spec.match_file(f) and not f.startswith("records/")]
+    assert spec.match_file("records/t/stand_ins/m/model.safetensors")
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=["aws", "onprem"])
