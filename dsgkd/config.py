@@ -92,6 +92,10 @@ class StudentConfig(_Section):
     ref: str = "xlmr-tiny"
     random_init: bool = Field(False, description="start from random weights (an ablation; also how a "
                               "random-init teacher is fine-tuned)")
+    pooling: Literal["cls", "mean"] = Field(
+        "cls", description="what the classification head reads: cls, the first token's state (Hugging Face's "
+                           "heads); mean, the attention-masked mean of the last layer (dsgkd.models.pooling; stored "
+                           "in the checkpoint's config.json and applied by dsgkd's loaders)")
 
 
 class DistillConfig(_Section):

@@ -22,6 +22,7 @@ TRAIN_FLAGS = {
     "data": "data.path", "val": "data.val_path", "test": "data.test_path", "text_col": "data.text_col",
     "label_col": "data.label_col", "label_names": "data.label_names", "group_col": "data.group_col", "encoding": "data.encoding",
     "transfer_data": "data.transfer_path", "teacher": "teacher.ref", "student": "student.ref",
+    "pooling": "student.pooling",
     "teacher_finetune": "teacher.finetune", "random_teacher": "teacher.random_init",
     "alpha": "distill.alpha", "beta": "distill.beta", "gamma": "distill.gamma",
     "temperature": "distill.temperature", "layer_map": "distill.layer_map", "selector": "distill.selector",
@@ -57,6 +58,8 @@ def add_parser(sub) -> None:
     g = p.add_argument_group("models (a preset such as kmbert, xlmr, kmbert-tiny; a hub id; or a local dir)")
     g.add_argument("--teacher")
     g.add_argument("--student")
+    g.add_argument("--pooling", choices=["cls", "mean"],
+                   help="what the student's head reads: the first token (cls, default) or the masked mean")
     g.add_argument("--teacher-finetune", action="store_const", const=True,
                    help="fine-tune the teacher once on the task (cached); needed for logit KD (--gamma)")
     g.add_argument("--random-teacher", action="store_const", const=True,

@@ -324,8 +324,10 @@ def run_table(out: Path, *, seeds: list[int], trials: int | None, workers: int, 
     clock.lap("data, stand-ins and n-gram")
     print("==> recipe per model, on validation (KD off, design seeds)", flush=True)
     models = sorted({r for p in chosen for r in (p.teacher, p.student)})
-    run_jobs([job for ref in models for job in recipe.grid_jobs(base, ref, out / "recipe")], workers, world)
-    recipes = {ref: recipe.choose(ref, out / "recipe") for ref in models}
+    students = {p.student for p in chosen}
+    run_jobs([job for ref in models for job in recipe.grid_jobs(base, ref, out / "recipe", student=ref in students)],
+             workers, world)
+    recipes = {ref: recipe.choose(ref, out / "recipe", student=ref in students) for ref in models}
     clock.lap("recipe grid")
     # the searches first, then the teachers fine-tuned alone and the rows seed by seed: a table that outlives its
     # machine resumes from its record (table_record), which keeps finished runs and searches but neither the Ray

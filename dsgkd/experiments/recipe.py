@@ -7,6 +7,11 @@ to be fine-tuned) first gets KD-off fine-tunes on the table's own labelled train
 seed breaking ties, since a collapsed seed is what this guards against) becomes that model's recipe, for every
 row alike, the KD-off control included. Nothing reads the test split. What was tried and chosen goes into
 results.json.
+
+A model the table trains as a student is also tried with each head pooling (`student.pooling`): reading the
+first token, six of twelve KD-off xlmr-tiny seeds never left the label prior on the positive world while every
+KD row did, so the control measured optimisation, not a recipe as strong as the method's (docs/levers.md). A
+teacher is fine-tuned with the first-token head it was published with.
 """
 from __future__ import annotations
 
@@ -17,41 +22,60 @@ import numpy as np
 
 from dsgkd.config import RunConfig
 
-# (encoder, head) learning rates; 1e-4 and 3e-4 for the encoder are what the review asked to have in the grid
-LR_GRID = ((1e-4, 1e-3), (3e-4, 3e-3), (1e-3, 3e-3))
+# (encoder, head) learning rates; 1e-4 and 3e-4 for the encoder are what the review asked to have in the grid, 2e-3
+# what lifted the mean-pooled xlmr-tiny control to the n-gram reference on validation (docs/levers.md)
+LR_GRID = ((1e-4, 1e-3), (3e-4, 3e-3), (1e-3, 3e-3), (2e-3, 6e-3))
 DESIGN_SEEDS = (1000, 1001)  # never a reported row's seed
+STUDENT_POOLINGS = ("cls", "mean")
 
 
-def grid_jobs(base: RunConfig, ref: str, out: Path) -> list[tuple[str, RunConfig, Path]]:
-    """KD-off fine-tunes of `ref` as the student, labelled notes only, one per (learning rates, design seed)."""
+def _cells(student: bool) -> list[tuple[float, float, str]]:
+    return [(enc, head, pooling) for pooling in (STUDENT_POOLINGS if student else ("cls",)) for enc, head in LR_GRID]
+
+
+def _cell_dir(out: Path, ref: str, enc: float, head: float, pooling: str) -> Path:
+    return out / _dirname(ref) / (f"lr{enc:g}_{head:g}" + ("" if pooling == "cls" else f"_{pooling}"))
+
+
+def _key(enc: float, head: float, pooling: str) -> str:
+    return f"{enc:g}/{head:g}" + ("" if pooling == "cls" else f" {pooling}")
+
+
+def grid_jobs(base: RunConfig, ref: str, out: Path, *, student: bool = False) -> list[tuple[str, RunConfig, Path]]:
+    """KD-off fine-tunes of `ref` as the student, labelled notes only, one per (learning rates, head pooling where
+    `ref` is a student, design seed)."""
     plain = base.model_copy(update={"distill": base.distill.control(),
                                     "data": base.data.model_copy(update={"transfer_path": None}),
                                     "teacher": base.teacher.model_copy(update={"finetune": False})})
     return [("student", plain.with_overrides({"student.ref": ref, "train.lr_encoder": enc, "train.lr_head": head,
-                                              "train.seed": seed}),
-             out / _dirname(ref) / f"lr{enc:g}_{head:g}" / f"seed_{seed}")
-            for enc, head in LR_GRID for seed in DESIGN_SEEDS]
+                                              "student.pooling": pooling, "train.seed": seed}),
+             _cell_dir(out, ref, enc, head, pooling) / f"seed_{seed}")
+            for enc, head, pooling in _cells(student) for seed in DESIGN_SEEDS]
 
 
-def choose(ref: str, out: Path) -> dict:
-    """The grid's validation AUROCs for `ref` (after its jobs ran) and the learning rates chosen."""
-    tried = {}
-    for enc, head in LR_GRID:
-        runs = [out / _dirname(ref) / f"lr{enc:g}_{head:g}" / f"seed_{s}" / "metrics.json" for s in DESIGN_SEEDS]
-        tried[f"{enc:g}/{head:g}"] = [json.loads(r.read_text(encoding="utf-8"))["val"]["auroc"] for r in runs]
-    key = max(tried, key=lambda k: (np.mean(tried[k]), min(tried[k])))
-    enc, head = (float(x) for x in key.split("/"))
-    return {"lr_encoder": enc, "lr_head": head, "val_auroc": tried, "design_seeds": list(DESIGN_SEEDS)}
+def choose(ref: str, out: Path, *, student: bool = False) -> dict:
+    """The grid's validation AUROCs for `ref` (after its jobs ran) and the recipe chosen."""
+    tried, cells = {}, {}
+    for enc, head, pooling in _cells(student):
+        runs = [_cell_dir(out, ref, enc, head, pooling) / f"seed_{s}" / "metrics.json" for s in DESIGN_SEEDS]
+        key = _key(enc, head, pooling)
+        tried[key] = [json.loads(r.read_text(encoding="utf-8"))["val"]["auroc"] for r in runs]
+        cells[key] = (enc, head, pooling)
+    enc, head, pooling = cells[max(tried, key=lambda k: (np.mean(tried[k]), min(tried[k])))]
+    return {"lr_encoder": enc, "lr_head": head, "pooling": pooling, "val_auroc": tried,
+            "design_seeds": list(DESIGN_SEEDS)}
 
 
 def with_recipes(base: RunConfig, teacher: str, student: str | None, recipes: dict) -> RunConfig:
-    """`base` for this teacher (fine-tuned at its own chosen learning rates) and student (trained at its own)."""
+    """`base` for this teacher (fine-tuned at its own chosen learning rates) and student (trained at its own, with
+    its chosen head pooling)."""
     t = recipes[teacher]
     over = {"teacher.ref": teacher, "teacher.finetune_lr_encoder": t["lr_encoder"],
             "teacher.finetune_lr_head": t["lr_head"]}
     if student is not None:
-        over.update({"student.ref": student, "train.lr_encoder": recipes[student]["lr_encoder"],
-                     "train.lr_head": recipes[student]["lr_head"]})
+        s = recipes[student]
+        over.update({"student.ref": student, "train.lr_encoder": s["lr_encoder"], "train.lr_head": s["lr_head"],
+                     "student.pooling": s.get("pooling", "cls")})
     return base.with_overrides(over)
 
 

@@ -139,7 +139,8 @@ def _searches(primary: str) -> str:
 def _chosen_lrs(recipes: dict) -> str:
     """Each model's learning rates (encoder / head), chosen on validation by KD-off fine-tunes."""
     seeds = ", ".join(map(str, next(iter(recipes.values()))["design_seeds"]))
-    chosen = "; ".join(f"`{ref}` {c['lr_encoder']:g} / {c['lr_head']:g} (val AUROC "
+    chosen = "; ".join(f"`{ref}` {c['lr_encoder']:g} / {c['lr_head']:g}"
+                       + (f", head pooling {c['pooling']}" if "pooling" in c else "") + " (val AUROC "
                        + ", ".join(f"{k} {np.mean(v):.3f}" for k, v in c["val_auroc"].items()) + ")"
                        for ref, c in recipes.items())
     return (f"learning rates per model chosen on validation (KD-off fine-tunes on design seeds {seeds}, the "

@@ -12,6 +12,7 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTok
 
 from dsgkd.errors import UserError
 from dsgkd.models.hub import fetch
+from dsgkd.models.pooling import apply_saved_pooling
 from dsgkd.models.presets import PRESETS, ResolvedRef, resolve
 from dsgkd.models.tiny import ensure_tiny
 
@@ -72,7 +73,7 @@ def load_classifier(ref: str, num_labels: int = 2, *, random_init: bool = False,
         model = fetch(r, AutoModelForSequenceClassification.from_pretrained, num_labels=num_labels,
                       attn_implementation=attn, use_safetensors=None, ignore_mismatched_sizes=True,
                       trust_remote_code=trust_remote_code)
-    return tokenizer, model
+    return tokenizer, apply_saved_pooling(model)
 
 
 ModelOrConfig = transformers.PreTrainedModel | transformers.PretrainedConfig

@@ -16,6 +16,7 @@ from dsgkd.config import RunConfig
 from dsgkd.core.metrics import METRICS
 from dsgkd.core.terms import registered
 from dsgkd.errors import UserError
+from dsgkd.models.pooling import CONFIG_KEY as POOLING_KEY
 from dsgkd.models.presets import resolve
 from dsgkd.models.tiny import split_ref
 from dsgkd.pipeline.serve import STUDENT_META, label_names
@@ -137,9 +138,15 @@ def render_card(cfg: RunConfig, metrics: dict, layer_pairs: list[tuple[int, int]
         "```python", *pipeline_snippet(cfg.train.max_length), "```", "",
         "The probabilities agree with `dsgkd predict` to within 1e-6; a note scored within that of the threshold "
         "(the threshold is one of the validation probabilities) may fall on the other side.", "",
+        *([f"**This head reads the mean of the last layer, not the first token** (config.json `{POOLING_KEY}: "
+           "mean`). `transformers` alone ignores that key and reads the first token: load the model with "
+           "`dsgkd.pipeline.student_files.load_classifier(DIR)` (or `dsgkd.models.pooling.apply_saved_pooling` on "
+           "a model you loaded), or use its ONNX export, or the scores will be wrong.", ""]
+          if cfg.student.pooling == "mean" else []),
         "## Training", "",
         *_table(["setting", "value"], [
             ["teacher", teacher], ["student", cfg.student.ref + (" (random init)" if cfg.student.random_init else "")],
+            ["head reads", "the first token" if cfg.student.pooling == "cls" else "the masked mean of the last layer"],
             *([f"{term.weight} ({term.label})", f"{_g(getattr(d, term.weight))}, reads the {term.source(d)} teacher"]
               for term in registered()),
             ["temperature", _g(d.temperature)], ["layer map", f"{d.layer_map} → {layer_pairs}"],

@@ -20,6 +20,7 @@ from dsgkd.core.encoded_notes import EncodedNotes
 from dsgkd.core.terms import enabled, needs_output
 from dsgkd.data.emr import Splits, load_splits, load_unlabeled
 from dsgkd.models.load import load_classifier, load_config, load_tokenizer
+from dsgkd.models.pooling import set_pooling
 from dsgkd.pipeline.note_store import encode_run_notes
 from dsgkd.pipeline.resolve import ResolvedRun
 
@@ -60,6 +61,7 @@ def prepare(run: ResolvedRun, *, splits: Splits | None = None, teacher_weights: 
     torch.manual_seed(cfg.train.seed)  # the student's fresh classifier head is drawn here
     s_tok, student = load_classifier(cfg.student.ref, random_init=cfg.student.random_init,
                                      output_attentions=needs_output(terms, "student", "attentions"))
+    set_pooling(student, cfg.student.pooling)
     p = Prepared(cfg, splits, transfer, s_tok, student, layer_pairs=list(run.layer_pairs))
     if cfg.distill.kd_on:
         p.teacher_tok, p.teacher_config = load_tokenizer(cfg.teacher.ref), load_config(cfg.teacher.ref)

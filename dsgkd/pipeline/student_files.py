@@ -90,6 +90,8 @@ def load_classifier(where: Path, **kwargs):
     (transformers would start those from random values and score every note with them)."""
     from transformers import AutoModelForSequenceClassification
 
+    from dsgkd.models.pooling import apply_saved_pooling
+
     _config(where)
     weights = next((where / name for name in WEIGHTS if (where / name).is_file()), None)
     if weights is None:
@@ -104,7 +106,7 @@ def load_classifier(where: Path, **kwargs):
     if lacking:
         raise UserError(f"{weights}: lacks or misshapes {len(lacking)} of the model's tensors; not this student's "
                         f"weights ({COPY_AGAIN})")
-    return model
+    return apply_saved_pooling(model)
 
 
 def _config(where: Path) -> dict:

@@ -45,11 +45,11 @@ def teacher_seeded(cfg: RunConfig) -> bool:
 
 def teacher_finetune_config(cfg: RunConfig) -> RunConfig:
     """The teacher's own fine-tuning run: its learning rates, not the student's, so a search over student
-    LRs shares one fine-tuned teacher instead of making one per value. Every value comes from a validated
-    config, so the copy is not validated again."""
+    LRs shares one fine-tuned teacher instead of making one per value; the first-token head it was published with,
+    whatever the student's pooling. Every value comes from a validated config, so the copy is not validated again."""
     t = cfg.teacher
     return cfg.model_copy(update={
-        "student": cfg.student.model_copy(update={"ref": t.ref, "random_init": t.random_init}),
+        "student": cfg.student.model_copy(update={"ref": t.ref, "random_init": t.random_init, "pooling": "cls"}),
         "teacher": t.model_copy(update={"finetune": False, "random_init": False}),
         "train": cfg.train.model_copy(update={"epochs": t.finetune_epochs, "lr_encoder": t.finetune_lr_encoder,
                                              "lr_head": t.finetune_lr_head, "patience": max(cfg.train.patience, 3),
