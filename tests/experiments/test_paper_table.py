@@ -217,8 +217,9 @@ def _fake_jobs(jobs, workers, world, cache_root=None):
         row = out.parent.name.removesuffix("-random") if kind == "teacher" else out.parent.name
         y = pd.read_csv(cfg.data.test_path)["LABEL"].to_numpy()
         quality = QUALITY.get(row, QUALITY["teacher"]) + (0.5 if cfg.data.path.endswith("n200/data/train.csv") else 0)
-        if out.parents[2].name == "recipe":  # the recipe grid: 3e-4 is the best encoder rate for every model
-            quality = 1.0 if cfg.train.lr_encoder == 3e-4 else 0.2
+        if out.parents[2].name == "recipe":  # the recipe grid: 3e-4 is the best encoder rate for every model, and
+            # a student (kobert-tiny) does better still with the mean-pooled head
+            quality = (1.0 if cfg.train.lr_encoder == 3e-4 else 0.2) + (0.5 if cfg.student.pooling == "mean" else 0)
         _write_run(out, y, quality, np.random.default_rng(cfg.train.seed))
         (out / "probe.json").write_text(json.dumps({"held_out": 0.5 + quality / 10 + cfg.train.seed / 100,
                                                     "seen": 0.9}))
@@ -293,6 +294,11 @@ def test_run_table_writes_the_schema_the_curve_and_the_primary_first(tmp_path, f
     teacher = JOBS[tmp_path / "t" / "teachers" / "kmbert-tiny" / "seed_0"]
     assert (control.train.lr_encoder, control.train.lr_head) == (3e-4, 3e-3)
     assert (teacher.teacher.finetune_lr_encoder, teacher.teacher.finetune_lr_head) == (3e-4, 3e-3)
+    # the head's pooling is tried for the student only, and every row that trains the student takes the chosen one
+    assert saved["recipes"]["kobert-tiny"]["pooling"] == "mean" and saved["recipes"]["kmbert-tiny"]["pooling"] == "cls"
+    assert control.student.pooling == "mean" and "0.0003/0.003 mean" in saved["recipes"]["kobert-tiny"]["val_auroc"]
+    assert "0.0003/0.003 mean" not in saved["recipes"]["kmbert-tiny"]["val_auroc"]
+    assert "`kobert-tiny` 0.0003 / 0.003, head pooling mean" in text
     # both searches offer the lexicon mined from the table's notes and a domain corpus (no term list read)
     lexicon = tmp_path / "t" / "data" / "lexicon.txt"
     for arm in ("search", "search_knowledge_free", "search_wrong_knowledge"):
