@@ -14,6 +14,8 @@ whose graph holds the mean; its model card says so.
 """
 from __future__ import annotations
 
+import threading
+
 import torch
 
 from dsgkd.errors import UserError
@@ -21,6 +23,7 @@ from dsgkd.errors import UserError
 CONFIG_KEY = "dsgkd_pooling"
 POOLINGS = ("cls", "mean")
 _HOOKS = "_dsgkd_pooling_hooks"
+_STATE_KWARGS = ("hidden_states", "features")  # what BERT's pooler and XLM-R's head call the states
 
 
 def first_token_reader(model: torch.nn.Module) -> torch.nn.Module:
@@ -47,23 +50,31 @@ def set_pooling(model: torch.nn.Module, pooling: str) -> torch.nn.Module:
             delattr(model.config, CONFIG_KEY)
         return model
     reader = first_token_reader(model)
-    masks: list[torch.Tensor | None] = [None]
+    # The model's forward sees the mask, the reader does not: the model's hook leaves it for the reader's, per
+    # thread, so two threads scoring through one model (a server's workers) never read each other's mask.
+    masks = threading.local()
 
     def keep_mask(_module, args, kwargs):
-        masks[0] = kwargs.get("attention_mask", args[1] if len(args) > 1 else None)
+        masks.value = kwargs.get("attention_mask", args[1] if len(args) > 1 else None)
 
-    def mean_at_first(_module, args):
-        states, *rest = args
-        mask = masks[0]
+    def mean_first(states):
+        """`states` with position 0 replaced by the masked mean: the reader slices position 0 as before."""
+        mask = getattr(masks, "value", None)
         if mask is None:
             mean = states.mean(1)
         else:
             weights = mask[:, :states.shape[1]].unsqueeze(-1).to(states.dtype)
             mean = (states * weights).sum(1) / weights.sum(1).clamp(min=1)
-        return (torch.cat([mean.unsqueeze(1), states[:, 1:]], dim=1), *rest)
+        return torch.cat([mean.unsqueeze(1), states[:, 1:]], dim=1)
+
+    def mean_at_first(_module, args, kwargs):
+        if args:
+            return (mean_first(args[0]), *args[1:]), kwargs
+        name = next(key for key in _STATE_KWARGS if key in kwargs)
+        return args, {**kwargs, name: mean_first(kwargs[name])}
 
     setattr(model, _HOOKS, (model.register_forward_pre_hook(keep_mask, with_kwargs=True),
-                            reader.register_forward_pre_hook(mean_at_first)))
+                            reader.register_forward_pre_hook(mean_at_first, with_kwargs=True)))
     setattr(model.config, CONFIG_KEY, pooling)
     return model
 

@@ -169,3 +169,50 @@ def test_the_onnx_export_of_a_mean_pooled_student_holds_the_mean(mean_run, notes
     texts = pd.read_csv(notes_csv)["ER_DHX"].tolist()[:40]
     want = predict_probs(load_student(mean_run), texts)
     assert abs(want - predict_probs(load_student(tmp_path / "onnx"), texts)).max() < 1e-5
+
+
+@pytest.mark.parametrize("make", [_xlmr, _bert], ids=["xlm-roberta head", "bert pooler"])
+def test_two_threads_scoring_through_one_model_read_their_own_masks(make):
+    """A server scores from several threads through one model: each must pool over its own note's mask, even when
+    the other thread's forward sets its mask between this thread's forward starting and its head reading it."""
+    import threading
+
+    model = set_pooling(make(), "mean")
+    ids, mask = _batch()
+    inputs = [(ids[:1], mask[:1]), (ids[1:], mask[1:])]
+    with torch.no_grad():
+        alone = [model(input_ids=i, attention_mask=m).logits for i, m in inputs]
+    both_masks_kept = threading.Barrier(2, timeout=10)
+
+    def wait_for_the_other_thread(*_):
+        both_masks_kept.wait()
+
+    model.base_model.encoder.register_forward_pre_hook(wait_for_the_other_thread)
+    together = [None, None]
+
+    def score(k):
+        with torch.no_grad():
+            together[k] = model(input_ids=inputs[k][0], attention_mask=inputs[k][1]).logits
+
+    threads = [threading.Thread(target=score, args=(k,)) for k in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for k in range(2):
+        torch.testing.assert_close(together[k], alone[k])
+
+
+@pytest.mark.parametrize("make", [_xlmr, _bert], ids=["xlm-roberta head", "bert pooler"])
+def test_a_reader_called_with_the_states_by_keyword_reads_the_mean_too(make):
+    """A family whose head takes the states by keyword must pool the mean, not fail or read the first token."""
+    model = set_pooling(make(), "mean")
+    ids, mask = _batch()
+    reader = model.classifier if isinstance(model, XLMRobertaForSequenceClassification) else model.base_model.pooler
+    name = "features" if reader is model.classifier else "hidden_states"
+    with torch.no_grad():
+        states = model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state
+        model(input_ids=ids, attention_mask=mask)  # leaves this batch's mask for the reader
+        by_keyword = reader(**{name: states})
+        head = by_keyword if reader is model.classifier else model.classifier(by_keyword)
+    torch.testing.assert_close(head, _by_hand(model, ids, mask), rtol=1e-5, atol=1e-6)
