@@ -204,6 +204,11 @@ class TrainConfig(_Section):
     class_weight: Literal["none", "balanced"] | float = Field(
         "none", description="the task loss's class weights: none; balanced (n / (2 n_class) from the labelled "
                             "training notes); or a number, the positive class's weight against 1")
+    restart_floor: float = Field(0.0, ge=0, le=1, description="a run whose best validation AUROC stays below this "
+                                 "never left the label prior and is redrawn (a new head initialisation and batch "
+                                 "order), the best draw on validation kept; 0 (the default) turns the guard off. "
+                                 "Applies to `dsgkd train` and the table's rows, not to a search's trials")
+    restarts: int = Field(2, ge=0, description="at most this many redraws after a run below train.restart_floor")
 
     @field_validator("class_weight", mode="before")
     @classmethod

@@ -32,7 +32,7 @@ TRAIN_FLAGS = {
     "long_notes": "train.long_notes", "lr_encoder": "train.lr_encoder",
     "lr_head": "train.lr_head", "patience": "train.patience", "seed": "train.seed", "device": "train.device",
     "precision": "train.precision", "grad_accum": "train.grad_accum", "class_weight": "train.class_weight",
-    "label_smoothing": "train.label_smoothing",
+    "label_smoothing": "train.label_smoothing", "restart_floor": "train.restart_floor", "restarts": "train.restarts",
     "threshold": "eval.threshold", "n_bootstrap": "eval.n_bootstrap",
 }
 
@@ -99,6 +99,10 @@ def add_parser(sub) -> None:
     g.add_argument("--class-weight", help="the task loss's class weights: none (default), balanced, or the "
                                           "positive class's weight, e.g. 4")
     g.add_argument("--label-smoothing", type=float, help="the task loss's label smoothing, 0 (default) to <1")
+    g.add_argument("--restart-floor", type=float, metavar="AUROC",
+                   help="redraw a run whose best validation AUROC stays below this (it never left the label prior), "
+                        "keeping the best draw on validation; 0 (default) never redraws")
+    g.add_argument("--restarts", type=int, help="at most this many redraws (default 2)")
     g.add_argument("--threshold", choices=list(THRESHOLD_RULES),
                    help="rule for the decision threshold on validation: " + THRESHOLD_RULES.help_text())
     g.add_argument("--n-bootstrap", type=int)

@@ -18,8 +18,10 @@ DATA_SEEDS = {"train": 100, "val": 101, "test": 102, "transfer": 103}
 # needs a new seed here, never a re-run on the old one: 202 reported the 2026-12-04 table; 303 was drawn on
 # 2026-12-06 after the calibration design (teacher sources, profiles, recipe, task view, 8-trial searches) froze;
 # 404 later that day, after the wrong-knowledge arm and the crossed primary comparison (docs/levers.md) froze; 505
-# on 2026-12-07, after the recipe grid gained the students' head pooling and a 2e-3 learning rate (models.pooling).
-REPORTED_SEEDS = {**DATA_SEEDS, "test": 505}
+# on 2026-12-07, after the recipe grid gained the students' head pooling and a 2e-3 learning rate (models.pooling);
+# 606 on 2026-12-07, after every row of a table came under the validation floor that redraws a stalled run
+# (train.restart_floor, pipeline.redraw).
+REPORTED_SEEDS = {**DATA_SEEDS, "test": 606}
 SPLITS = tuple(DATA_SEEDS)
 
 

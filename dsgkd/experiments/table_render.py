@@ -99,7 +99,10 @@ def protocol_lines(saved: dict) -> list[str]:
         + (_chosen_lrs(saved["recipes"]) if "recipes" in saved else
            f"lr encoder {r['lr_encoder']:g} / head {r['lr_head']:g}, ")
         + f"warm-up {r['warmup_ratio']:g} of the steps, patience {r['patience']}, max length {r['max_length']}; "
-        f"teachers fine-tuned {tr['finetune_epochs']} epochs"
+        + (f"a run whose best validation AUROC stays below {r['restart_floor']:g} is redrawn from another seed, at "
+           f"most {r['restarts']} times, the best draw on validation kept (`train.restart_floor`); "
+           if r.get("restart_floor") else "")
+        + f"teachers fine-tuned {tr['finetune_epochs']} epochs"
         + ("" if "recipes" in saved else f" at {tr['finetune_lr_encoder']:g} / {tr['finetune_lr_head']:g}") + ".",
         f"- **Searched on validation AUROC**: the KD levers of `{pr['space']}` (sha256 {pr['space_sha256'][:12]}), "
         f"{pr['trials']} trials per search. " + _searches(pr['primary']),
@@ -263,6 +266,7 @@ def pair_lines(key: str, r: dict, primary: str) -> list[str]:
         lines.append(f"| {label} | {c['diff']:+.4f} {_ci(c['ci'], True)} | {_p(c['p'])} | {_p(c['p_holm'])} "
                      f"| {'yes' if c['paired_seeds'] else 'no'} |")
     ref = r["control_vs_ngram"]
+    lines += _redraw_lines(r)
     lines += ["", f"Control − n-gram reference: {ref['diff']:+.4f} {_ci(ref['ci'], True)} "
                   f"({'reaches' if ref['reached'] else 'misses'} the reference − {ref['margin']}).", "",
               f"Searched config: {r['configs']['searched']}.", "",
@@ -270,6 +274,18 @@ def pair_lines(key: str, r: dict, primary: str) -> list[str]:
     if "wrong_knowledge" in r["configs"]:
         lines += [f"Wrong-knowledge config (its own search): {r['configs']['wrong_knowledge']}.", ""]
     return lines
+
+
+def _redraw_lines(r: dict) -> list[str]:
+    """Which rows `train.restart_floor` redrew, on how many seeds: a redrawn seed is no longer paired."""
+    counts = {row: sum(1 for n in r["rows"][row]["redraws_per_seed"] if n) for row in rows_of(r)
+              if "redraws_per_seed" in r["rows"][row]}
+    if not counts:
+        return []
+    redrawn = [f"{ROW_LABELS[row]} on {n} of {len(r['rows'][row]['redraws_per_seed'])} seeds"
+               for row, n in counts.items() if n]
+    return ["", "Runs redrawn below the validation floor (`train.restart_floor`; the best draw on validation kept, "
+                "its head and batch order no longer those of its seed's other rows): " + ("; ".join(redrawn) if redrawn else "none") + "."]
 
 
 def render(saved: dict) -> str:

@@ -61,6 +61,7 @@ class Runs:
     per_seed: dict[str, list[float]]
     deterministic: bool = False
     probe: list[float] | None = None  # per seed: the held-out-term probe of the model the run trained or read
+    redraws: list[int] | None = None  # per seed: how often `train.restart_floor` redrew the run (None: no record)
 
 
 def read_runs(dirs: list[Path], deterministic: bool = False) -> tuple[np.ndarray, Runs]:
@@ -74,7 +75,8 @@ def read_runs(dirs: list[Path], deterministic: bool = False) -> tuple[np.ndarray
     probes = [d / PROBE_FILE for d in dirs]
     probe = [json.loads(p.read_text(encoding="utf-8"))["held_out"] for p in probes] \
         if all(p.is_file() for p in probes) else None
-    return y, Runs(np.stack([p["prob"].to_numpy() for p in preds]), per_seed, deterministic, probe)
+    redraws = [len(r["draws"]) - 1 for r in metrics] if all("draws" in r for r in metrics) else None
+    return y, Runs(np.stack([p["prob"].to_numpy() for p in preds]), per_seed, deterministic, probe, redraws)
 
 
 def row_stats(y: np.ndarray, runs: Runs, n_boot: int) -> dict:
@@ -85,6 +87,8 @@ def row_stats(y: np.ndarray, runs: Runs, n_boot: int) -> dict:
            **{m: dict(zip(("mean", "std"), mean_std(v))) for m, v in runs.per_seed.items() if m != "auroc"}}
     if runs.deterministic:
         out["deterministic"] = True
+    if runs.redraws is not None:
+        out["redraws_per_seed"] = runs.redraws
     if runs.probe is not None:
         out["held_out_probe_per_seed"] = runs.probe
         out["held_out_probe_mean"] = float(np.mean(runs.probe))

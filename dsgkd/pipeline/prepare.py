@@ -45,6 +45,15 @@ def load_teacher(cfg: RunConfig, *, attention: bool, teacher_dir: str | Path | N
     return load_classifier(cfg.teacher.ref, output_attentions=attention)
 
 
+def fresh_student(cfg: RunConfig, terms) -> tuple:
+    """The student's tokenizer and model as `cfg.train.seed` draws it: its fresh classifier head (and, for a
+    random-init student, every weight) comes from that seed."""
+    torch.manual_seed(cfg.train.seed)
+    tok, student = load_classifier(cfg.student.ref, random_init=cfg.student.random_init,
+                                   output_attentions=needs_output(terms, "student", "attentions"))
+    return tok, set_pooling(student, cfg.student.pooling)
+
+
 def prepare(run: ResolvedRun, *, splits: Splits | None = None, teacher_weights: bool = True,
             teacher_dir: str | Path | None = None, note_store: Path | None = None) -> Prepared:
     """Load data and models and encode the notes for both tokenizers once.
@@ -58,10 +67,7 @@ def prepare(run: ResolvedRun, *, splits: Splits | None = None, teacher_weights: 
     splits = splits or load_splits(cfg.data)
     transfer = load_transfer(cfg)
     terms = enabled(cfg.distill, list(run.layer_pairs))
-    torch.manual_seed(cfg.train.seed)  # the student's fresh classifier head is drawn here
-    s_tok, student = load_classifier(cfg.student.ref, random_init=cfg.student.random_init,
-                                     output_attentions=needs_output(terms, "student", "attentions"))
-    set_pooling(student, cfg.student.pooling)
+    s_tok, student = fresh_student(cfg, terms)
     p = Prepared(cfg, splits, transfer, s_tok, student, layer_pairs=list(run.layer_pairs))
     if cfg.distill.kd_on:
         p.teacher_tok, p.teacher_config = load_tokenizer(cfg.teacher.ref), load_config(cfg.teacher.ref)

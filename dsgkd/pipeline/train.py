@@ -39,6 +39,7 @@ from dsgkd.pipeline.serve import label_names, write_meta
 from dsgkd.pipeline.resolve import ResolvedRun
 from dsgkd.pipeline.teacher_cache import caches_dir
 from dsgkd.pipeline.teachers import prepare_run
+from dsgkd.pipeline.redraw import fit_with_redraws
 from dsgkd.storage import atomic_write_text, staged_dir
 
 
@@ -105,8 +106,8 @@ def train_one(run: ResolvedRun, out: Path, *, prepared: Prepared | None = None, 
     config.json, and a model card (README.md). `teacher_cache`: the teachers' signal read from caches (source →
     directory, `engine.fit`), with `prepared` made without teacher weights."""
     started, cfg = time.time(), run.cfg
-    result = fit(prepared or prepare_run(run), teacher_cache=teacher_cache,
-                 on_epoch=lambda r: log(_epoch_line(r.epoch, r.metrics, cfg.train.select_metric)))
+    result, draws = fit_with_redraws(prepared or prepare_run(run), fit, log=log, teacher_cache=teacher_cache,
+                                     on_epoch=lambda r: log(_epoch_line(r.epoch, r.metrics, cfg.train.select_metric)))
     # scored as `dsgkd evaluate` and `predict` will score the saved student: attention KD trained it with eager
     # attention, a reload runs SDPA, and the two differ by ~1e-8, enough to flip a near-tie in a weak model's ranks
     result.model.set_attn_implementation("sdpa")
@@ -122,7 +123,7 @@ def train_one(run: ResolvedRun, out: Path, *, prepared: Prepared | None = None, 
         "data": {"fingerprint": splits.fingerprint, "n_train": len(splits.train), "n_val": len(splits.val),
                  "n_test": len(splits.test), "dropped_empty": splits.dropped_empty,
                  "n_transfer": len(result.prepared.transfer_texts)},
-        "history": result.history, "train_seconds": round(time.time() - started, 1),
+        "history": result.history, "draws": draws, "train_seconds": round(time.time() - started, 1),
         "precision": result.precision, "effective_batch_size": result.effective_batch_size,
     }
     out.mkdir(parents=True, exist_ok=True)

@@ -498,3 +498,40 @@ def test_a_table_cut_off_resumes_from_its_record_on_a_machine_without_its_out(tm
     assert first["interrupted"] and "searches kmbert-tiny>kobert-tiny" in first["phases"]
     notes = [pd.read_csv(tmp_path / out / "data" / "test.csv") for out in ("gone", "new")]
     assert notes[0].equals(notes[1])  # regenerated from its seed, not carried
+
+
+def test_the_table_reports_which_rows_the_floor_redrew(tmp_path):
+    """Each run's metrics.json lists its draws (`train.restart_floor`): the summary keeps the redraws per seed and
+    the rendered pair names the rows redrawn and on how many seeds; runs without draws (older tables) say nothing."""
+    from dsgkd.experiments.table_render import pair_lines
+
+    y, runs = _fake_pair(tmp_path, QUALITY, seeds=(0, 1, 2))
+    assert all(r.redraws is None for r in runs.values())
+    s = stats.summarise_pair(y, runs, PAIRED, held_out=None, n_boot=50)
+    s["configs"] = {"searched": "s", "knowledge_free": "k"}
+    assert "restart_floor" not in "\n".join(pair_lines("k>x", s, stats.PRIMARY))
+    for row in stats.TRAINED_ROWS:
+        for seed in (0, 1, 2):
+            path = tmp_path / row / f"seed_{seed}" / "metrics.json"
+            redraws = {("control", 2): 2, ("knowledge_free", 0): 1}.get((row, seed), 0)
+            path.write_text(json.dumps({**json.loads(path.read_text()),
+                                        "draws": [{"seed": seed, "val_auroc": 0.5, "best_epoch": 1}] * (1 + redraws)}))
+    y, runs = pt.read_pair(tmp_path, [0, 1, 2], (*stats.TRAINED_ROWS, *stats.TEACHER_ROWS), tmp_path / "ngram")
+    assert runs["control"].redraws == [0, 0, 2] and runs["searched"].redraws == [0, 0, 0]
+    assert runs["teacher"].redraws is None  # a teacher's guard is its own (teacher.finetune_floor)
+    s = stats.summarise_pair(y, runs, PAIRED, held_out=None, n_boot=50)
+    assert s["rows"]["control"]["redraws_per_seed"] == [0, 0, 2] and "redraws_per_seed" not in s["rows"]["teacher"]
+    s["configs"] = {"searched": "s", "knowledge_free": "k"}
+    line = next(line for line in pair_lines("k>x", s, stats.PRIMARY) if "restart_floor" in line)
+    assert line.endswith("): control (KD off, same steps and notes as searched) on 1 of 3 seeds; "
+                         "knowledge_free (own search, random-init teacher) on 1 of 3 seeds.")
+
+
+def test_the_protocol_states_the_floor_every_row_trains_under(tmp_path, fake_table):
+    saved = fake_table(tmp_path / "t")
+    from dsgkd.experiments.table_render import protocol_lines
+
+    assert saved["meta"]["recipe"]["restart_floor"] > 0
+    recipe = next(line for line in protocol_lines(saved) if line.startswith("- **Recipe"))
+    assert f"stays below {saved['meta']['recipe']['restart_floor']:g} is redrawn from another seed, at most " \
+           f"{saved['meta']['recipe']['restarts']} times" in recipe
