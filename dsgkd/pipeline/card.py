@@ -99,6 +99,14 @@ def _table(header: list[str], rows: list[list]) -> list[str]:
             *("| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows)]
 
 
+def _draws(draws: list[dict], floor: float) -> str:
+    """Which draw this student is, when the configured seed stayed below the floor (`pipeline.redraw`)."""
+    kept = max((d for d in draws if d["val_auroc"] is not None), key=lambda d: d["val_auroc"])
+    aurocs = ", ".join("—" if d["val_auroc"] is None else f"{d['val_auroc']:.3f}" for d in draws)
+    return (f"{len(draws)} draws, validation AUROC {aurocs} (floor "
+            f"{floor:g}); this student is the draw of seed {kept['seed']}")
+
+
 def render_card(cfg: RunConfig, metrics: dict, layer_pairs: list[tuple[int, int]]) -> str:
     """The card as Markdown with YAML front matter, from the run's resolved config and metrics.json."""
     d, t, data = cfg.distill, metrics["test"], metrics["data"]
@@ -155,7 +163,9 @@ def render_card(cfg: RunConfig, metrics: dict, layer_pairs: list[tuple[int, int]
             ["epochs (best)", f"{cfg.train.epochs} ({metrics['best_epoch']})"],
             ["batch size", cfg.train.batch_size], ["max length", cfg.train.max_length],
             ["learning rates (encoder, head)", f"{cfg.train.lr_encoder:g}, {cfg.train.lr_head:g}"],
-            ["best epoch selected by", f"validation {cfg.train.select_metric}"]]), "",
+            ["best epoch selected by", f"validation {cfg.train.select_metric}"],
+            *([["redrawn (train.restart_floor)", _draws(metrics["draws"], cfg.train.restart_floor)]]
+              if len(metrics.get("draws", ())) > 1 else [])]), "",
         "## Data", "",
         f"`{cfg.data.path}`" + "".join(f", `{p}`" for p in (cfg.data.val_path, cfg.data.test_path) if p)
         + f": text column `{cfg.data.text_col}`, label column `{cfg.data.label_col}`"
