@@ -277,7 +277,8 @@ def pair_lines(key: str, r: dict, primary: str) -> list[str]:
 
 
 def _redraw_lines(r: dict) -> list[str]:
-    """Which rows `train.restart_floor` redrew, on how many seeds: a redrawn seed is no longer paired."""
+    """Which rows `train.restart_floor` redrew, on how many seeds. A redrawn run keeps its seed as the statistical
+    unit (its data and test notes are the seed's), but its head and batch order differ from its seed's other rows."""
     counts = {row: sum(1 for n in r["rows"][row]["redraws_per_seed"] if n) for row in rows_of(r)
               if "redraws_per_seed" in r["rows"][row]}
     if not counts:
@@ -285,7 +286,8 @@ def _redraw_lines(r: dict) -> list[str]:
     redrawn = [f"{ROW_LABELS[row]} on {n} of {len(r['rows'][row]['redraws_per_seed'])} seeds"
                for row, n in counts.items() if n]
     return ["", "Runs redrawn below the validation floor (`train.restart_floor`; the best draw on validation kept, "
-                "its head and batch order no longer those of its seed's other rows): " + ("; ".join(redrawn) if redrawn else "none") + "."]
+                "its head and batch order no longer those of its seed's other rows): "
+                + ("; ".join(redrawn) if redrawn else "none") + "."]
 
 
 def render(saved: dict) -> str:

@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import ray
 from ray import tune
 from ray.tune.integration.ray_train import TuneReportCallback
 from ray.tune.search.optuna import OptunaSearch
@@ -62,6 +61,9 @@ def search(space: SearchSpace | str | Path | None, out: str | Path, *, resume: b
     mlflow_store = tracking.mlflow_target(run_dir, resume, mlflow_uri, mlflow_experiment)
     plans = resolve_pairs(space, model_depth)
     _check_data(space.base)
+    if space.base.train.restart_floor > 0:
+        print(f"[dsgkd] base.train.restart_floor {space.base.train.restart_floor:g} does not redraw trials (a stalled "
+              "trial is a poor draw the sampler learns from); it applies when the exported config is trained")
     # keeping only the latest checkpoint forces an experiment snapshot at each one (cheap: a few kB on the
     # run's own disk), and Tune warns about every such snapshot
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
