@@ -327,7 +327,7 @@ def run_table(out: Path, *, seeds: list[int], trials: int | None, workers: int, 
     students = {p.student for p in chosen}
     run_jobs([job for ref in models for job in recipe.grid_jobs(base, ref, out / "recipe", student=ref in students)],
              workers, world)
-    recipes = {ref: recipe.choose(ref, out / "recipe", student=ref in students) for ref in models}
+    recipes = {ref: recipe.choose(ref, out / "recipe", base, student=ref in students) for ref in models}
     clock.lap("recipe grid")
     # the searches first, then the teachers fine-tuned alone and the rows seed by seed: a table that outlives its
     # machine resumes from its record (table_record), which keeps finished runs and searches but neither the Ray

@@ -2,11 +2,18 @@
 
 A fixed encoder learning rate chosen for one student on another world collapsed seeds of students and teachers
 alike (docs/levers.md: lr 1e-3 in the 2026-12-04 table). So each model the table trains (a student, or a teacher
-to be fine-tuned) first gets KD-off fine-tunes on the table's own labelled training notes at every pair of
-`LR_GRID`, on design seeds that no reported row uses; the pair with the best mean validation AUROC (the worst
+to be fine-tuned) first gets KD-off fine-tunes on the notes its rows train on at every pair of `LR_GRID`, on
+design seeds that no reported row uses; the pair with the best mean validation AUROC (the worst
 seed breaking ties, since a collapsed seed is what this guards against) becomes that model's recipe, for every
 row alike, the KD-off control included. Nothing reads the test split. What was tried and chosen goes into
 results.json.
+
+Those notes are a student's rows' notes, the unlabelled transfer notes batched in with the labelled ones: every
+row, the KD-off control included, batches them (they add no cross-entropy, so a row and its control take the same
+steps over the same batches), which makes an epoch 1.5 times as many steps with a third fewer labels in each. A
+recipe chosen on labelled-only batches was not the recipe the control trained under (docs/levers.md, "The grid
+chose the control's recipe on other batches"). A teacher is fine-tuned on the labelled notes alone, as its rows
+fine-tune it (`pipeline.teachers`).
 
 A model the table trains as a student is also tried with each head pooling (`student.pooling`): reading the
 first token, six of twelve KD-off xlmr-tiny seeds never left the label prior on the positive world while every
@@ -42,10 +49,10 @@ def _key(enc: float, head: float, pooling: str) -> str:
 
 
 def grid_jobs(base: RunConfig, ref: str, out: Path, *, student: bool = False) -> list[tuple[str, RunConfig, Path]]:
-    """KD-off fine-tunes of `ref` as the student, labelled notes only, one per (learning rates, head pooling where
-    `ref` is a student, design seed)."""
-    plain = base.model_copy(update={"distill": base.distill.control(),
-                                    "data": base.data.model_copy(update={"transfer_path": None}),
+    """KD-off fine-tunes of `ref`, one per (learning rates, head pooling where `ref` is a student, design seed): on
+    its rows' notes (the transfer notes batched in) where `ref` is a student, on the labelled notes alone where it
+    is a teacher."""
+    plain = base.model_copy(update={"distill": base.distill.control(), "data": grid_data(base, student),
                                     "teacher": base.teacher.model_copy(update={"finetune": False})})
     return [("student", plain.with_overrides({"student.ref": ref, "train.lr_encoder": enc, "train.lr_head": head,
                                               "student.pooling": pooling, "train.seed": seed}),
@@ -53,7 +60,12 @@ def grid_jobs(base: RunConfig, ref: str, out: Path, *, student: bool = False) ->
             for enc, head, pooling in _cells(student) for seed in DESIGN_SEEDS]
 
 
-def choose(ref: str, out: Path, *, student: bool = False) -> dict:
+def grid_data(base: RunConfig, student: bool):
+    """The notes a grid cell trains on: a student's rows' (transfer notes batched in), a teacher's labelled ones."""
+    return base.data if student else base.data.model_copy(update={"transfer_path": None})
+
+
+def choose(ref: str, out: Path, base: RunConfig, *, student: bool = False) -> dict:
     """The grid's validation AUROCs for `ref` (after its jobs ran) and the recipe chosen."""
     tried, cells = {}, {}
     for enc, head, pooling in _cells(student):
@@ -63,7 +75,7 @@ def choose(ref: str, out: Path, *, student: bool = False) -> dict:
         cells[key] = (enc, head, pooling)
     enc, head, pooling = cells[max(tried, key=lambda k: (np.mean(tried[k]), min(tried[k])))]
     return {"lr_encoder": enc, "lr_head": head, "pooling": pooling, "val_auroc": tried,
-            "design_seeds": list(DESIGN_SEEDS)}
+            "design_seeds": list(DESIGN_SEEDS), "transfer_batched": grid_data(base, student).transfer_path is not None}
 
 
 def with_recipes(base: RunConfig, teacher: str, student: str | None, recipes: dict) -> RunConfig:

@@ -146,8 +146,11 @@ def _chosen_lrs(recipes: dict) -> str:
                        + (f", head pooling {c['pooling']}" if "pooling" in c else "") + " (val AUROC "
                        + ", ".join(f"{k} {np.mean(v):.3f}" for k, v in c["val_auroc"].items()) + ")"
                        for ref, c in recipes.items())
-    return (f"learning rates per model chosen on validation (KD-off fine-tunes on design seeds {seeds}, the "
-            f"same for every row that trains that model): {chosen}; ")
+    batched = any(c.get("transfer_batched") for c in recipes.values())
+    return (f"learning rates per model chosen on validation (KD-off fine-tunes on design seeds {seeds}"
+            + (", a student's with the transfer notes batched in as its rows batch them, a teacher's on the labelled "
+               "notes alone" if batched else "")
+            + f", the same for every row that trains that model): {chosen}; ")
 
 
 def _declared(saved: dict) -> list[str]:

@@ -128,7 +128,7 @@ def test_the_recipe_grid_tries_each_pooling_for_a_student_only_and_keeps_the_bes
         best = cfg.student.pooling == "mean" and cfg.train.lr_encoder == 1e-3
         out.mkdir(parents=True)
         (out / "metrics.json").write_text(json.dumps({"val": {"auroc": 0.8 if best else 0.6}}))
-    chosen = recipe.choose("xlmr-tiny", tmp_path, student=True)
+    chosen = recipe.choose("xlmr-tiny", tmp_path, base, student=True)
     assert (chosen["lr_encoder"], chosen["lr_head"], chosen["pooling"]) == (1e-3, 3e-3, "mean")
     teacher = recipe.with_recipes(base, "kmbert-tiny", "xlmr-tiny",
                                   {"kmbert-tiny": {"lr_encoder": 3e-4, "lr_head": 3e-3}, "xlmr-tiny": chosen})
