@@ -209,6 +209,11 @@ class TrainConfig(_Section):
                                  "order), the best draw on validation kept; 0 (the default) turns the guard off. "
                                  "Applies to `dsgkd train` and the table's rows, not to a search's trials")
     restarts: int = Field(2, ge=0, description="at most this many redraws after a run below train.restart_floor")
+    transfer_batching: Literal["mixed", "alongside"] = Field(
+        "mixed", description="where the unlabelled transfer notes go: mixed (shuffled into one pool with the labelled "
+                             "notes, batched whether KD is on or off); alongside (each step takes a batch of labelled "
+                             "notes and, when KD is on, a share of transfer notes beside it, so a KD-off run is a "
+                             "plain fine-tune and every run takes the same steps over the same labelled batches)")
 
     @field_validator("class_weight", mode="before")
     @classmethod

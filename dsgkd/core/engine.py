@@ -25,7 +25,7 @@ from dsgkd.constants import lower_is_better
 from dsgkd.data.emr import Splits
 from dsgkd.core.distiller import Distiller
 from dsgkd.core.encoded_notes import EncodedNotes
-from dsgkd.core.features import collate, example_labels, make_batches, note_lengths
+from dsgkd.core.features import collate, epoch_batches, example_labels, note_lengths
 from dsgkd.core.long_notes import Pieces, note_labels
 from dsgkd.core.steps import (Stepper, class_weights, make_optimizer, pick_device, predict, rank_world,
                               resolve_precision, to_device, validation_metrics)
@@ -216,7 +216,9 @@ def fit(prepared: Prepared, *, on_epoch: Callable[[EpochReport], None] | None = 
     signal = make_teacher_signal(p, teacher_cache, device)
     precision = resolve_precision(t.precision, device)
     lengths = note_lengths(p.train_examples)
-    n_batches = len(make_batches(lengths, t.batch_size, shuffle=False, rank=rank, world=world))
+    batching = {"alongside": t.transfer_batching == "alongside", "kd_on": cfg.distill.kd_on, "bucket": t.bucket,
+                "rank": rank, "world": world}
+    n_batches = len(epoch_batches(labels, lengths, t.batch_size, shuffle=False, **batching))
     steps_per_epoch = math.ceil(n_batches / t.grad_accum)
     opt = make_optimizer(model, cfg)
     sched = get_linear_schedule_with_warmup(opt, int(t.warmup_ratio * steps_per_epoch * t.epochs),
@@ -238,8 +240,7 @@ def fit(prepared: Prepared, *, on_epoch: Callable[[EpochReport], None] | None = 
         torch.manual_seed(t.seed * 1000 + epoch)  # dropout stream depends only on (seed, epoch): resumable
         trainable.train()
         totals: dict[str, float] = {}
-        batches = make_batches(lengths, t.batch_size, shuffle=True, seed=t.seed * 1000 + epoch,
-                               bucket=t.bucket, rank=rank, world=world)
+        batches = epoch_batches(labels, lengths, t.batch_size, shuffle=True, seed=t.seed * 1000 + epoch, **batching)
         groups = [batches[i:i + t.grad_accum] for i in range(0, len(batches), t.grad_accum)]
         with Progress(len(groups), f"epoch {epoch}/{t.epochs}", "steps", enabled=rank == 0) as bar:
             for step, group in enumerate(groups, 1):

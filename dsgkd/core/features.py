@@ -87,6 +87,32 @@ def make_batches(lengths: Sequence[int], batch_size: int, *, shuffle: bool, seed
     return batches
 
 
+def epoch_batches(labels: np.ndarray, lengths: Sequence[int], batch_size: int, *, alongside: bool, kd_on: bool,
+                  shuffle: bool, seed: int = 0, bucket: bool = True, rank: int = 0,
+                  world: int = 1) -> list[list[int]]:
+    """An epoch's index batches (`train.transfer_batching`). Mixed: one pool, labelled and transfer notes alike.
+    Alongside: the labelled notes batched alone, in the order a run without transfer notes takes them (so a KD-off
+    control is a plain fine-tune, step for step), and with KD on each batch gets its share of the transfer notes
+    beside it, every transfer note once an epoch."""
+    if not alongside:
+        return make_batches(lengths, batch_size, shuffle=shuffle, seed=seed, bucket=bucket, rank=rank, world=world)
+    labelled, transfer = np.flatnonzero(labels >= 0), np.flatnonzero(labels < 0)
+    batches = _sub_batches(labelled, lengths, batch_size, shuffle, seed, bucket, rank, world)
+    if not kd_on or not len(transfer):
+        return batches
+    share = -(-len(transfer) // -(-len(labelled) // batch_size))
+    beside = _sub_batches(transfer, lengths, share, shuffle, seed + 1, bucket, rank, world)
+    return [b + (beside[k] if k < len(beside) else []) for k, b in enumerate(batches)]
+
+
+def _sub_batches(indices: np.ndarray, lengths: Sequence[int], batch_size: int, shuffle: bool, seed: int,
+                 bucket: bool, rank: int, world: int) -> list[list[int]]:
+    """`make_batches` over a subset of the notes, as indices into all of them."""
+    sub = make_batches([lengths[i] for i in indices], batch_size, shuffle=shuffle, seed=seed, bucket=bucket,
+                       rank=rank, world=world)
+    return [[int(indices[j]) for j in b] for b in sub]
+
+
 def _pad(rows: list[np.ndarray], pad_id: int, to: int | None) -> tuple[torch.Tensor, torch.Tensor]:
     width = to or max(len(r) for r in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)

@@ -8,12 +8,13 @@ seed breaking ties, since a collapsed seed is what this guards against) becomes 
 row alike, the KD-off control included. Nothing reads the test split. What was tried and chosen goes into
 results.json.
 
-Those notes are a student's rows' notes, the unlabelled transfer notes batched in with the labelled ones: every
-row, the KD-off control included, batches them (they add no cross-entropy, so a row and its control take the same
-steps over the same batches), which makes an epoch 1.5 times as many steps with a third fewer labels in each. A
-recipe chosen on labelled-only batches was not the recipe the control trained under (docs/levers.md, "The grid
-chose the control's recipe on other batches"). A teacher is fine-tuned on the labelled notes alone, as its rows
-fine-tune it (`pipeline.teachers`).
+Those notes are a student's rows' notes. Where the rows mix the unlabelled transfer notes into their batches
+(`train.transfer_batching: mixed`), the KD-off control takes them too (they add no cross-entropy, so a row and its
+control take the same steps over the same batches): an epoch of 1.5 times as many steps with a third fewer labels
+in each, and a recipe chosen on labelled-only batches was not the recipe the control trained under (docs/levers.md,
+"The grid chose the control's recipe on other batches"). So the grid's cells batch them too; `alongside`, a KD-off
+cell never sees them and is the plain fine-tune the control is. A teacher is fine-tuned on the labelled notes
+alone, as its rows fine-tune it (`pipeline.teachers`).
 
 A model the table trains as a student is also tried with each head pooling (`student.pooling`): reading the
 first token, six of twelve KD-off xlmr-tiny seeds never left the label prior on the positive world while every
@@ -75,7 +76,9 @@ def choose(ref: str, out: Path, base: RunConfig, *, student: bool = False) -> di
         cells[key] = (enc, head, pooling)
     enc, head, pooling = cells[max(tried, key=lambda k: (np.mean(tried[k]), min(tried[k])))]
     return {"lr_encoder": enc, "lr_head": head, "pooling": pooling, "val_auroc": tried,
-            "design_seeds": list(DESIGN_SEEDS), "transfer_batched": grid_data(base, student).transfer_path is not None}
+            "design_seeds": list(DESIGN_SEEDS),
+            "transfer_batched": grid_data(base, student).transfer_path is not None
+            and base.train.transfer_batching == "mixed"}
 
 
 def with_recipes(base: RunConfig, teacher: str, student: str | None, recipes: dict) -> RunConfig:

@@ -1,7 +1,8 @@
 """Batching: dynamic padding, length buckets, rank sharding, collation masks."""
+import numpy as np
 import torch
 
-from dsgkd.core.features import collate, encode_notes, make_batches
+from dsgkd.core.features import collate, encode_notes, epoch_batches, make_batches
 from tokenizers_fixture import sentencepiece, wordpiece
 
 
@@ -41,3 +42,20 @@ def test_collate_masks_terms_either_side_dropped():
     fixed = collate(ex, 1, 0, pad_to=10)
     assert fixed["s_ids"].shape[1] == 10 and fixed["t_ids"].shape[1] == 10
     assert torch.equal(fixed["term_mask"], batch["term_mask"])
+
+
+def test_alongside_a_kd_off_run_takes_the_batches_of_a_run_without_transfer_notes_and_a_kd_run_adds_them_beside():
+    rng = np.random.default_rng(0)
+    labels = np.array([0, 1] * 10 + [-1] * 13)  # 20 labelled notes, then 13 transfer notes
+    lengths = rng.integers(5, 60, len(labels)).tolist()
+    common = {"shuffle": True, "seed": 7, "bucket": True}
+    plain = make_batches(lengths[:20], 8, **common)  # the run that never named transfer notes
+    off = epoch_batches(labels, lengths, 8, alongside=True, kd_on=False, **common)
+    on = epoch_batches(labels, lengths, 8, alongside=True, kd_on=True, **common)
+    assert off == plain
+    assert [[i for i in b if i < 20] for b in on] == plain  # the same labelled batches, step for step
+    beside = sorted(i for b in on for i in b if i >= 20)
+    assert beside == list(range(20, 33))  # every transfer note once an epoch
+    assert max(len(b) - len(p) for b, p in zip(on, plain)) == 5  # 13 over 3 steps: at most 5 beside a batch
+    assert epoch_batches(labels, lengths, 8, alongside=False, kd_on=False, **common) == \
+        make_batches(lengths, 8, **common)  # mixed: one pool, whether KD is on or off

@@ -93,6 +93,40 @@ def test_the_control_takes_the_searched_rows_steps_over_the_same_batches(tmp_pat
     assert all(kd for *_, kd in steps["searched"]) and not any(kd for *_, kd in steps["control"])
 
 
+def test_alongside_the_control_is_a_plain_fine_tune_and_the_searched_row_adds_transfer_notes_beside(tmp_path,
+                                                                                                   monkeypatch):
+    """`train.transfer_batching: alongside`: the KD-off control takes exactly the steps of a run that never named
+    transfer notes; the searched row takes the same labelled batches with the transfer notes beside them."""
+    from dsgkd.core import engine
+    from dsgkd.pipeline.prepare import prepare
+    from dsgkd.pipeline.resolve import resolve_run
+
+    data = pt.make_data(tmp_path, TINY)
+    base, searched, knowledge_free, wrong = _configs(**{f"data.{k}": data[s] for k, s in (
+        ("path", "train"), ("val_path", "val"), ("test_path", "test"), ("transfer_path", "transfer"))},
+        **{"data.text_col": "ER_DHX", "data.label_col": "LABEL", "train.epochs": 2, "train.batch_size": 16,
+           "train.transfer_batching": "alongside"})
+    searched = searched.with_overrides({"teacher.finetune": False, "distill.gamma": 0.0})
+    rows = pt.row_configs(base, searched, knowledge_free, wrong)
+    rows["plain"] = rows["control"].with_overrides({"data.transfer_path": None})
+    steps = {}
+
+    def fake_step(stepper, group, where=(0, 0)):
+        steps[arm] += [(where[0], batch["idx"].tolist()) for batch in group]
+        return {"loss": 0.0}
+
+    monkeypatch.setattr(engine.Stepper, "step", fake_step)
+    for arm in ("searched", "control", "plain"):
+        steps[arm] = []
+        engine.fit(prepare(resolve_run(rows[arm])))
+    n = TINY["train"]
+    assert steps["control"] == steps["plain"] and len(steps["control"]) == 2 * -(-n // 16)
+    assert [(e, [i for i in idx if i < n]) for e, idx in steps["searched"]] == steps["control"]
+    for epoch in (1, 2):
+        beside = sorted(i for e, idx in steps["searched"] if e == epoch for i in idx if i >= n)
+        assert beside == list(range(n, n + TINY["transfer"]))
+
+
 # ---------------------------------------------------------------------------------------- fake runs
 QUALITY = {"control": 0.3, "knowledge_free": 0.3, "searched": 1.0, "paper": 0.3, "wrong_knowledge": 0.3,
            "searched_wrong_teacher": 0.3, "wrong_knowledge_true_teacher": 1.0, "teacher": 0.5, "random_teacher": 0.2,
