@@ -102,6 +102,9 @@ def protocol_lines(saved: dict) -> list[str]:
         + (f"a run whose best validation AUROC stays below {r['restart_floor']:g} is redrawn from another seed, at "
            f"most {r['restarts']} times, the best draw on validation kept (`train.restart_floor`); "
            if r.get("restart_floor") else "")
+        + ("the transfer notes beside each batch of labelled notes when KD is on, so the KD-off control is a plain "
+           "fine-tune on the labelled batches every row takes (`train.transfer_batching: alongside`); "
+           if r.get("transfer_batching") == "alongside" else "")
         + f"teachers fine-tuned {tr['finetune_epochs']} epochs"
         + ("" if "recipes" in saved else f" at {tr['finetune_lr_encoder']:g} / {tr['finetune_lr_head']:g}") + ".",
         f"- **Searched on validation AUROC**: the KD levers of `{pr['space']}` (sha256 {pr['space_sha256'][:12]}), "

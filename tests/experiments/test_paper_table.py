@@ -569,3 +569,5 @@ def test_the_protocol_states_the_floor_every_row_trains_under(tmp_path, fake_tab
     recipe = next(line for line in protocol_lines(saved) if line.startswith("- **Recipe"))
     assert f"stays below {saved['meta']['recipe']['restart_floor']:g} is redrawn from another seed, at most " \
            f"{saved['meta']['recipe']['restarts']} times" in recipe
+    assert saved["meta"]["recipe"]["transfer_batching"] == "alongside"  # the table's space sets it
+    assert "KD-off control is a plain fine-tune" in recipe and "`train.transfer_batching: alongside`" in recipe
