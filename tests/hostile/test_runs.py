@@ -8,7 +8,6 @@ SQLite behind a test-only SQLAlchemy dialect (`sqlite+pwtest://`) that insists o
 URL, so the password's whole path (environment → URL in memory → connection) runs without a database server.
 """
 import contextlib
-import hashlib
 import json
 import os
 import pickle
@@ -33,7 +32,7 @@ from dsgkd.search import tune as tune_mod
 from dsgkd.search.credentials import STORAGE_PASSWORD_ENV, TRACKING_PASSWORD_ENV, with_password
 from dsgkd.search.run_lock import LOCK_FILE, REPORT_LOCK_FILE, run_lock
 from dsgkd.search.study import read_record
-from hostile_student import MARKER, digests, refused
+from hostile_student import MARKER, refused
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "pw-" + MARKER  # a password is a secret: the marker must not show up wherever it would

@@ -20,7 +20,7 @@ def test_store_holds_the_notes_a_run_encodes_and_is_written_once(notes_csv, tmp_
     calls = []
     encode = note_store.encode_notes
     monkeypatch.setattr(note_store, "encode_notes", lambda *a, **k: calls.append(1) or encode(*a, **k))
-    stored = prepare(resolve_run(cfg), teacher_weights=False, note_store=tmp_path)
+    prepare(resolve_run(cfg), teacher_weights=False, note_store=tmp_path)
     assert len(calls) == 2 and len(list(tmp_path.iterdir())) == 2  # the KD pool and validation
     again = prepare(resolve_run(cfg), teacher_weights=False, note_store=tmp_path)
     assert len(calls) == 2  # the second run maps the stores, encodes nothing

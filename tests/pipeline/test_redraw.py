@@ -91,5 +91,5 @@ def test_dsgkd_train_records_every_draw_and_keeps_the_best(notes_csv, tmp_path):
     assert metrics["history"][-1]["best_val_auroc"] == pytest.approx(best["val_auroc"])
     assert metrics["seed"] == 5 and RunConfig.from_yaml(out / "config.yaml").train.restart_floor == 1
     card = (out / "student" / "README.md").read_text()
-    assert f"| redrawn (train.restart_floor) | 3 draws, validation AUROC " in card
+    assert "| redrawn (train.restart_floor) | 3 draws, validation AUROC " in card
     assert f"this student is the draw of seed {best['seed']} |" in card
