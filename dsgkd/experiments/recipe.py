@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dsgkd.config import RunConfig
+from dsgkd.config import DataConfig, RunConfig
 
 # (encoder, head) learning rates; 1e-4 and 3e-4 for the encoder are what the review asked to have in the grid, 2e-3
 # what lifted the mean-pooled xlmr-tiny control to the n-gram reference on validation (docs/levers.md)
@@ -50,9 +50,8 @@ def _key(enc: float, head: float, pooling: str) -> str:
 
 
 def grid_jobs(base: RunConfig, ref: str, out: Path, *, student: bool = False) -> list[tuple[str, RunConfig, Path]]:
-    """KD-off fine-tunes of `ref`, one per (learning rates, head pooling where `ref` is a student, design seed): on
-    its rows' notes (the transfer notes batched in) where `ref` is a student, on the labelled notes alone where it
-    is a teacher."""
+    """KD-off fine-tunes of `ref`, one per (learning rates, head pooling where `ref` is a student, design seed), on
+    the notes `grid_data` gives it."""
     plain = base.model_copy(update={"distill": base.distill.control(), "data": grid_data(base, student),
                                     "teacher": base.teacher.model_copy(update={"finetune": False})})
     return [("student", plain.with_overrides({"student.ref": ref, "train.lr_encoder": enc, "train.lr_head": head,
@@ -61,8 +60,9 @@ def grid_jobs(base: RunConfig, ref: str, out: Path, *, student: bool = False) ->
             for enc, head, pooling in _cells(student) for seed in DESIGN_SEEDS]
 
 
-def grid_data(base: RunConfig, student: bool):
-    """The notes a grid cell trains on: a student's rows' (transfer notes batched in), a teacher's labelled ones."""
+def grid_data(base: RunConfig, student: bool) -> DataConfig:
+    """The notes a grid cell trains on: a student's, its rows' (the transfer notes named, so a KD-off cell batches
+    them as its control does: mixed in, or not at all `alongside`); a teacher's, the labelled notes alone."""
     return base.data if student else base.data.model_copy(update={"transfer_path": None})
 
 
