@@ -175,6 +175,27 @@ def test_bad_space_raises_before_ray_in_process(tmp_path, notes):
     assert ray.is_initialized() == was_up and not (tmp_path / "run").exists()
 
 
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize("floor", [0.0, 0.6])
+def test_search_says_the_restart_floor_does_not_redraw_trials(tmp_path, notes, monkeypatch, capsys, floor):
+    """A floor in the search's base is honoured by the exported config's runs, not by trials: the search says so
+    once, before Ray starts, and says nothing without one."""
+    def stop(*args, **kwargs):
+        raise _Stop
+    monkeypatch.setattr("dsgkd.search.tune.run_lock", stop)
+    raw = {"base": {**base(notes), "train": {**base(notes)["train"], "restart_floor": floor}},
+           "pairs": [{"teacher": "kmbert-tiny", "student": "xlmr-tiny"}], "layer_maps": ["all"]}
+    with pytest.raises(_Stop):
+        search(space_from_dict(raw), tmp_path / "run")
+    said = [line for line in capsys.readouterr().out.splitlines() if "restart_floor" in line]
+    assert said == ([] if not floor else
+                    ["[dsgkd] base.train.restart_floor 0.6 does not redraw trials (a stalled trial is a poor draw "
+                     "the sampler learns from); it applies when the exported config is trained"])
+
+
 def _trial_status(run: Path) -> dict[str, str]:
     """Trial id → status as Tune last saved it (what a restore starts from)."""
     status = {}
