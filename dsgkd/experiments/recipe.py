@@ -67,16 +67,20 @@ def grid_data(base: RunConfig, student: bool) -> DataConfig:
 
 
 def choose(ref: str, out: Path, base: RunConfig, *, student: bool = False) -> dict:
-    """The grid's validation AUROCs for `ref` (after its jobs ran) and the recipe chosen."""
-    tried, cells = {}, {}
+    """The grid's validation AUROCs for `ref` (after its jobs ran) and the recipe chosen. `draws` counts each
+    design seed's draws under `train.restart_floor`: a cell that needed redraws looks as good as its last draw, so
+    the record says how often it stalled."""
+    tried, draws, cells = {}, {}, {}
     for enc, head, pooling in _cells(student):
         runs = [_cell_dir(out, ref, enc, head, pooling) / f"seed_{s}" / "metrics.json" for s in DESIGN_SEEDS]
         key = _key(enc, head, pooling)
-        tried[key] = [json.loads(r.read_text(encoding="utf-8"))["val"]["auroc"] for r in runs]
+        metrics = [json.loads(r.read_text(encoding="utf-8")) for r in runs]
+        tried[key] = [m["val"]["auroc"] for m in metrics]
+        draws[key] = [len(m.get("draws") or [None]) for m in metrics]
         cells[key] = (enc, head, pooling)
     enc, head, pooling = cells[max(tried, key=lambda k: (np.mean(tried[k]), min(tried[k])))]
     return {"lr_encoder": enc, "lr_head": head, "pooling": pooling, "val_auroc": tried,
-            "design_seeds": list(DESIGN_SEEDS),
+            "draws": draws, "design_seeds": list(DESIGN_SEEDS),
             "transfer_batched": grid_data(base, student).transfer_path is not None
             and base.train.transfer_batching == "mixed"}
 

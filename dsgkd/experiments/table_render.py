@@ -147,13 +147,19 @@ def _chosen_lrs(recipes: dict) -> str:
     seeds = ", ".join(map(str, next(iter(recipes.values()))["design_seeds"]))
     chosen = "; ".join(f"`{ref}` {c['lr_encoder']:g} / {c['lr_head']:g}"
                        + (f", head pooling {c['pooling']}" if "pooling" in c else "") + " (val AUROC "
-                       + ", ".join(f"{k} {np.mean(v):.3f}" for k, v in c["val_auroc"].items()) + ")"
+                       + ", ".join(f"{k} {np.mean(v):.3f}{_redraws(c, k)}" for k, v in c["val_auroc"].items()) + ")"
                        for ref, c in recipes.items())
     batched = any(c.get("transfer_batched") for c in recipes.values())
     return (f"learning rates per model chosen on validation (KD-off fine-tunes on design seeds {seeds}"
             + (", a student's with the transfer notes batched in as its rows batch them, a teacher's on the labelled "
                "notes alone" if batched else "")
             + f", the same for every row that trains that model): {chosen}; ")
+
+
+def _redraws(recipe: dict, cell: str) -> str:
+    """How many redraws `train.restart_floor` took in a grid cell (recorded since the grid counted them)."""
+    extra = sum(recipe.get("draws", {}).get(cell, ())) - len(recipe["design_seeds"])
+    return f" after {extra} redraw{'s' * (extra > 1)}" if extra > 0 else ""
 
 
 def _declared(saved: dict) -> list[str]:
