@@ -148,8 +148,14 @@ def row_configs(base: RunConfig, searched: RunConfig, knowledge_free: RunConfig,
 
 
 def shares_batches(a: RunConfig, b: RunConfig) -> bool:
-    """Same notes, same student, same recipe: one seed then means one head init and one batch order."""
-    return a.data == b.data and a.student == b.student and a.train == b.train
+    """Same labelled notes, same student, same recipe: one seed then means one head init and one order of labelled
+    batches. Mixed batching interleaves the transfer notes, so the transfer notes must match too; `alongside` batches
+    the labelled notes as a run without transfer notes does, so a row with them (searched) and one without (paper)
+    still pair."""
+    def notes(cfg: RunConfig):
+        alongside = cfg.train.transfer_batching == "alongside"
+        return cfg.data.model_copy(update={"transfer_path": None}) if alongside else cfg.data
+    return notes(a) == notes(b) and a.student == b.student and a.train == b.train
 
 
 def layer_maps_for(space: SearchSpace, pair) -> list[str]:

@@ -6,8 +6,9 @@ A − B in that mean, tested by the exact sign-flip test over the seeds, with th
 (`compare_sides`): the teacher minus its wrong-knowledge twin within each of two searched configs, claimed only
 where both show it. Seeds are paired (one seed index drawn for both arms) only where the two rows train on the
 same notes with the same recipe: then the same seed means the same head initialisation and the same batches in
-the same order, and the pairing removes that shared noise. Elsewhere (the paper row trains on the labelled notes
-only) the arms' seeds are resampled independently. Holm's step-down runs over the pair's comparisons (the
+the same order, and the pairing removes that shared noise (`paper_table.shares_batches`: with the transfer notes
+`alongside`, the paper row, which trains on the labelled notes only, pairs with the control too). Elsewhere the
+arms' seeds are resampled independently. Holm's step-down runs over the pair's comparisons (the
 primary first); the primary comparison is also corrected across the table's pairs.
 
 The n-gram reference is deterministic (no training seed: the same notes give the same fit), so it is one row of

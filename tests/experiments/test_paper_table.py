@@ -50,7 +50,11 @@ def test_rows_differ_only_where_they_should(teacher, student, paper_map):
     assert rows["knowledge_free"] is knowledge_free
     assert all(cfg.train == base.train for cfg in rows.values())  # one training recipe for every row
     assert pt.shares_batches(rows["searched"], rows["control"]) and pt.shares_batches(searched, knowledge_free)
-    assert not pt.shares_batches(rows["paper"], rows["control"])
+    assert not pt.shares_batches(rows["paper"], rows["control"])  # mixed: the control's batches hold transfer notes
+    alongside = pt.row_configs(*(c.with_overrides({"train.transfer_batching": "alongside"}) for c in
+                                 (base, searched, knowledge_free, wrong)))
+    assert pt.shares_batches(alongside["paper"], alongside["control"])  # the same labelled batches, in order
+    assert not pt.shares_batches(alongside["paper"], rows["control"])
     with pytest.raises(ValueError, match="random_init"):
         pt.row_configs(base, searched, searched, wrong)  # a knowledge-free row must come from the random-teacher search
     with pytest.raises(ValueError, match="twin"):
