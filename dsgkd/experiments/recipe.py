@@ -68,7 +68,7 @@ def grid_data(base: RunConfig, student: bool) -> DataConfig:
 
 def choose(ref: str, out: Path, base: RunConfig, *, student: bool = False) -> dict:
     """The grid's validation AUROCs for `ref` (after its jobs ran) and the recipe chosen. `draws` counts each
-    design seed's draws under `train.restart_floor`: a cell that needed redraws looks as good as its last draw, so
+    design seed's draws under `train.restart_floor`: a cell that needed redraws looks as good as its best draw (the one kept), so
     the record says how often it stalled."""
     tried, draws, cells = {}, {}, {}
     for enc, head, pooling in _cells(student):
