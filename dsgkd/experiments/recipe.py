@@ -68,8 +68,8 @@ def grid_data(base: RunConfig, student: bool) -> DataConfig:
 
 def choose(ref: str, out: Path, base: RunConfig, *, student: bool = False) -> dict:
     """The grid's validation AUROCs for `ref` (after its jobs ran) and the recipe chosen. `draws` counts each
-    design seed's draws under `train.restart_floor`: a cell that needed redraws looks as good as its best draw (the one kept), so
-    the record says how often it stalled."""
+    design seed's draws under `train.restart_floor`: a cell that needed redraws looks as good as its best draw (the
+    one kept), so the record says how often it stalled."""
     tried, draws, cells = {}, {}, {}
     for enc, head, pooling in _cells(student):
         runs = [_cell_dir(out, ref, enc, head, pooling) / f"seed_{s}" / "metrics.json" for s in DESIGN_SEEDS]
