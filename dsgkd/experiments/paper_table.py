@@ -47,7 +47,7 @@ from dsgkd.experiments.table_protocol import (DEFAULT_PAIRS, DEFAULT_WORLD, chec
                                               code_version, make_protocol, preflight, record_protocol,
                                               saved_protocol)
 from dsgkd.experiments.table_clock import TableClock
-from dsgkd.experiments.table_jobs import run_jobs, write_scored
+from dsgkd.experiments.table_jobs import run_groups, run_jobs, write_scored
 from dsgkd.experiments.table_record import check_stand_ins
 from dsgkd.experiments.table_render import write_report
 from dsgkd.experiments.table_selector import mine_table_lexicon, with_mined_selector
@@ -355,13 +355,15 @@ def run_table(out: Path, *, seeds: list[int], trials: int | None, workers: int, 
     for seed in seeds:
         print(f"==> seed {seed}: the teachers fine-tuned alone (pretrained, random-init, wrong-knowledge twin) "
               "and the rows", flush=True)
+        groups = []
         for pair in chosen:
             pair_dir = out / pair_dirname(pair.key)
             teachers = teacher_jobs(recipe.with_recipes(base, pair.teacher, None, recipes), out, pair.teacher,
                                     [seed])
             rows = [("student", cfg.with_overrides({"train.seed": seed}), pair_dir / row / f"seed_{seed}")
                     for row, cfg in configs[pair.key]["rows"].items()]
-            run_jobs(teachers + rows, workers, world, pair_dir if teacher_cache else None)
+            groups.append((teachers + rows, pair_dir if teacher_cache else None))
+        run_groups(groups, workers, world)
     clock.lap("teachers and rows, seed by seed")
     for pair in chosen:
         pair_dir, rows, paired = (out / pair_dirname(pair.key), configs[pair.key]["rows"],

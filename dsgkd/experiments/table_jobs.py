@@ -1,9 +1,16 @@
 """A table's runs in worker processes: each fine-tune, teacher scoring or student row in its own spawned process
 with one thread, `workers` at a time (two processes on two cores beat one with two threads), every run in its
-own directory and skipped when complete, so a re-run of the table resumes."""
+own directory and skipped when complete, so a re-run of the table resumes.
+
+One call takes the jobs of several pairs (`run_groups`), so no pair's last run holds a core idle while the next
+pair waits to start, and a KD-off student that another pair repeats runs once: a KD-off run reads no teacher, so
+two whose configs differ only in the teacher and KD settings train the same student (the 606 table's two controls
+wrote the same predictions, byte for byte, on every seed), and the second pair's folder links to the first's.
+"""
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -73,24 +80,88 @@ def write_scored(out: Path, y: np.ndarray, p: np.ndarray, threshold: float, cfg:
     pd.DataFrame({"label": y, "prob": p}).to_csv(out / "predictions.csv", index_label="row")
 
 
-def run_jobs(jobs: list[tuple[str, RunConfig, Path]], workers: int, world: str | None,
-             cache_root: Path | None = None) -> None:
-    """Run the jobs not yet complete, `workers` at a time. With `cache_root`, the students' teachers are first
-    cached there (`pipeline.run_caches`, planned over every job so a resumed table asks for the same caches) and read
-    from it."""
-    todo = [(kind, cfg, out) for kind, cfg, out in jobs if not (out / "metrics.json").is_file()]
-    if not todo:
+Job = tuple[str, RunConfig, Path]  # (kind: "student" or "teacher", config, run folder)
+
+
+def run_jobs(jobs: list[Job], workers: int, world: str | None, cache_root: Path | None = None) -> None:
+    """`run_groups` for one group of jobs."""
+    run_groups([(jobs, cache_root)], workers, world)
+
+
+def run_groups(groups: list[tuple[list[Job], Path | None]], workers: int, world: str | None) -> None:
+    """Run the jobs not yet complete, `workers` at a time in one pool. A group with a cache root has its students'
+    teachers cached there first (`pipeline.run_caches`, planned over every job of the group so a resumed table asks
+    for the same caches) and read from it; every group's caches are built in one pool too, before any job starts (a
+    teacher-scoring job reuses the teachers those builds fine-tuned). A repeated KD-off student runs once and is
+    linked where it repeats (`shared_runs`)."""
+    groups, links = shared_runs(groups)
+    todo = [[(kind, cfg, out) for kind, cfg, out in jobs if not (out / "metrics.json").is_file()]
+            for jobs, _ in groups]
+    if any(todo):
+        _build_caches([(jobs, root) for (jobs, root), left in zip(groups, todo) if root is not None and any(
+            kind == "student" and cfg.distill.kd_on for kind, cfg, _ in left)], workers)
+        _run([(*job, root) for (_, root), left in zip(groups, todo) for job in left], workers, world)
+    for link, target in links:
+        if not link.exists() and (target / "metrics.json").is_file():
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(os.path.relpath(target, link.parent), target_is_directory=True)
+
+
+def shared_runs(groups: list[tuple[list[Job], Path | None]]
+                ) -> tuple[list[tuple[list[Job], Path | None]], list[tuple[Path, Path]]]:
+    """`groups` with each set of KD-off students that repeat one another (the same config but for `teacher` and
+    `distill`) cut to one run, a complete one where there is one, else the first, and each folder named twice (the
+    shared teacher fine-tunes of two pairs with one teacher) run once; and (link, the run kept) for each dropped
+    student that is not already complete in its own folder (a table that trained both before keeps both)."""
+    found: dict[str, list[Path]] = {}
+    for jobs, _ in groups:
+        for kind, cfg, out in jobs:
+            if (key := _kd_off_key(kind, cfg)) is not None:
+                found.setdefault(key, []).append(out)
+    kept = {key: next((out for out in outs if (out / "metrics.json").is_file()), outs[0])
+            for key, outs in found.items()}
+    seen: set[Path] = set()
+    unique = []
+    for jobs, root in groups:
+        mine = []
+        for kind, cfg, out in jobs:
+            key = _kd_off_key(kind, cfg)
+            if out not in seen and (key is None or kept[key] == out):
+                seen.add(out)
+                mine.append((kind, cfg, out))
+        unique.append((mine, root))
+    links = [(out, kept[key]) for key, outs in found.items() for out in outs
+             if out != kept[key] and not (out / "metrics.json").is_file()]
+    return unique, links
+
+
+def _kd_off_key(kind: str, cfg: RunConfig) -> str | None:
+    """What a KD-off student depends on (None for a KD run or a teacher): all but the teacher and the KD settings."""
+    if kind != "student" or cfg.distill.kd_on:
+        return None
+    return json.dumps(cfg.model_dump(mode="json", exclude={"teacher", "distill", "provenance"}), sort_keys=True)
+
+
+def _build_caches(groups: list[tuple[list[Job], Path]], workers: int) -> None:
+    """Every group's caches (planned over all its students, done or not) in one pool, the fine-tunes first."""
+    students = [([cfg for kind, cfg, _ in jobs if kind == "student"], root) for jobs, root in groups]
+    builds = sum(len(run_caches.plan(configs)) for configs, _ in students)
+    if not builds:
         return
-    students = [cfg for kind, cfg, _ in jobs if kind == "student"]
-    if cache_root is not None and any(cfg.distill.kd_on for kind, cfg, _ in todo if kind == "student"):
-        print(f"  teacher caches for the rows: {caches_dir(cache_root)}", flush=True)
-        run_caches.build(students, cache_root, workers)
-    todo = [(kind, cfg.dump_yaml(), str(out), world or DEFAULT_WORLD,
-             run_caches.row_cache(cfg, cache_root) if cache_root is not None and kind == "student" else None)
-            for kind, cfg, out in todo]
+    for _, root in students:
+        print(f"  teacher caches for the rows: {caches_dir(root)}", flush=True)
+    with worker_pool(min(workers, builds), threads=1) as pool:
+        for wait in [run_caches.submit(configs, root, pool) for configs, root in students]:
+            wait()
+
+
+def _run(todo: list[tuple[str, RunConfig, Path, Path | None]], workers: int, world: str | None) -> None:
+    args = [(kind, cfg.dump_yaml(), str(out), world or DEFAULT_WORLD,
+             run_caches.row_cache(cfg, root) if root is not None and kind == "student" else None)
+            for kind, cfg, out, root in todo]
     started = time.time()
     with worker_pool(workers, threads=1) as pool:
-        for k, done in enumerate(pool.map(_job, *zip(*todo)), 1):
-            eta = (time.time() - started) / k * (len(todo) - k)
-            print(f"  done {Path(done).relative_to(Path(done).parents[2])} ({k}/{len(todo)}, ETA {eta / 60:.0f} min)",
+        for k, done in enumerate(pool.map(_job, *zip(*args)), 1):
+            eta = (time.time() - started) / k * (len(args) - k)
+            print(f"  done {Path(done).relative_to(Path(done).parents[2])} ({k}/{len(args)}, ETA {eta / 60:.0f} min)",
                   flush=True)

@@ -18,6 +18,7 @@ from dsgkd.core.terms import kd_off
 from dsgkd.errors import UserError
 from dsgkd.experiments import paper_table as pt
 from dsgkd.search.space import load_space
+from dsgkd.experiments import table_jobs
 from dsgkd.experiments import table_stats as stats
 from dsgkd.experiments.table_protocol import check_protocol, record_protocol
 from dsgkd.experiments.table_render import render
@@ -245,13 +246,11 @@ JOBS = {}  # out dir → the config the fake pool was handed
 SEARCHED = {}  # search dir → the space the fake search was handed
 
 
-def _fake_jobs(jobs, workers, world, cache_root=None):
-    """Stand-in for the worker pool: each job writes predictions on its config's test notes and a probe whose
-    held-out AUROC grows with the row's quality."""
-    for kind, cfg, out in jobs:
+def _fake_run(todo, workers, world):
+    """Stand-in for the worker pool (`table_jobs._run`, handed the jobs not yet complete): each job writes
+    predictions on its config's test notes and a probe whose held-out AUROC grows with the row's quality."""
+    for kind, cfg, out, _ in todo:
         JOBS[out] = cfg
-        if (out / "metrics.json").is_file():
-            continue
         row = out.parent.name.removesuffix("-random") if kind == "teacher" else out.parent.name
         y = pd.read_csv(cfg.data.test_path)["LABEL"].to_numpy()
         quality = QUALITY.get(row, QUALITY["teacher"]) + (0.5 if cfg.data.path.endswith("n200/data/train.csv") else 0)
@@ -286,7 +285,8 @@ def fake_table(monkeypatch, tmp_path):
         return space.base.with_overrides({"teacher.ref": space.pairs[0].teacher, "student.ref": space.pairs[0].student,
                                           "distill.alpha": 0.4, "distill.layer_map": "uniform"})
 
-    monkeypatch.setattr(pt, "run_jobs", _fake_jobs)
+    monkeypatch.setattr(table_jobs, "_run", _fake_run)
+    monkeypatch.setattr(table_jobs, "_build_caches", lambda groups, workers: None)
     monkeypatch.setattr(pt, "teacher_probes", lambda ref, world: {"pretrained": {"held_out": 0.91, "seen": 0.95},
                                                                   "random_init": {"held_out": 0.49, "seen": 0.5},
                                                                   "wrong_knowledge": {"held_out": 0.52, "seen": 0.9}})
@@ -501,17 +501,16 @@ def test_a_table_cut_off_resumes_from_its_record_on_a_machine_without_its_out(tm
 
     ran, cut = [], {"at": 5}  # seed 0's three teachers and two of its rows
 
-    def counted_jobs(jobs, workers, world, cache_root=None):
-        todo = [job for job in jobs if not (job[2] / "metrics.json").is_file()]
-        if todo and todo[0][0] == "teacher" and cut["at"]:
+    def counted_run(todo, workers, world):
+        if todo[0][0] == "teacher" and cut["at"]:
             todo, cut["at"] = todo[:cut["at"]], 0
-            _fake_jobs(todo, workers, world, cache_root)
-            ran.extend(out for _, _, out in todo)
+            _fake_run(todo, workers, world)
+            ran.extend(job[2] for job in todo)
             raise KeyboardInterrupt
-        ran.extend(out for _, _, out in todo)
-        _fake_jobs(jobs, workers, world, cache_root)
+        ran.extend(job[2] for job in todo)
+        _fake_run(todo, workers, world)
 
-    monkeypatch.setattr(pt, "run_jobs", counted_jobs)
+    monkeypatch.setattr(table_jobs, "_run", counted_run)
     with pytest.raises(KeyboardInterrupt):
         fake_table(tmp_path / "gone")
     before = len(ran)
@@ -575,3 +574,53 @@ def test_the_protocol_states_the_floor_every_row_trains_under(tmp_path, fake_tab
            f"{saved['meta']['recipe']['restarts']} times" in recipe
     assert saved["meta"]["recipe"]["transfer_batching"] == "alongside"  # the table's space sets it
     assert "KD-off control is a plain fine-tune" in recipe and "`train.transfer_batching: alongside`" in recipe
+
+
+def test_pairs_with_one_student_train_its_control_once_and_pairs_with_one_teacher_its_fine_tunes_once(
+        tmp_path, fake_table, monkeypatch):
+    """A KD-off control reads no teacher, so two pairs with one student hand the pool one control per seed and the
+    second pair's folder links to it (a resumed table links it again); two pairs with one teacher hand it that
+    teacher's shared fine-tunes once. Each seed is one call to the pool, both pairs' runs in it."""
+    handed = []
+
+    def counted_run(todo, workers, world):
+        handed.append([job[2].relative_to(tmp_path / "t") for job in todo])
+        _fake_run(todo, workers, world)
+
+    monkeypatch.setattr(table_jobs, "_run", counted_run)
+    saved = fake_table(tmp_path / "t", pairs=["kmbert-tiny>xlmr-tiny", "biobert-tiny>xlmr-tiny",
+                                              "kmbert-tiny>kobert-tiny"])
+    seeds = [calls for calls in handed if any(p.parts[0] == "teachers" for p in calls)]
+    assert len(seeds) == 2  # one call per seed
+    for seed, calls in enumerate(seeds):
+        controls = [p for p in calls if p.parts[1] == "control"]
+        assert sorted(p.parts[0] for p in controls) == ["kmbert-tiny__kobert-tiny", "kmbert-tiny__xlmr-tiny"]
+        teachers = [p for p in calls if p.parts[0] == "teachers"]
+        assert len(teachers) == len(set(teachers)) == 6  # kmbert-tiny's three, once; biobert-tiny's three
+        link = tmp_path / "t" / "biobert-tiny__xlmr-tiny" / "control" / f"seed_{seed}"
+        assert link.is_symlink() and link.resolve() == (tmp_path / "t" / "kmbert-tiny__xlmr-tiny" / "control"
+                                                        / f"seed_{seed}").resolve()
+    rows = {key: saved["pairs"][key]["rows"]["control"]["auroc_per_seed"] for key in saved["pairs"]}
+    assert rows["biobert-tiny>xlmr-tiny"] == rows["kmbert-tiny>xlmr-tiny"]
+    link.unlink()
+    handed.clear()
+    fake_table(tmp_path / "t", pairs=["kmbert-tiny>xlmr-tiny", "biobert-tiny>xlmr-tiny", "kmbert-tiny>kobert-tiny"])
+    assert not handed and link.is_symlink()  # nothing to run; the link made again
+
+
+def test_a_control_trained_in_both_pairs_before_sharing_is_kept_and_not_run_again(tmp_path):
+    """A table started before controls were shared holds both pairs' controls as runs of their own: both stay,
+    and a pair's missing control links to whichever is complete."""
+    base = RunConfig().with_overrides({"distill.alpha": 0.0, "distill.beta": 0.0, "distill.gamma": 0.0})
+    a, b = (base.with_overrides({"teacher.ref": t}) for t in ("kmbert-tiny", "biobert-tiny"))
+    kd = a.with_overrides({"distill.alpha": 0.5})
+    out_a, out_b = tmp_path / "a" / "control" / "seed_0", tmp_path / "b" / "control" / "seed_0"
+    out_b.mkdir(parents=True)
+    (out_b / "metrics.json").write_text("{}")
+    groups, links = table_jobs.shared_runs([([("student", a, out_a), ("student", kd, tmp_path / "a" / "kd")], None),
+                                            ([("student", b, out_b)], None)])
+    assert groups == [([("student", kd, tmp_path / "a" / "kd")], None), ([("student", b, out_b)], None)]
+    assert links == [(out_a, out_b)]
+    other_seed = b.with_overrides({"train.seed": 1})
+    assert table_jobs.shared_runs([([("student", a, out_a)], None),
+                                   ([("student", other_seed, tmp_path / "b1")], None)])[1] == []

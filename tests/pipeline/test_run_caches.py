@@ -57,3 +57,20 @@ def test_rows_read_one_cache_per_group_and_no_teacher_while_training(tmp_path, m
     pt.run_jobs(jobs, 1, None, tmp_path / "pair")
     assert sum(int(line.split()[1]) for line in log.read_text().splitlines()) == forwarded
     assert (jobs[2][2] / "metrics.json").is_file()
+
+
+def test_two_pairs_in_one_call_each_read_their_own_caches_and_share_the_control(tmp_path):
+    data = pt.make_data(tmp_path / "data", TINY)
+    rows = _rows(data)
+    groups = []
+    for teacher in ("kmbert-tiny", "biobert-tiny"):
+        pair = tmp_path / teacher
+        groups.append(([("student", rows[row].with_overrides({"teacher.ref": teacher}), pair / row / "seed_0")
+                        for row in ("control", "searched")], pair))
+    pt.run_groups(groups, 2, None)
+    for teacher in ("kmbert-tiny", "biobert-tiny"):
+        index = json.loads((tmp_path / teacher / "teacher_cache" / "index.json").read_text())
+        assert len(index) == 1 and (tmp_path / teacher / "searched" / "seed_0" / "metrics.json").is_file()
+    shared = tmp_path / "biobert-tiny" / "control" / "seed_0"
+    assert shared.is_symlink() and (shared / "metrics.json").read_text() == \
+        (tmp_path / "kmbert-tiny" / "control" / "seed_0" / "metrics.json").read_text()
