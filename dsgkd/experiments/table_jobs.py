@@ -143,15 +143,17 @@ def _kd_off_key(kind: str, cfg: RunConfig) -> str | None:
 
 
 def _build_caches(groups: list[tuple[list[Job], Path]], workers: int) -> None:
-    """Every group's caches (planned over all its students, done or not) in one pool, the fine-tunes first."""
-    students = [([cfg for kind, cfg, _ in jobs if kind == "student"], root) for jobs, root in groups]
-    builds = sum(len(run_caches.plan(configs)) for configs, _ in students)
+    """Every group's caches (planned over all its students, done or not, once per cache root) in one pool."""
+    students: dict[Path, list[RunConfig]] = {}
+    for jobs, root in groups:
+        students.setdefault(root, []).extend(cfg for kind, cfg, _ in jobs if kind == "student")
+    builds = sum(len(run_caches.plan(configs)) for configs in students.values())
     if not builds:
         return
-    for _, root in students:
+    for root in students:
         print(f"  teacher caches for the rows: {caches_dir(root)}", flush=True)
     with worker_pool(min(workers, builds), threads=1) as pool:
-        for wait in [run_caches.submit(configs, root, pool) for configs, root in students]:
+        for wait in [run_caches.submit(configs, root, pool) for root, configs in students.items()]:
             wait()
 
 
