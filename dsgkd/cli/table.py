@@ -55,6 +55,11 @@ def add_parser(sub) -> None:
     p.add_argument("--no-teacher-cache", action="store_true",
                    help="run the frozen teachers live in every row instead of caching their signal per cache group "
                         "under OUT/<pair>/teacher_cache (the searches keep theirs)")
+    p.add_argument("--reuse", type=Path, metavar="OTHER",
+                   help="an earlier table (one per --profile: OTHER/<profile>) whose runs and searches this one "
+                        "would repeat: those are copied and scored on this table's test split instead of trained "
+                        "again (a run whose config is this one's but for the test split, its training notes the "
+                        "same bytes; a search with the same space and budget)")
     p.add_argument("--results", type=Path, help="also write the markdown here (e.g. docs/results.md)")
     p.add_argument("--render-only", action="store_true",
                    help="re-write the markdown from OUT/results.json without running anything")
@@ -114,7 +119,8 @@ def run(args) -> int:
     outs = {p: args.out / p for p in profiles} if len(profiles) > 1 else {profiles[0]: args.out}
     if not args.render_only:
         for profile, out in outs.items():
-            run_one(args, out, profile, results=None if len(outs) > 1 else args.results)
+            reuse = None if args.reuse is None else args.reuse / profile if len(outs) > 1 else args.reuse
+            run_one(args, out, profile, results=None if len(outs) > 1 else args.results, reuse=reuse)
     if len(outs) == 1:
         if args.render_only:
             print(write_report(_ran(args.out).resolve(), args.results))
@@ -130,7 +136,7 @@ def _ran(out: Path) -> Path:
     return out
 
 
-def run_one(args, out: Path, profile: str | None, results: Path | None) -> None:
+def run_one(args, out: Path, profile: str | None, results: Path | None, reuse: Path | None = None) -> None:
     from dsgkd.experiments.paper_table import run_table
 
     seeds = parse_seeds(args.seeds)
@@ -143,4 +149,5 @@ def run_one(args, out: Path, profile: str | None, results: Path | None) -> None:
     world = get_world(args.world or DEFAULT, profile).name if (args.world or profile) else None
     run_table(out, seeds=seeds, trials=args.trials, workers=args.workers, sizes=sizes,
               pairs=parse_pairs(args.pairs), results_path=results, space_path=args.space, world=world,
-              curve=parse_curve(args.curve), command=invocation(), teacher_cache=not args.no_teacher_cache)
+              curve=parse_curve(args.curve), command=invocation(), teacher_cache=not args.no_teacher_cache,
+              reuse=reuse)

@@ -29,7 +29,6 @@ into the difference (`benchmarks/search_luck.py`). Statistics are in `table_stat
 """
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import time
@@ -47,8 +46,9 @@ from dsgkd.experiments.table_protocol import (DEFAULT_PAIRS, DEFAULT_WORLD, chec
                                               code_version, make_protocol, preflight, record_protocol,
                                               saved_protocol)
 from dsgkd.experiments.table_clock import TableClock
-from dsgkd.experiments.table_jobs import run_groups, run_jobs, write_scored
+from dsgkd.experiments.table_jobs import link_teachers, run_groups, run_jobs, teacher_jobs, write_scored
 from dsgkd.experiments.table_record import check_stand_ins
+from dsgkd.experiments.table_reuse import Reuse
 from dsgkd.experiments.table_render import write_report
 from dsgkd.experiments.table_selector import mine_table_lexicon, with_mined_selector
 from dsgkd.experiments.term_probe import teacher_probes
@@ -167,18 +167,19 @@ def layer_maps_for(space: SearchSpace, pair) -> list[str]:
     return [m for m in space.layer_maps if is_valid(m, *depths)]
 
 
-def searched_config(space: SearchSpace, out: Path, trials: int | None) -> RunConfig:
-    """Search the pair on validation AUROC and export the best KD trial (resumes an interrupted search)."""
+def searched_config(space: SearchSpace, out: Path, trials: int | None, reuse: Reuse | None = None) -> RunConfig:
+    """Search the pair on validation AUROC and export the best KD trial (resumes an interrupted search; takes an
+    earlier table's best config where it ran this very search, `reuse`)."""
     from dsgkd.report.export import export_best
     from dsgkd.search.tune import search
 
-    if not (out / "best.yaml").is_file():
+    if not (out / "best.yaml").is_file() and not (reuse is not None and reuse.search(space, out, trials)):
         search(space, out, resume=(out / "tune").is_dir(), num_samples=None if (out / "tune").is_dir() else trials)
         export_best(out)
     return RunConfig.from_yaml(out / "best.yaml").model_copy(update={"provenance": None})
 
 
-def pair_searches(space: SearchSpace, pair, pair_dir: Path, trials: int | None
+def pair_searches(space: SearchSpace, pair, pair_dir: Path, trials: int | None, reuse: Reuse | None = None
                   ) -> tuple[RunConfig, RunConfig, RunConfig]:
     """The searched row's search and each control's own: same space, budget and seed, the teacher randomly
     initialised in the second, its wrong-knowledge twin in the third."""
@@ -190,11 +191,11 @@ def pair_searches(space: SearchSpace, pair, pair_dir: Path, trials: int | None
     wrong_space = pair_space.model_copy(update={"pairs": [pair.model_copy(update={"teacher": twin, "name": pair.key})],
                                                 "base": pair_space.base.with_overrides({"teacher.ref": twin})})
     print(f"==> search {pair.key} (pretrained teacher)", flush=True)
-    searched = searched_config(pair_space, pair_dir / "search", trials)
+    searched = searched_config(pair_space, pair_dir / "search", trials, reuse)
     print(f"==> search {pair.key} (random-init teacher: the knowledge-free control)", flush=True)
-    knowledge_free = searched_config(random_space, pair_dir / "search_knowledge_free", trials)
+    knowledge_free = searched_config(random_space, pair_dir / "search_knowledge_free", trials, reuse)
     print(f"==> search {pair.key} (wrong-knowledge twin {twin}: the fluent control)", flush=True)
-    return searched, knowledge_free, searched_config(wrong_space, pair_dir / "search_wrong_knowledge", trials)
+    return searched, knowledge_free, searched_config(wrong_space, pair_dir / "search_wrong_knowledge", trials, reuse)
 
 
 def pair_dirname(key: str) -> str:
@@ -221,35 +222,8 @@ def read_pair(pair_dir: Path, seeds: list[int], rows, ngram_dir: Path | None = N
     return y, runs
 
 
-def teacher_dirs(out: Path, teacher: str) -> dict[str, Path]:
-    """Teacher row → where its fine-tunes live (per seed below): shared by every pair with that teacher."""
-    from dsgkd.models.tiny import wrong_knowledge_twin
-
-    return {"teacher": out / "teachers" / teacher, "random_teacher": out / "teachers" / f"{teacher}-random",
-            "wrong_teacher": out / "teachers" / wrong_knowledge_twin(teacher)}
-
-
-def teacher_jobs(base: RunConfig, out: Path, teacher: str, seeds: list[int]) -> list[tuple[str, RunConfig, Path]]:
-    """Each teacher row's fine-tunes, one per seed, at the teacher's chosen recipe (its twins share it)."""
-    from dsgkd.models.tiny import wrong_knowledge_twin
-
-    overrides = {"teacher": {}, "random_teacher": {"teacher.random_init": True},
-                 "wrong_teacher": {"teacher.ref": wrong_knowledge_twin(teacher)}}
-    return [("teacher", base.with_overrides({"teacher.finetune": True, "train.seed": seed, **overrides[row]}),
-             folder / f"seed_{seed}") for row, folder in teacher_dirs(out, teacher).items() for seed in seeds]
-
-
-def link_teachers(out: Path, pair, pair_dir: Path, seeds: list[int]) -> None:
-    """The teacher rows are the shared fine-tuned teachers under OUT/teachers, linked into the pair."""
-    for (row, folder), seed in itertools.product(teacher_dirs(out, pair.teacher).items(), seeds):
-        link = pair_dir / row / f"seed_{seed}"
-        if not link.exists():
-            link.parent.mkdir(parents=True, exist_ok=True)
-            link.symlink_to(folder / f"seed_{seed}", target_is_directory=True)
-
-
 def curve_runs(out: Path, n: int, chosen, configs: dict, seeds: list[int], sizes: dict, world: str | None,
-               workers: int, n_boot: int, held_out, teacher_cache: bool = True) -> dict:
+               workers: int, n_boot: int, held_out, teacher_cache: bool = True, reuse: Reuse | None = None) -> dict:
     """The primary comparison's two rows at `n` labelled training notes (same validation, test and transfer
     notes, the configs searched at the table's size); the table's own size reuses its rows."""
     if n == sizes["train"]:
@@ -267,7 +241,7 @@ def curve_runs(out: Path, n: int, chosen, configs: dict, seeds: list[int], sizes
             jobs += [("student", cfg.with_overrides({"train.seed": s}),
                       out / "curve" / f"n{n}" / pair_dirname(pair.key) / row / f"seed_{s}") for s in seeds]
     print(f"==> learning curve: {n} labelled notes", flush=True)
-    run_jobs(jobs, workers, world, out / "curve" / f"n{n}" if teacher_cache else None)
+    run_jobs(jobs, workers, world, out / "curve" / f"n{n}" if teacher_cache else None, reuse)
     for pair in chosen:
         y, runs = read_pair(out / "curve" / f"n{n}" / pair_dirname(pair.key), seeds, CURVE_ROWS)
         point[pair.key] = stats.curve_point(y, runs, paired=configs[pair.key]["paired"], held_out=held_out,
@@ -297,7 +271,7 @@ def choose_pairs(space: SearchSpace, pairs: list[str] | str | None) -> list:
 def run_table(out: Path, *, seeds: list[int], trials: int | None, workers: int, sizes: dict[str, int],
               pairs: list[str] | str | None, results_path: Path | None, space_path: Path = SPACE,
               world: str | None = None, curve: list[int] | None = None, command: str = "dsgkd table",
-              teacher_cache: bool = True) -> dict:
+              teacher_cache: bool = True, reuse: Path | None = None) -> dict:
     from dsgkd.data.world import get_world
     from dsgkd.models.tiny import ensure_all, wrong_knowledge_twin
 
@@ -313,6 +287,7 @@ def run_table(out: Path, *, seeds: list[int], trials: int | None, workers: int, 
     protocol = table_protocol(space_path, world=world, sizes=sizes, seeds=seeds,
                               trials=trials or space.budget.num_samples)
     check_protocol(out, protocol)
+    reuser = Reuse(reuse, out) if reuse is not None else None  # a bad --reuse stops before anything is written
     previous = json.loads((out / "results.json").read_text(encoding="utf-8")) if (out / "results.json").is_file() else None
     if previous is not None:
         check_results(out, previous)
@@ -325,6 +300,8 @@ def run_table(out: Path, *, seeds: list[int], trials: int | None, workers: int, 
     base = space.base
     check_stand_ins(out, ensure_all({r for p in chosen
                                      for r in (p.teacher, wrong_knowledge_twin(p.teacher), p.student)}))
+    if reuser is not None:
+        reuser.check_stand_ins()
     print("==> n-gram reference", flush=True)
     ngram_row(base, out / "ngram")
     clock.lap("data, stand-ins and n-gram")
@@ -332,7 +309,7 @@ def run_table(out: Path, *, seeds: list[int], trials: int | None, workers: int, 
     models = sorted({r for p in chosen for r in (p.teacher, p.student)})
     students = {p.student for p in chosen}
     run_jobs([job for ref in models for job in recipe.grid_jobs(base, ref, out / "recipe", student=ref in students)],
-             workers, world)
+             workers, world, reuse=reuser)
     recipes = {ref: recipe.choose(ref, out / "recipe", base, student=ref in students) for ref in models}
     clock.lap("recipe grid")
     # the searches first, then the teachers fine-tuned alone and the rows seed by seed: a table that outlives its
@@ -343,7 +320,7 @@ def run_table(out: Path, *, seeds: list[int], trials: int | None, workers: int, 
     for pair in chosen:
         pair_base = recipe.with_recipes(base, pair.teacher, pair.student, recipes)
         searched[pair.key] = pair_searches(space.model_copy(update={"base": pair_base}), pair,
-                                           out / pair_dirname(pair.key), trials)
+                                           out / pair_dirname(pair.key), trials, reuser)
         clock.lap(f"searches {pair.key}")
     held_out = held_out_mask(base)
     results, configs = dict(previous["pairs"]) if previous else {}, {}
@@ -363,7 +340,7 @@ def run_table(out: Path, *, seeds: list[int], trials: int | None, workers: int, 
             rows = [("student", cfg.with_overrides({"train.seed": seed}), pair_dir / row / f"seed_{seed}")
                     for row, cfg in configs[pair.key]["rows"].items()]
             groups.append((teachers + rows, pair_dir if teacher_cache else None))
-        run_groups(groups, workers, world)
+        run_groups(groups, workers, world, reuser)
     clock.lap("teachers and rows, seed by seed")
     for pair in chosen:
         pair_dir, rows, paired = (out / pair_dirname(pair.key), configs[pair.key]["rows"],
@@ -378,14 +355,16 @@ def run_table(out: Path, *, seeds: list[int], trials: int | None, workers: int, 
     curve_results = dict(previous.get("curve", {})) if previous else {}
     for n in curve or []:
         point = curve_runs(out, n, chosen, configs, seeds, sizes, world, workers, base.eval.n_bootstrap, held_out,
-                           teacher_cache)
+                           teacher_cache, reuser)
         curve_results[str(n)] = {**curve_results.get(str(n), {}), **point}
         clock.lap(f"learning curve n={n}")
     runs_so_far = previous["meta"]["invocations"] if previous else []
     meta = {"invocations": [*runs_so_far, *clock.invocations()],
             "machine": f"{os.cpu_count()} CPU cores, no GPU", "recipe": base.train.model_dump(mode="json"),
             "teacher_recipe": {k: getattr(base.teacher, k) for k in
-                               ("finetune_epochs", "finetune_lr_encoder", "finetune_lr_head")}}
+                               ("finetune_epochs", "finetune_lr_encoder", "finetune_lr_head")},
+            "reused": [*(previous["meta"].get("reused", []) if previous else []),
+                       *([reuser.record()] if reuser is not None else [])]}
     saved = {"protocol": saved_protocol(out), "meta": meta, **checks, "recipes": recipes, "pairs": results,
              **({"curve": curve_results} if curve_results else {})}
     atomic_write_text(out / "results.json", json.dumps(saved, indent=1))

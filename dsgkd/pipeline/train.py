@@ -93,10 +93,15 @@ def calibrate(result, cfg: RunConfig) -> tuple[dict, np.ndarray, np.ndarray]:
     record = {"method": "temperature", "temperature": t, "fitted_on": "validation", "threshold": threshold,
               "threshold_uncalibrated": result.threshold}
     for split, labels, logits in (("val", y_val, z_val), ("test", y, z)):
-        before, after = _ece_brier(labels, positive_prob(logits)), _ece_brier(labels, positive_prob(logits, t))
-        record[split] = {**{f"{k}_before": v for k, v in before.items()}, **{f"{k}_after": v for k, v in after.items()},
-                         "nll_before": nll(logits, labels, 1.0), "nll_after": nll(logits, labels, t)}
+        record[split] = split_calibration(labels, logits, t)
     return record, y, positive_prob(z, t)
+
+
+def split_calibration(labels: np.ndarray, logits: np.ndarray, t: float) -> dict[str, float]:
+    """ECE, Brier and NLL of one split's predictions before and after temperature `t`."""
+    before, after = _ece_brier(labels, positive_prob(logits)), _ece_brier(labels, positive_prob(logits, t))
+    return {**{f"{k}_before": v for k, v in before.items()}, **{f"{k}_after": v for k, v in after.items()},
+            "nll_before": nll(logits, labels, 1.0), "nll_after": nll(logits, labels, t)}
 
 
 def train_one(run: ResolvedRun, out: Path, *, prepared: Prepared | None = None, log=print,

@@ -249,7 +249,7 @@ SEARCHED = {}  # search dir → the space the fake search was handed
 def _fake_run(todo, workers, world):
     """Stand-in for the worker pool (`table_jobs._run`, handed the jobs not yet complete): each job writes
     predictions on its config's test notes and a probe whose held-out AUROC grows with the row's quality."""
-    for kind, cfg, out, _ in todo:
+    for kind, cfg, out, *_ in todo:
         JOBS[out] = cfg
         row = out.parent.name.removesuffix("-random") if kind == "teacher" else out.parent.name
         y = pd.read_csv(cfg.data.test_path)["LABEL"].to_numpy()
@@ -279,7 +279,7 @@ def fake_stand_ins(names):
 def fake_table(monkeypatch, tmp_path):
     import dsgkd.models.tiny
 
-    def fake_search(space, out, trials):
+    def fake_search(space, out, trials, reuse=None):
         SEARCHED[out] = space
         (out).mkdir(parents=True, exist_ok=True)
         return space.base.with_overrides({"teacher.ref": space.pairs[0].teacher, "student.ref": space.pairs[0].student,
@@ -624,3 +624,46 @@ def test_a_control_trained_in_both_pairs_before_sharing_is_kept_and_not_run_agai
     other_seed = b.with_overrides({"train.seed": 1})
     assert table_jobs.shared_runs([([("student", a, out_a)], None),
                                    ([("student", other_seed, tmp_path / "b1")], None)])[1] == []
+
+
+def test_a_next_design_rescores_the_earlier_tables_runs_and_trains_only_what_changed(tmp_path, fake_table,
+                                                                                      monkeypatch):
+    """`--reuse`: with a new test split, every student the first table trained (recipe grid and rows) is handed to
+    the pool with its source, none trains and no cache is built for it; the teachers' rows score again (their
+    fine-tunes are cached by content); a row whose config changed trains, its teacher cached."""
+    from dsgkd.pipeline.resolve import resolve_run
+
+    first, second = tmp_path / "first", tmp_path / "second"
+
+    def with_models(todo, workers, world):  # a trained run keeps its student and its resolved config
+        _fake_run(todo, workers, world)
+        for kind, cfg, out, *_ in todo:
+            if kind == "student":
+                (out / "student").mkdir(exist_ok=True)
+                (out / "student" / "config.json").write_text("{}")
+                resolve_run(cfg).cfg.to_yaml(out / "config.yaml")
+
+    monkeypatch.setattr(table_jobs, "_run", with_models)
+    fake_table(first)
+    handed, built = [], []
+
+    def counted_run(todo, workers, world):
+        handed.extend(todo)
+        with_models(todo, workers, world)
+
+    monkeypatch.setattr(table_jobs, "_run", counted_run)
+    monkeypatch.setattr(table_jobs, "_build_caches", lambda groups, workers: built.extend(groups))
+    monkeypatch.setattr(pt, "REPORTED_SEEDS", {**pt.REPORTED_SEEDS, "test": 4242})
+    changed = first / "kmbert-tiny__kobert-tiny" / "paper" / "seed_1"
+    (changed / "config.yaml").write_text((changed / "config.yaml").read_text().replace("alpha: 0.6", "alpha: 0.61"))
+    saved = fake_table(second, reuse=first)
+    students = {out: src for kind, _, out, _, src in handed if kind == "student"}
+    assert students[second / changed.relative_to(first)] is None
+    del students[second / changed.relative_to(first)]
+    assert len(students) > 20 and all(src == first / out.relative_to(second) for out, src in students.items())
+    assert {src for kind, *_, src in handed if kind == "teacher"} == {None}
+    # caches are built for the one KD row that trains (seed 1's), never for a rescored one
+    assert [[out for kind, _, out in jobs if kind == "student" and out == second / changed.relative_to(first)]
+            for jobs, _ in built] == [[second / changed.relative_to(first)]]
+    assert saved["meta"]["reused"] == [{"from": str(first), "runs": len(students), "searches": 0}]
+    assert saved["protocol"]["data_seeds"]["test"] == 4242
