@@ -55,8 +55,12 @@ class Reuse:
         theirs = self.other / Path(folder).resolve().relative_to(self.out)
         if not all((theirs / name).is_file() for name in ("config.yaml", "metrics.json", "student/config.json")):
             return None
-        return theirs if self._same(resolve_run(cfg).cfg.model_dump(mode="json"),
-                                    RunConfig.from_yaml(theirs / "config.yaml").model_dump(mode="json")) else None
+        ours, trained = resolve_run(cfg).cfg.model_dump(mode="json"), RunConfig.from_yaml(theirs / "config.yaml")
+        draws = json.loads((theirs / "metrics.json").read_text(encoding="utf-8")).get("draws")
+        if draws and same_draws(draws, cfg.train.restart_floor, cfg.train.restarts):
+            floor = {"restart_floor": trained.train.restart_floor, "restarts": trained.train.restarts}
+            ours = {**ours, "train": {**ours["train"], **floor}}  # another floor that would keep the same draw
+        return theirs if self._same(ours, trained.model_dump(mode="json")) else None
 
     def search(self, space, folder: Path, trials: int | None) -> bool:
         """Give `folder` (a search not yet run) OTHER's best config when OTHER ran this search: the same space
@@ -96,6 +100,18 @@ class Reuse:
         if path not in self._digests:
             self._digests[path] = _digest(path)
         return self._digests[path]
+
+
+def same_draws(draws: list[dict], floor: float, restarts: int) -> bool:
+    """Whether a run that made `draws` (`pipeline.redraw`: each draw's validation AUROC, in order, the best kept)
+    would have made exactly these draws under `floor` and `restarts`: it stops at the first draw at or above the
+    floor, or after `restarts` redraws. Each draw's seed follows from the run's seed alone, so the same draws give
+    the same kept student, and a design that moves the floor retrains only the runs whose draws it would change."""
+    allowed = restarts + 1 if floor > 0 else 1
+    for i, draw in enumerate(draws[:allowed], 1):
+        if draw["val_auroc"] is None or draw["val_auroc"] >= floor or i == allowed:
+            return i == len(draws)
+    return False  # it stopped where the new floor would draw again
 
 
 def _swap(value, old: str, new: str):

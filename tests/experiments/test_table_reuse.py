@@ -14,7 +14,7 @@ from dsgkd.errors import UserError
 from dsgkd.experiments import paper_table as pt
 from dsgkd.experiments.table_protocol import PROTOCOL_FILE
 from dsgkd.experiments.table_record import STAND_INS
-from dsgkd.experiments.table_reuse import REUSED, Reuse
+from dsgkd.experiments.table_reuse import REUSED, Reuse, same_draws
 from dsgkd.pipeline.rescore import RESCORED, rescore_run
 from dsgkd.pipeline.resolve import resolve_run
 from dsgkd.pipeline.train import run_train
@@ -132,3 +132,28 @@ def test_reuse_refuses_itself_a_non_table_and_other_stand_ins(tmp_path):
     (b / STAND_INS).write_text(json.dumps({"xlmr-tiny": {"folder": "x", "sha256": "2"}}))
     with pytest.raises(UserError, match="other builds of xlmr-tiny"):
         Reuse(a, b).check_stand_ins()
+
+
+@pytest.mark.parametrize("aurocs, floor, restarts, same", [
+    ([0.71], 0.682, 4, True),  # learnt at once: any floor up to 0.71 keeps it
+    ([0.55, 0.70], 0.682, 4, True),  # the redraw clears the higher floor too
+    ([0.55, 0.62], 0.682, 4, False),  # the higher floor would draw again
+    ([0.55, 0.58, 0.59], 0.682, 2, True),  # out of redraws under either floor
+    ([0.55, 0.58, 0.59], 0.682, 4, False),  # more redraws allowed: it would go on
+    ([0.55, 0.62], 0.5, 2, False),  # a lower floor would have kept the first draw
+    ([0.55, 0.62], 0.0, 2, False),  # no floor: one draw
+    ([0.55], 0.0, 2, True),
+])
+def test_a_run_counts_as_trained_under_another_floor_only_when_it_would_make_the_same_draws(aurocs, floor, restarts,
+                                                                                             same):
+    assert same_draws([{"val_auroc": a} for a in aurocs], floor, restarts) is same
+
+
+def test_a_run_is_reused_under_a_new_floor_where_its_draws_clear_it(trained, tmp_path):
+    a, _, run = trained
+    e = _table(tmp_path / "e", test_seed=33)
+    floor = json.loads((run / "metrics.json").read_text())
+    kept = max(d["val_auroc"] for d in floor["draws"])
+    folder = e / "pair" / "searched" / "seed_0"
+    assert Reuse(a, e).source(_cfg(e, **{"train.restart_floor": round(kept - 0.01, 4)}), folder) == run
+    assert Reuse(a, e).source(_cfg(e, **{"train.restart_floor": round(kept + 0.01, 4)}), folder) is None
