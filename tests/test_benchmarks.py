@@ -161,3 +161,12 @@ def test_floors_benchmark_installs_the_lowest_versions_and_runs_tests(tmp_path):
     result = json.loads(out.stdout)
     assert result["versions"]["pandas"] == "3.1.0" and result["versions"]["optuna"] == "4.4.0"  # pyproject's floors
     assert result["pytest_rc"] == 0 and "passed" in result["summary"]
+
+
+def test_the_reuse_check_compares_every_value():
+    sys.path.insert(0, str(SCRIPT.parent))
+    from table_reuse import differences
+
+    n, found = differences({"a": [1.0, 2, {"x": float("nan")}], "b": 0.5}, {"a": [1.0, 3, {"x": float("nan")}],
+                                                                            "c": 1})
+    assert n == 3 and found == [("/b", "on one side only"), ("/c", "on one side only"), ("/a[1]", "2 vs 3")]
