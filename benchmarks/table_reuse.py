@@ -2,9 +2,10 @@
 figure it reported, in a fraction of its time.
 
 Runs `dsgkd table --reuse TABLE --out NEW <table args>` (the same protocol as TABLE, so the same notes, test split
-included), times it, and compares NEW/results.json with TABLE/results.json value by value (every pair's rows,
-comparisons, probes and the headroom check): rescoring a run on the split it was trained beside gives the
-predictions training wrote, so nothing may differ. Prints one JSON object.
+included; an OUT already finished just re-renders), and compares NEW/results.json with TABLE/results.json value by
+value (every pair's rows, comparisons, probes and the headroom check, TABLE's folder read as NEW's where a config's
+description names a file in it): rescoring a run on the split it was trained beside gives the predictions training
+wrote, so nothing may differ. Prints one JSON object, with both tables' minutes from their results.json.
 
     python benchmarks/table_reuse.py --table runs/tables4/positive --out runs/reuse_check/positive \
         -- --profile positive --transfer 1000
@@ -51,10 +52,14 @@ def main(argv: list[str] | None = None) -> dict:
                     "--reuse", str(args.table)], check=True, stdout=sys.stderr)
     wall = time.time() - started
     old, new = (json.loads((d / "results.json").read_text(encoding="utf-8")) for d in (args.table, args.out))
-    n, found = differences({"pairs": old["pairs"], "headroom": old.get("headroom")},
-                           {"pairs": new["pairs"], "headroom": new.get("headroom")})
+    # a config's description names its table's own files (the mined lexicon): read TABLE's as NEW's
+    moved = json.loads(json.dumps({"pairs": old["pairs"], "headroom": old.get("headroom")}).replace(
+        f"{args.table.resolve()}/", f"{args.out.resolve()}/"))
+    n, found = differences(moved, {"pairs": new["pairs"], "headroom": new.get("headroom")})
+    minutes = {name: round(sum(i["seconds"] for i in r["meta"]["invocations"]) / 60, 1)
+               for name, r in (("table", old), ("reusing_table", new))}
     result = {"table": str(args.table), "minutes_this_call": round(wall / 60, 1),
-              "minutes_table": round(sum(i["seconds"] for i in old["meta"]["invocations"]) / 60, 1),
+              **{f"minutes_{name}": m for name, m in minutes.items()},
               "reused": new["meta"].get("reused"), "values_compared": n, "differing": len(found),
               "first_differences": found[:10]}
     print(json.dumps(result, indent=1))

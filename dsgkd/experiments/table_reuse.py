@@ -25,6 +25,7 @@ from dsgkd.storage import atomic_write_text
 
 TABLE = "<table>"  # what either table's folder reads as when two configs are compared
 REUSED = "reused.json"  # in a search folder whose best config came from OTHER
+REDRAW = ("restart_floor", "restarts")  # `train` fields that decide a trained run's redraws, never a trial's
 
 
 class Reuse:
@@ -64,7 +65,9 @@ class Reuse:
 
     def search(self, space, folder: Path, trials: int | None) -> bool:
         """Give `folder` (a search not yet run) OTHER's best config when OTHER ran this search: the same space
-        and trial budget. Returns whether it did."""
+        and trial budget. The redraw floor is not part of a search (`search.tune`: trials are never redrawn; it
+        applies when the exported config trains), so a space that differs only there is the same search, and the
+        best config takes this table's floor. Returns whether it did."""
         from dsgkd.search.space import load_space
 
         folder = Path(folder).resolve()
@@ -72,10 +75,15 @@ class Reuse:
         if not ((theirs / "best.yaml").is_file() and (theirs / "space.yaml").is_file()) or \
                 saved_protocol(self.other)["trials"] != (trials or space.budget.num_samples):
             return False
-        if not self._same(space.model_dump(mode="json"), load_space(theirs / "space.yaml").model_dump(mode="json")):
+        floor = {k: getattr(space.base.train, k) for k in REDRAW if f"train.{k}" not in space.params}
+        ours, searched = space.model_dump(mode="json"), load_space(theirs / "space.yaml").model_dump(mode="json")
+        for view in (ours, searched):
+            view["base"]["train"].update(dict.fromkeys(floor))
+        if not self._same(ours, searched):
             return False
         best = _swap(RunConfig.from_yaml(theirs / "best.yaml").model_dump(mode="json", exclude={"provenance"}),
                      f"{self.other}/", f"{self.out}/")
+        best["train"].update(floor)
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write_text(folder / "space.yaml", space.dump_yaml())
         atomic_write_text(folder / REUSED, json.dumps({"from": str(theirs)}, indent=1))

@@ -120,6 +120,14 @@ def test_a_search_is_reused_only_with_the_same_space_and_budget(tmp_path):
     assert best.distill.alpha == 0.37 and best.data == spaces[b].base.data  # this table's notes, its test split
     assert json.loads((b / "pair" / "search" / REUSED).read_text()) == {"from": str(ran)}
     assert reuse.record() == {"from": str(a), "runs": 0, "searches": 1}
+    # trials are never redrawn, so another redraw floor is the same search, its best config trained under the new one
+    floored = spaces[b].model_copy(update={"base": spaces[b].base.with_overrides({"train.restart_floor": 0.68,
+                                                                                  "train.restarts": 4})})
+    assert Reuse(a, b).search(floored, b / "pair" / "search_floored", 3) is False  # nothing ran there in A
+    shutil.copytree(ran, a / "pair" / "search_floored")
+    assert Reuse(a, b).search(floored, b / "pair" / "search_floored", 3)
+    best = RunConfig.from_yaml(b / "pair" / "search_floored" / "best.yaml")
+    assert (best.train.restart_floor, best.train.restarts, best.distill.alpha) == (0.68, 4, 0.37)
 
 
 def test_reuse_refuses_itself_a_non_table_and_other_stand_ins(tmp_path):
