@@ -442,6 +442,24 @@ def test_cli_parses_pairs_in_both_spellings_and_checks_the_curve():
         parse_curve("20,600")
 
 
+def test_cli_reuse_reads_each_profiles_own_earlier_table(tmp_path, monkeypatch):
+    """`--reuse OTHER` with several profiles takes OTHER/<profile> for each, like --out; with one, OTHER itself."""
+    from dsgkd.cli import table as cli_table
+    from dsgkd.cli.main import main
+
+    handed = []
+    monkeypatch.setattr(cli_table, "run_one", lambda args, out, profile, results, reuse=None:
+                        handed.append((out, profile, reuse)))
+    monkeypatch.setattr("dsgkd.experiments.table_render.write_worlds_report", lambda outs, results: "")
+    monkeypatch.setattr(cli_table, "_ran", lambda out: out)
+    assert main(["table", "--profile", "positive,negative", "--out", str(tmp_path / "new"),
+                 "--reuse", str(tmp_path / "old")]) == 0
+    assert handed == [(tmp_path / "new" / p, p, tmp_path / "old" / p) for p in ("positive", "negative")]
+    handed.clear()
+    assert main(["table", "--profile", "positive", "--out", str(tmp_path / "one"), "--reuse", str(tmp_path / "old")]) == 0
+    assert handed == [(tmp_path / "one", "positive", tmp_path / "old")]
+
+
 def test_render_reports_a_missing_held_out_column_and_the_reference_check(tmp_path):
     y, runs = _fake_pair(tmp_path, QUALITY, seeds=tuple(range(8)))
     pairs = {"a>b": {**stats.summarise_pair(y, runs, PAIRED, held_out=None, n_boot=200),
