@@ -9,7 +9,9 @@ config is this one's with OTHER's folder in place of this table's folder, and ev
 the config names for training (the training, validation and transfer notes, the mined lexicon) holds the same
 bytes in both; the test split is the one thing allowed to differ. Such a run is copied and rescored
 (`pipeline.rescore.rescore_run`), a search whose space and trial budget are the same likewise keeps OTHER's
-exported best config. Anything else trains as usual. The stand-ins must be the same builds in both tables.
+exported best config. A run trained under another redraw floor counts where its recorded draws show the new floor
+would have stopped at the same draw (`same_draws`). Anything else trains as usual. The stand-ins must be the same
+builds in both tables.
 """
 from __future__ import annotations
 
@@ -59,8 +61,8 @@ class Reuse:
         ours, trained = resolve_run(cfg).cfg.model_dump(mode="json"), RunConfig.from_yaml(theirs / "config.yaml")
         draws = json.loads((theirs / "metrics.json").read_text(encoding="utf-8")).get("draws")
         if draws and same_draws(draws, cfg.train.restart_floor, cfg.train.restarts):
-            floor = {"restart_floor": trained.train.restart_floor, "restarts": trained.train.restarts}
-            ours = {**ours, "train": {**ours["train"], **floor}}  # another floor that would keep the same draw
+            kept = {k: getattr(trained.train, k) for k in REDRAW}  # another floor that would keep the same draw
+            ours = {**ours, "train": {**ours["train"], **kept}}
         return theirs if self._same(ours, trained.model_dump(mode="json")) else None
 
     def search(self, space, folder: Path, trials: int | None) -> bool:
