@@ -85,10 +85,18 @@ def test_a_run_is_not_reused_when_its_training_would_differ(trained, tmp_path):
     c = _table(tmp_path / "c", test_seed=33)
     write_table(generate_notes(160, seed=9), c / "data" / "train.csv")  # the same path, other training notes
     assert Reuse(a, c).source(_cfg(c), c / "pair" / "searched" / "seed_0") is None
-    # a file only one config names inside its table (a lexicon beside the notes) is compared by its bytes too
-    lexicon = {"distill.selector": f"lexicon:{b / 'data' / 'lexicon.txt'}"}
-    (b / "data" / "lexicon.txt").write_text("sepsis\n")
-    assert Reuse(a, b).source(_cfg(b, **lexicon), folder) is None
+
+
+def test_a_file_a_config_names_inside_its_table_is_compared_by_its_bytes(tmp_path):
+    """The mined lexicon sits beside the notes: two configs naming it are the same run only if its bytes agree."""
+    a, b = _table(tmp_path / "a", test_seed=3), _table(tmp_path / "b", test_seed=33)
+    views = [_cfg(t, **{"distill.selector": f"lexicon:{t / 'data' / 'lexicon.txt'}"}).model_dump(mode="json")
+             for t in (b, a)]
+    for t in (a, b):
+        (t / "data" / "lexicon.txt").write_text("sepsis\n")
+    assert Reuse(a, b)._same(*views)
+    (b / "data" / "lexicon.txt").write_text("sepsis\nmeningitis\n")
+    assert not Reuse(a, b)._same(*views)
 
 
 def test_an_unfinished_or_modelless_run_is_not_a_source(trained, tmp_path):
